@@ -1,0 +1,120 @@
+// One registry of error codes. Every failure Hangar reports carries one of these codes; the HTTP status and the
+// CLI exit code are derived here and nowhere else. Codes are stable: add new ones, never rename.
+
+export interface ErrorSpec {
+  /** HTTP status the API answers with. */
+  readonly http: number;
+  /** One line that explains the code to a human. */
+  readonly summary: string;
+}
+
+export const ERRORS = {
+  // ---- generic / input
+  INVALID_ARGUMENT: { http: 400, summary: 'A value failed validation' },
+  UNKNOWN_FIELD: { http: 400, summary: 'The request has a field that is not part of the schema' },
+  PAYLOAD_TOO_LARGE: { http: 413, summary: 'The request body is larger than allowed' },
+  NOT_FOUND: { http: 404, summary: 'No such resource' },
+  CONFLICT: { http: 409, summary: 'The resource is in a state that does not allow this' },
+  INTERNAL: { http: 500, summary: 'An unexpected internal error' },
+  CANCELLED: { http: 499, summary: 'The operation was interrupted' },
+
+  // ---- host
+  NOT_ROOT: { http: 500, summary: 'This operation needs root privileges' },
+  MISSING_HOST_TOOLS: { http: 500, summary: 'Host tools are missing' },
+  NO_DISK_SPACE: { http: 507, summary: 'Not enough free disk space' },
+  COMMAND_FAILED: { http: 500, summary: 'A host command failed' },
+  COMMAND_TIMEOUT: { http: 504, summary: 'A host command did not finish in time' },
+  NO_APT_MIRROR: { http: 500, summary: 'No Debian mirror found in the apt sources' },
+
+  // ---- kernel
+  KERNEL_UNREADABLE: { http: 422, summary: 'The kernel or config cannot be read' },
+  KERNEL_LINT_FAILED: { http: 422, summary: 'The kernel failed the lint for its target VMM' },
+  KERNEL_BUILD_FAILED: { http: 500, summary: 'The guest kernel build failed' },
+  KERNEL_OPTION_DROPPED: { http: 500, summary: 'A required kernel option did not survive configuration' },
+  BOOT_ARGS_INVALID: { http: 400, summary: 'A boot argument value is invalid or unsafe' },
+
+  // ---- image
+  IMAGE_NOT_FOUND: { http: 404, summary: 'No such image' },
+  IMAGE_INVALID: { http: 422, summary: 'The image is incomplete or does not match its manifest' },
+  IMAGE_BUILD_FAILED: { http: 500, summary: 'The image build failed' },
+  IMAGE_BUILD_LOCKED: { http: 409, summary: 'Another build of the same image is running' },
+
+  // ---- vmm
+  VMM_NOT_AVAILABLE: { http: 503, summary: 'The VMM binary is not available on this host' },
+  VMM_START_FAILED: { http: 500, summary: 'The VMM process failed to start' },
+  VMM_API_ERROR: { http: 502, summary: 'The VMM rejected a request' },
+  VMM_NOT_ALLOWED_IN_STATE: { http: 409, summary: 'The VMM does not allow this action in its current state' },
+  VMM_CRASHED: { http: 500, summary: 'The VMM process exited unexpectedly' },
+  QMP_ERROR: { http: 502, summary: 'QEMU QMP returned an error' },
+  ACCEL_UNAVAILABLE: { http: 503, summary: 'The requested accelerator cannot be used here' },
+
+  // ---- network
+  NET_POOL_EXHAUSTED: { http: 503, summary: 'No free address in the network pool' },
+  NET_SETUP_FAILED: { http: 500, summary: 'Host network setup failed' },
+  NET_INVALID_CONFIG: { http: 400, summary: 'The network configuration is invalid' },
+
+  // ---- vm
+  VM_NOT_FOUND: { http: 404, summary: 'No such VM' },
+  VM_INVALID_STATE: { http: 409, summary: 'The VM is not in a state that allows this' },
+  VM_BOOT_TIMEOUT: { http: 504, summary: 'The VM did not become ready in time' },
+  VM_NAME_TAKEN: { http: 409, summary: 'A VM with this name exists' },
+  VM_LIMIT_REACHED: { http: 503, summary: 'The host runs as many VMs as allowed' },
+
+  // ---- store
+  STORE_ERROR: { http: 500, summary: 'The state database failed' },
+
+  // ---- api / auth
+  UNAUTHORIZED: { http: 401, summary: 'Missing or invalid credentials' },
+  FORBIDDEN: { http: 403, summary: 'Credentials do not grant access to this resource' },
+  RATE_LIMITED: { http: 429, summary: 'Too many requests' },
+
+  // ---- desktop
+  VIEWER_TOKEN_INVALID: { http: 401, summary: 'The viewer token is missing, expired, tampered or for another VM' },
+  VIEWER_LIMIT: { http: 429, summary: 'The VM has as many viewers as allowed' },
+  VM_UNREACHABLE: { http: 502, summary: 'The VM desktop does not answer' },
+
+  // ---- snapshot
+  SNAPSHOT_NOT_FOUND: { http: 404, summary: 'No such snapshot' },
+  SNAPSHOT_FAILED: { http: 500, summary: 'Taking or restoring a snapshot failed' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class HangarError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'HangarError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get httpStatus(): number {
+    return ERRORS[this.code].http;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details: Readonly<Record<string, unknown>> } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isHangarError(e: unknown, code?: ErrorCode): e is HangarError {
+  return e instanceof HangarError && (code === undefined || e.code === code);
+}
+
+/** Wraps anything thrown into a HangarError, keeping the original as the cause. */
+export function toHangarError(e: unknown, fallback: ErrorCode = 'INTERNAL'): HangarError {
+  if (e instanceof HangarError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new HangarError(fallback, message, {}, { cause: e });
+}
+
+/** CLI exit codes: 0 ok, 1 a finding/check failed (lint, doctor), 2 bad input/unreadable, 3 host problem, 4 other. */
+export function exitCodeOf(code: ErrorCode): number {
+  const status = ERRORS[code].http;
+  if (code === 'KERNEL_UNREADABLE' || status === 400 || status === 404 || status === 413) return 2;
+  if (code === 'NOT_ROOT' || code === 'MISSING_HOST_TOOLS' || code === 'NO_DISK_SPACE') return 3;
+  return 4;
+}

@@ -1,0 +1,10 @@
+// What the host and the guest agree on. The guest init (src/image/guest/) prints these on the serial console.
+
+/** Printed once on the console, only after the VNC server accepts TCP connections. */
+export const READY_MARKER = 'HANGAR-READY';
+/** Printed when the init starts, so boot phases can be timed from the console. */
+export const INIT_MARKER = 'HANGAR-INIT';
+/** The guest's VNC (RFB) port. */
+export const VNC_PORT = 5900;
+/** Path of the init inside the rootfs, passed as init= on the kernel command line. */
+export const GUEST_INIT_PATH = '/sbin/hangar-init';

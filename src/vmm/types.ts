@@ -1,0 +1,31 @@
+// What every VMM driver is given and reports. Drivers differ in how they start a machine, not in what it is.
+
+export type VmmKind = 'qemu' | 'firecracker';
+
+export interface MachineSpec {
+  /** Hangar's VM id (validated name). */
+  id: string;
+  kernelPath: string;
+  /** The VM's own writable root disk (raw ext4). */
+  rootfsPath: string;
+  /** Full kernel command line, built by src/kernel/bootargs.ts. */
+  bootArgs: string;
+  vcpus: number;
+  memMiB: number;
+  /** Host TAP and guest MAC; absent means no network device. */
+  net?: { tap: string; mac: string };
+  /** Serial console is written here. */
+  consoleLogPath: string;
+  /** Per-VM directory for sockets and pidfile. */
+  runDir: string;
+  /** Run the VMM inside this network namespace (netns mode). */
+  netns?: string;
+}
+
+export interface ProcessExit {
+  code: number | null;
+  signal: string | null;
+  /** Who ended it: 'hangar' (stop/destroy), 'guest' (shutdown/panic), 'unknown' (crash or outside kill). */
+  by: 'hangar' | 'guest' | 'unknown';
+  at: string;
+}
