@@ -60,6 +60,9 @@ export const ERRORS = {
   VM_NAME_TAKEN: { http: 409, summary: 'A VM with this name exists' },
   VM_LIMIT_REACHED: { http: 503, summary: 'The host runs as many VMs as allowed' },
 
+  // ---- doctor / diagnostics
+  CONSOLE_UNREADABLE: { http: 422, summary: 'The console log cannot be read' },
+
   // ---- store
   STORE_ERROR: { http: 500, summary: 'The state database failed' },
 
@@ -114,7 +117,7 @@ export function toHangarError(e: unknown, fallback: ErrorCode = 'INTERNAL'): Han
 /** CLI exit codes: 0 ok, 1 a finding/check failed (lint, doctor), 2 bad input/unreadable, 3 host problem, 4 other. */
 export function exitCodeOf(code: ErrorCode): number {
   const status = ERRORS[code].http;
-  if (code === 'KERNEL_UNREADABLE' || status === 400 || status === 404 || status === 413) return 2;
+  if (code === 'KERNEL_UNREADABLE' || code === 'CONSOLE_UNREADABLE' || status === 400 || status === 404 || status === 413) return 2;
   if (code === 'NOT_ROOT' || code === 'MISSING_HOST_TOOLS' || code === 'NO_DISK_SPACE') return 3;
   return 4;
 }

@@ -18,6 +18,8 @@ export interface RunOptions {
   onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
   /** Maximum bytes kept of each stream (the tail is kept). */
   maxBuffer?: number;
+  /** Aborting kills the whole process group (an interrupted image build must not leave make/debootstrap behind). */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -67,6 +69,12 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
           setTimeout(() => killGroup(child.pid, 'SIGKILL'), 2000).unref();
         }, opts.timeoutMs)
       : undefined;
+    const onAbort = (): void => {
+      killGroup(child.pid, 'SIGTERM');
+      setTimeout(() => killGroup(child.pid, 'SIGKILL'), 2000).unref();
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
     child.on('error', (e: NodeJS.ErrnoException) => {
       if (timer) clearTimeout(timer);
       const code = e.code === 'ENOENT' ? 'MISSING_HOST_TOOLS' : 'COMMAND_FAILED';
@@ -74,6 +82,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     });
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
       const result: RunResult = {
         command: [file, ...argv],
         code,
