@@ -1,0 +1,199 @@
+// Pure builders for the requests Hangar sends, one per resource. Each validates its input before anything is sent
+// (Firecracker's own limits where the definition states them) and shapes the body for the target API version.
+import { isAbsolute, normalize } from 'node:path';
+import { HangarError } from '../../errors.js';
+import { MAX_BOOT_ARGS_LENGTH } from '../../kernel/bootargs.js';
+import type { FirecrackerAction } from './actions.js';
+import type { LogLevel, NetworkOverride, SnapshotLoadParams, SnapshotType } from './api-types.js';
+import { LOG_LEVELS, SNAPSHOT_TYPES } from './api-types.js';
+import { hasField, requireField } from './version.js';
+import type { ApiVersion } from './version.js';
+
+export const ROOT_DRIVE_ID = 'rootfs';
+export const NET_IFACE_ID = 'eth0';
+/** machine-config.vcpu_count range in the definition. */
+export const MAX_VCPUS = 32;
+
+const ID_RE = /^[A-Za-z0-9_]{1,64}$/;
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+function invalid(field: string, message: string, extra: Record<string, unknown> = {}): HangarError {
+  return new HangarError('INVALID_ARGUMENT', `${field} ${message}`, { field, ...extra });
+}
+
+/** Paths go to another process (maybe in a jail): they must be absolute and free of control characters. */
+export function absPath(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !isAbsolute(value) || value.length > 4096 || /[\0\n\r]/.test(value)) {
+    throw invalid(field, `must be an absolute path without control characters (got ${JSON.stringify(value)})`);
+  }
+  return normalize(value);
+}
+
+function int(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(field, `must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`, { min, max });
+  }
+  return value;
+}
+
+export function deviceId(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !ID_RE.test(value)) throw invalid(field, `must match ${ID_RE} (got ${JSON.stringify(value)})`);
+  return value;
+}
+
+export function tapName(value: unknown, field = 'net.tap'): string {
+  if (typeof value !== 'string' || !IFNAME_RE.test(value)) {
+    throw invalid(field, `must be a Linux interface name of 1–15 characters [A-Za-z0-9_.-] (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+/** A unicast MAC in aa:bb:cc:dd:ee:ff form (a multicast guest MAC gets no unicast traffic). */
+export function guestMac(value: unknown, field = 'net.mac'): string {
+  if (typeof value !== 'string' || !MAC_RE.test(value)) throw invalid(field, `must look like 02:00:00:00:00:01 (got ${JSON.stringify(value)})`);
+  if (parseInt(value.slice(0, 2), 16) & 1) throw invalid(field, `is a multicast address (${value}); the first octet must be even`);
+  return value.toLowerCase();
+}
+
+export function loggerRequest(logPath: string, level: LogLevel = 'Info'): FirecrackerAction {
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw invalid('logger.level', `must be one of ${LOG_LEVELS.join(', ')}`);
+  return { kind: 'put-logger', body: { log_path: absPath(logPath, 'logger.log_path'), level, show_level: true, show_log_origin: false } };
+}
+
+export interface MachineInput {
+  vcpus: number;
+  memMiB: number;
+  smt?: boolean;
+  trackDirtyPages?: boolean;
+  hugePages2M?: boolean;
+}
+
+export function machineConfigRequest(m: MachineInput): FirecrackerAction {
+  const vcpus = int(m.vcpus, 'vcpus', 1, MAX_VCPUS);
+  if (m.smt && vcpus !== 1 && vcpus % 2 !== 0) throw invalid('vcpus', `must be 1 or even when SMT is on (got ${vcpus})`);
+  const mem = int(m.memMiB, 'memMiB', 1, 1024 * 1024);
+  if (m.hugePages2M && mem % 2 !== 0) throw invalid('memMiB', `must be a multiple of 2 with 2M huge pages (got ${mem})`);
+  return {
+    kind: 'put-machine-config',
+    body: {
+      vcpu_count: vcpus,
+      mem_size_mib: mem,
+      smt: m.smt ?? false,
+      track_dirty_pages: m.trackDirtyPages ?? false,
+      ...(m.hugePages2M ? { huge_pages: '2M' as const } : {}),
+    },
+  };
+}
+
+export function bootSourceRequest(kernelPath: string, bootArgs: string): FirecrackerAction {
+  if (typeof bootArgs !== 'string' || /[\0\n\r]/.test(bootArgs)) {
+    throw new HangarError('BOOT_ARGS_INVALID', 'boot arguments must be one line without NUL', { field: 'bootArgs' });
+  }
+  // Firecracker appends a virtio_mmio.device= entry per device to the same 2048-byte command line.
+  const bytes = Buffer.byteLength(bootArgs);
+  if (bytes > MAX_BOOT_ARGS_LENGTH) {
+    throw new HangarError('BOOT_ARGS_INVALID', `boot arguments are ${bytes} bytes; at most ${MAX_BOOT_ARGS_LENGTH} leaves room for the device entries Firecracker appends`, {
+      field: 'bootArgs', bytes,
+    });
+  }
+  return { kind: 'put-boot-source', body: { kernel_image_path: absPath(kernelPath, 'kernelPath'), boot_args: bootArgs } };
+}
+
+export function rootDriveRequest(rootfsPath: string, opts: { readOnly?: boolean } = {}): FirecrackerAction {
+  return {
+    kind: 'put-drive',
+    body: { drive_id: ROOT_DRIVE_ID, path_on_host: absPath(rootfsPath, 'rootfsPath'), is_root_device: true, is_read_only: opts.readOnly ?? false },
+  };
+}
+
+export function networkInterfaceRequest(net: { tap: string; mac: string }, api: ApiVersion, opts: { ifaceId?: string; mtu?: number } = {}): FirecrackerAction {
+  const body = {
+    iface_id: deviceId(opts.ifaceId ?? NET_IFACE_ID, 'ifaceId'),
+    host_dev_name: tapName(net.tap),
+    guest_mac: guestMac(net.mac),
+  };
+  if (opts.mtu === undefined) return { kind: 'put-network-interface', body };
+  requireField(api, 'network-interface.mtu');
+  return { kind: 'put-network-interface', body: { ...body, mtu: int(opts.mtu, 'mtu', 68, 65535) } };
+}
+
+export function pauseRequest(): FirecrackerAction {
+  return { kind: 'patch-vm', state: 'Paused' };
+}
+
+export function resumeRequest(): FirecrackerAction {
+  return { kind: 'patch-vm', state: 'Resumed' };
+}
+
+export function snapshotCreateRequest(p: { snapshotPath: string; memFilePath: string; type?: SnapshotType }): FirecrackerAction {
+  const type = p.type ?? 'Full';
+  if (!(SNAPSHOT_TYPES as readonly string[]).includes(type)) throw invalid('type', `must be one of ${SNAPSHOT_TYPES.join(', ')}`);
+  const snapshot_path = absPath(p.snapshotPath, 'snapshotPath');
+  const mem_file_path = absPath(p.memFilePath, 'memFilePath');
+  if (snapshot_path === mem_file_path) throw invalid('memFilePath', 'must differ from snapshotPath');
+  return { kind: 'snapshot-create', body: { snapshot_path, mem_file_path, snapshot_type: type } };
+}
+
+export interface SnapshotLoadInput {
+  snapshotPath: string;
+  memFilePath: string;
+  resume?: boolean;
+  trackDirtyPages?: boolean;
+  /** Restore onto other TAPs (since 1.13.1). iface defaults to eth0. */
+  networkOverrides?: { ifaceId?: string; tap: string }[];
+  /** Advance the guest clock by the time spent snapshotted (since 1.16.1, x86_64). */
+  clockRealtime?: boolean;
+}
+
+export function snapshotLoadRequest(p: SnapshotLoadInput, api: ApiVersion): FirecrackerAction {
+  const body: SnapshotLoadParams = {
+    snapshot_path: absPath(p.snapshotPath, 'snapshotPath'),
+    mem_backend: { backend_type: 'File', backend_path: absPath(p.memFilePath, 'memFilePath') },
+    resume_vm: p.resume ?? false,
+  };
+  if (p.trackDirtyPages !== undefined) {
+    // Renamed in 1.13.1; the old name stays accepted but deprecated, so send the one the target documents.
+    if (hasField(api, 'snapshot-load.track_dirty_pages')) body.track_dirty_pages = p.trackDirtyPages;
+    else body.enable_diff_snapshots = p.trackDirtyPages;
+  }
+  if (p.networkOverrides?.length) {
+    requireField(api, 'snapshot-load.network_overrides');
+    body.network_overrides = p.networkOverrides.map((o, i): NetworkOverride => ({
+      iface_id: deviceId(o.ifaceId ?? NET_IFACE_ID, `networkOverrides[${i}].ifaceId`),
+      host_dev_name: tapName(o.tap, `networkOverrides[${i}].tap`),
+    }));
+  }
+  if (p.clockRealtime !== undefined) {
+    requireField(api, 'snapshot-load.clock_realtime');
+    body.clock_realtime = p.clockRealtime;
+  }
+  return { kind: 'snapshot-load', body };
+}
+
+/** The paths a spec names, as the Firecracker process sees them (different inside a jailer chroot). */
+export interface BootPaths {
+  kernelPath: string;
+  rootfsPath: string;
+  logPath: string;
+}
+
+export interface BootInput {
+  vcpus: number;
+  memMiB: number;
+  bootArgs: string;
+  net?: { tap: string; mac: string };
+}
+
+/** The whole cold-boot conversation, in Firecracker's required order, ending with InstanceStart. Pure. */
+export function bootSequence(m: BootInput, paths: BootPaths, api: ApiVersion, opts: { logLevel?: LogLevel; mtu?: number } = {}): FirecrackerAction[] {
+  const actions: FirecrackerAction[] = [
+    loggerRequest(paths.logPath, opts.logLevel),
+    machineConfigRequest({ vcpus: m.vcpus, memMiB: m.memMiB }),
+    bootSourceRequest(paths.kernelPath, m.bootArgs),
+    rootDriveRequest(paths.rootfsPath),
+  ];
+  if (m.net) actions.push(networkInterfaceRequest(m.net, api, opts.mtu === undefined ? {} : { mtu: opts.mtu }));
+  actions.push({ kind: 'instance-start' });
+  return actions;
+}
