@@ -25,6 +25,8 @@ export interface VmmHandle {
   stop(opts?: { graceMs?: number }): Promise<ProcessExit>;
   /** Resolves when the VMM process ends, however it ends (detected within 2 s). */
   readonly exited: Promise<ProcessExit>;
+  /** Stops watching without stopping the VMM (controller shutdown: the VM keeps running and is adopted later). */
+  release?(): void;
 }
 
 export interface VmmDriver {

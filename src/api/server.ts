@@ -1,0 +1,88 @@
+// The HTTP server: registers the route table, authenticates, and maps every error to HTTP in one place.
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { ERRORS, HangarError, toHangarError, type ErrorCode } from '../errors.js';
+import { bearer, tokenMatches } from './auth.js';
+import { buildOpenApi } from './openapi.js';
+import type { ApiContext, ApiRoute } from './routes.js';
+import { coreRoutes } from './core-routes.js';
+
+export interface ServerOptions {
+  /** Extra route modules (desktop bridge, doctor, snapshots). */
+  extraRoutes?: (ctx: ApiContext) => ApiRoute[];
+  /** pino logger options; false for none. */
+  logger?: FastifyServerOptions['logger'];
+  bodyLimit?: number;
+}
+
+/** Strips secrets from a URL before it is logged (viewer tokens travel in the query string). */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&](?:token|access_token)=)[^&#]*/gi, '$1[REDACTED]');
+}
+
+/** Maps any thrown value to a stable code, HTTP status and body. The one place errors become HTTP. */
+export function httpError(e: unknown): { status: number; body: { error: { code: ErrorCode; message: string; details: Record<string, unknown> } } } {
+  const fe = e as FastifyError & { validation?: { keyword: string; params?: Record<string, unknown>; instancePath?: string }[]; validationContext?: string };
+  let err: HangarError;
+  if (fe && Array.isArray(fe.validation)) {
+    const unknown = fe.validation.find((v) => v.keyword === 'additionalProperties');
+    err = unknown
+      ? new HangarError('UNKNOWN_FIELD', `unknown field '${String(unknown.params?.additionalProperty)}' in ${fe.validationContext ?? 'request'}`, { field: unknown.params?.additionalProperty })
+      : new HangarError('INVALID_ARGUMENT', fe.message, { validation: fe.validation.map((v) => ({ keyword: v.keyword, path: v.instancePath })) });
+  } else if (fe?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    err = new HangarError('PAYLOAD_TOO_LARGE', fe.message);
+  } else if (fe?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || fe?.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (fe?.statusCode === 400 && !(e instanceof HangarError))) {
+    err = new HangarError('INVALID_ARGUMENT', fe.message);
+  } else {
+    err = toHangarError(e);
+  }
+  return { status: ERRORS[err.code].http, body: { error: { code: err.code, message: err.message, details: { ...err.details } } } };
+}
+
+export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: opts.bodyLimit ?? 16 * 1024,
+    genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' && /^[\w-]{1,64}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : randomUUID()),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
+
+  const routes = [...coreRoutes(ctx), ...(opts.extraRoutes?.(ctx) ?? [])];
+  const doc = buildOpenApi(routes);
+
+  app.addHook('onRequest', async (req) => {
+    const auth = (req.routeOptions.config as { auth?: ApiRoute['auth'] } | undefined)?.auth ?? 'bearer';
+    if (auth !== 'bearer') return;
+    if (!tokenMatches(bearer(req.headers.authorization), ctx.token)) {
+      throw new HangarError('UNAUTHORIZED', 'a valid bearer token is required (Authorization: Bearer …)');
+    }
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    reply.header('x-request-id', req.id);
+    return payload;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    ctx.metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: `${String(reply.statusCode)[0]}xx` });
+  });
+
+  app.setErrorHandler((e, req, reply) => {
+    const { status, body } = httpError(e);
+    ctx.metrics.errors.inc({ code: body.error.code });
+    if (status >= 500) req.log.error({ err: e, code: body.error.code }, body.error.message);
+    else req.log.info({ code: body.error.code }, body.error.message);
+    return reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    ctx.metrics.errors.inc({ code: 'NOT_FOUND' });
+    return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${redactUrl(req.url)}`, details: {} } });
+  });
+
+  for (const r of routes) {
+    if (r.websocket) continue; // upgraded by the desktop bridge on the raw server
+    app.route({ method: r.method, url: r.url, schema: r.schema, config: { auth: r.auth }, handler: r.handler });
+  }
+  app.route({ method: 'GET', url: '/openapi.json', config: { auth: 'bearer' }, handler: () => doc });
+  return app;
+}
+
+export { buildOpenApi };

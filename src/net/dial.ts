@@ -1,0 +1,97 @@
+// Reaching a VM's TCP port from "the host side". In production the controller runs in the root namespace and
+// connects directly (bridge mode, or netns mode through the veth route). When the host side is itself a
+// namespace (cfg.hostNetns: shared machines and tests, where the root namespace's network must not be touched)
+// and the controller is not inside it, each connection goes through a small relay process started in that
+// namespace: same path for the bytes (host side → veth → VM), one extra process per connection.
+import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { HangarError } from '../errors.js';
+import type { NetConfig } from './config.js';
+
+export interface Dialer {
+  /** Connects to host:port; resolves once the TCP connection is established. */
+  connect(host: string, port: number, timeoutMs?: number): Promise<Duplex>;
+  /** How connections are made, for /v1/host and doctor. */
+  readonly via: 'direct' | 'relay';
+}
+
+/** True when this process already lives in the named namespace (compare namespace inodes). */
+export function inNetns(name: string): boolean {
+  try {
+    const self = statSync('/proc/self/ns/net');
+    const ns = statSync(`/run/netns/${name}`);
+    return self.ino === ns.ino && self.dev === ns.dev;
+  } catch {
+    return false;
+  }
+}
+
+function directConnect(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port, noDelay: true });
+    const timer = setTimeout(() => { s.destroy(); reject(new HangarError('VM_UNREACHABLE', `${host}:${port} did not answer within ${timeoutMs} ms`, { host, port })); }, timeoutMs);
+    s.once('connect', () => { clearTimeout(timer); resolve(s); });
+    s.once('error', (e) => { clearTimeout(timer); reject(new HangarError('VM_UNREACHABLE', `${host}:${port}: ${e.message}`, { host, port }, { cause: e })); });
+  });
+}
+
+// Runs inside the namespace: pipes stdin/stdout to the TCP connection; says "connected" on stderr once it is.
+const RELAY = `
+const [host, port] = process.argv.slice(1);
+const s = require('node:net').connect({ host, port: Number(port), noDelay: true });
+s.once('connect', () => { process.stderr.write('connected\\n'); process.stdin.pipe(s); s.pipe(process.stdout); });
+s.once('error', (e) => { process.stderr.write('error ' + e.message + '\\n'); process.exit(1); });
+s.once('close', () => process.exit(0));
+process.stdin.once('end', () => s.end());`;
+
+function relayConnect(netns: string, host: string, port: number, timeoutMs: number): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '-e', RELAY, host, String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let err = '';
+    let settled = false;
+    const fail = (msg: string): void => {
+      if (settled) return;
+      settled = true;
+      child.kill('SIGKILL');
+      reject(new HangarError('VM_UNREACHABLE', `${host}:${port} from ${netns}: ${msg}`, { host, port, netns }));
+    };
+    const timer = setTimeout(() => fail(`no connection within ${timeoutMs} ms`), timeoutMs);
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+      if (!settled && err.includes('connected\n')) {
+        settled = true;
+        clearTimeout(timer);
+        const duplex = Duplex.from({ readable: child.stdout, writable: child.stdin });
+        duplex.on('close', () => child.kill('SIGTERM'));
+        resolve(duplex);
+      }
+    });
+    child.once('exit', () => { clearTimeout(timer); fail(err.trim() || 'relay exited'); });
+    child.once('error', (e) => { clearTimeout(timer); fail(e.message); });
+  });
+}
+
+export function createDialer(cfg: Pick<NetConfig, 'hostNetns'>): Dialer {
+  const ns = cfg.hostNetns;
+  if (ns && !inNetns(ns)) {
+    return { via: 'relay', connect: (host, port, timeoutMs = 5000) => relayConnect(ns, host, port, timeoutMs) };
+  }
+  return { via: 'direct', connect: (host, port, timeoutMs = 5000) => directConnect(host, port, timeoutMs) };
+}
+
+/** Connects and reads the first bytes the server sends (the RFB banner), then closes. */
+export async function readBanner(dialer: Dialer, host: string, port: number, timeoutMs = 5000): Promise<string> {
+  const s = await dialer.connect(host, port, timeoutMs);
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new HangarError('VM_UNREACHABLE', `${host}:${port} sent nothing within ${timeoutMs} ms`, { host, port })), timeoutMs);
+      s.once('data', (d: Buffer) => { clearTimeout(timer); resolve(d.toString('latin1')); });
+      s.once('error', (e) => { clearTimeout(timer); reject(new HangarError('VM_UNREACHABLE', e.message, { host, port })); });
+      s.once('end', () => { clearTimeout(timer); reject(new HangarError('VM_UNREACHABLE', `${host}:${port} closed without a banner`, { host, port })); });
+    });
+  } finally {
+    s.destroy();
+  }
+}
