@@ -70,6 +70,7 @@ export const ERRORS = {
   UNAUTHORIZED: { http: 401, summary: 'Missing or invalid credentials' },
   FORBIDDEN: { http: 403, summary: 'Credentials do not grant access to this resource' },
   RATE_LIMITED: { http: 429, summary: 'Too many requests' },
+  CONTROLLER_UNREACHABLE: { http: 503, summary: 'The controller does not answer' },
 
   // ---- desktop
   VIEWER_TOKEN_INVALID: { http: 401, summary: 'The viewer token is missing, expired, tampered or for another VM' },
@@ -114,10 +115,12 @@ export function toHangarError(e: unknown, fallback: ErrorCode = 'INTERNAL'): Han
   return new HangarError(fallback, message, {}, { cause: e });
 }
 
-/** CLI exit codes: 0 ok, 1 a finding/check failed (lint, doctor), 2 bad input/unreadable, 3 host problem, 4 other. */
+/** CLI exit codes: 0 ok, 1 a finding/check failed (lint, doctor, a VM that failed), 2 bad input/not found/unreadable,
+ * 3 host problem, 4 other error, 5 the controller does not answer. */
 export function exitCodeOf(code: ErrorCode): number {
   const status = ERRORS[code].http;
   if (code === 'KERNEL_UNREADABLE' || code === 'CONSOLE_UNREADABLE' || status === 400 || status === 404 || status === 413) return 2;
   if (code === 'NOT_ROOT' || code === 'MISSING_HOST_TOOLS' || code === 'NO_DISK_SPACE') return 3;
+  if (code === 'CONTROLLER_UNREACHABLE') return 5;
   return 4;
 }

@@ -1,0 +1,144 @@
+// The QEMU command line for a MachineSpec: pure, no host access. The binary is not part of the result.
+//
+// Escaping, verified against QEMU 7.2: values inside an option string (-drive file=, -chardev path=) are split at
+// commas, so a comma in a path is doubled (",,"); '=' is harmless after an explicit key. -kernel, -append and
+// -pidfile take their argument literally and must NOT be escaped. That is why the serial console and the QMP
+// socket are given as explicit `-chardev ...,path=` options rather than `-serial file:P` / `-qmp unix:P`: the
+// short forms parse differently (unix:P treats a '=' in P as a key) and would need their own rules.
+import { Buffer } from 'node:buffer';
+import { HangarError } from '../../errors.js';
+import { isIfname } from '../../net/config.js';
+import { validInt, validName } from '../../util/validate.js';
+import type { MachineSpec } from '../types.js';
+import type { Accel } from '../accel.js';
+
+export interface QemuArgvOptions {
+  accel: Accel;
+  qmpSocket: string;
+  pidFile?: string;
+  /** Migration source to wait for (e.g. "defer", "exec:cat FILE"); the VM starts paused. */
+  incoming?: string;
+}
+
+/** The machine type: microvm without ACPI or option ROMs (same virtio-mmio device model as Firecracker). */
+export const MICROVM_MACHINE = 'microvm,acpi=off,x-option-roms=off,rtc=on';
+/** x86 COMMAND_LINE_SIZE. QEMU appends one virtio_mmio.device=... (~35 bytes) per device to the command line. */
+const CMDLINE_MAX = 2048;
+const CMDLINE_RESERVE_PER_DEVICE = 64;
+/** sun_path is 108 bytes including the terminating NUL. */
+const UNIX_PATH_MAX = 107;
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+const INCOMING_RE = /^(defer|(exec|unix|tcp|fd):.+)$/s;
+
+function invalid(field: string, message: string): HangarError {
+  return new HangarError('INVALID_ARGUMENT', `${field}: ${message}`, { field });
+}
+
+/** C0 controls and DEL: never valid in a path or a command line. */
+function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/** Absolute, no control characters (a newline would split the value in logs; NUL cannot be passed at all). */
+function cleanPath(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !value.startsWith('/') || hasControl(value)) {
+    throw invalid(field, `must be an absolute path without control characters (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+/** QEMU's option-string rule: a literal comma inside a value is written as two commas. */
+export function escapeOptionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+/** A path that goes inside an option string (key=PATH,...). */
+function optPath(value: unknown, field: string): string {
+  return escapeOptionValue(cleanPath(value, field));
+}
+
+function socketPath(value: unknown, field: string): string {
+  const p = cleanPath(value, field);
+  if (Buffer.byteLength(p) > UNIX_PATH_MAX) {
+    throw invalid(field, `a Unix socket path must be at most ${UNIX_PATH_MAX} bytes (got ${Buffer.byteLength(p)}): use a shorter run directory`);
+  }
+  return escapeOptionValue(p);
+}
+
+function validMac(value: unknown): string {
+  if (typeof value !== 'string' || !MAC_RE.test(value)) throw invalid('net.mac', `must be six hex octets separated by ':' (got ${JSON.stringify(value)})`);
+  if (parseInt(value.slice(0, 2), 16) & 1) throw invalid('net.mac', `${value} is a multicast address; a NIC needs a unicast MAC`);
+  return value.toLowerCase();
+}
+
+function validBootArgs(value: unknown, devices: number): string {
+  const max = CMDLINE_MAX - CMDLINE_RESERVE_PER_DEVICE * devices;
+  if (typeof value !== 'string' || hasControl(value)) {
+    throw new HangarError('BOOT_ARGS_INVALID', 'the kernel command line must be a string without control characters', { field: 'bootArgs' });
+  }
+  if (Buffer.byteLength(value) > max) {
+    throw new HangarError('BOOT_ARGS_INVALID', `the kernel command line is ${Buffer.byteLength(value)} bytes; at most ${max} leave room for the virtio_mmio.device= entries QEMU appends`, { field: 'bootArgs', max });
+  }
+  return value;
+}
+
+export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[] {
+  // Validate everything first: nothing is emitted from an unchecked value.
+  const id = validName(spec.id, 'id');
+  const kernel = cleanPath(spec.kernelPath, 'kernelPath');
+  const rootfs = optPath(spec.rootfsPath, 'rootfsPath');
+  const consoleLog = optPath(spec.consoleLogPath, 'consoleLogPath');
+  const vcpus = validInt(spec.vcpus, 'vcpus', 1, 64);
+  const memMiB = validInt(spec.memMiB, 'memMiB', 64, 1024 * 1024);
+  const qmp = socketPath(opts.qmpSocket, 'qmpSocket');
+  const pidFile = opts.pidFile === undefined ? undefined : cleanPath(opts.pidFile, 'pidFile');
+  if (opts.accel !== 'kvm' && opts.accel !== 'tcg') throw invalid('accel', `must be kvm or tcg (got ${JSON.stringify(opts.accel)})`);
+  if (spec.net && !isIfname(spec.net.tap)) throw invalid('net.tap', `must be an interface name of at most 15 characters [A-Za-z0-9_.-] (got ${JSON.stringify(spec.net.tap)})`);
+  const net = spec.net ? { tap: spec.net.tap, mac: validMac(spec.net.mac) } : undefined;
+  const bootArgs = validBootArgs(spec.bootArgs, net ? 2 : 1);
+  if (opts.incoming !== undefined && (typeof opts.incoming !== 'string' || !INCOMING_RE.test(opts.incoming) || hasControl(opts.incoming))) {
+    throw invalid('incoming', `must be "defer" or exec:/unix:/tcp:/fd: without control characters (got ${JSON.stringify(opts.incoming)})`);
+  }
+
+  const argv = [
+    '-name', `hangar-${id}`,
+    '-M', MICROVM_MACHINE,
+    ...(opts.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg']),
+    '-m', `${memMiB}M`,
+    '-smp', String(vcpus),
+    '-nodefaults', '-no-user-config', '-display', 'none',
+    // A guest reboot (reboot=k, panic=1) ends the process, as with Firecracker: Hangar sees it and decides.
+    '-no-reboot',
+    '-chardev', `file,id=con0,path=${consoleLog}`,
+    '-serial', 'chardev:con0',
+    // The PS/2 controller Firecracker also has: QMP send-key ctrl-alt-delete reaches the guest through it, a
+    // graceful stop that works with acpi=off (system_powerdown needs ACPI).
+    '-device', 'i8042',
+    '-kernel', kernel,
+    '-append', bootArgs,
+    '-drive', `id=root,file=${rootfs},format=raw,if=none`,
+    '-device', 'virtio-blk-device,drive=root',
+  ];
+  if (net) {
+    argv.push(
+      '-netdev', `tap,id=n0,ifname=${net.tap},script=no,downscript=no`,
+      '-device', `virtio-net-device,netdev=n0,mac=${net.mac}`,
+    );
+  }
+  argv.push(
+    '-chardev', `socket,id=qmp,path=${qmp},server=on,wait=off`,
+    '-mon', 'chardev=qmp,mode=control',
+  );
+  if (pidFile !== undefined) argv.push('-pidfile', pidFile);
+  if (opts.incoming !== undefined) argv.push('-incoming', opts.incoming);
+  return argv;
+}
+
+/** The QMP socket's argv element, as it appears in /proc/PID/cmdline (used to recognise our process on adopt). */
+export function qmpSocketArg(qmpSocket: string): string {
+  return `path=${escapeOptionValue(qmpSocket)},`;
+}

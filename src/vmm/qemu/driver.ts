@@ -1,0 +1,250 @@
+// The QEMU microvm driver: same virtio-mmio device model as Firecracker, TCG where KVM does not really work.
+// start = build argv (pure, validated) → spawn supervised (inside spec.netns if set) → wait for QMP to answer.
+// Stop escalates: system_powerdown → QMP quit → SIGTERM → SIGKILL to the process group.
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HangarError, isHangarError } from '../../errors.js';
+import { run, which } from '../../util/exec.js';
+import { chooseAccel, type Accel, type AccelChoice } from '../accel.js';
+import { tail } from '../console.js';
+import type { DriverProbe, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
+import { SupervisedProcess, verifyProcess, readPidFile, type ProcessIdentity } from '../supervisor.js';
+import type { MachineSpec, ProcessExit } from '../types.js';
+import { buildQemuArgv, qmpSocketArg } from './argv.js';
+import { connectQmpWhenReady, QmpClient, type QmpEvent } from './qmp.js';
+
+export const QEMU_BINARY = 'qemu-system-x86_64';
+
+export interface QemuDriverOptions {
+  /** Binary path; default: qemu-system-x86_64 from PATH. */
+  binary?: string;
+  /** Force an accelerator (else HANGAR_ACCEL, else the probe decides). */
+  accel?: Accel;
+  env?: NodeJS.ProcessEnv;
+  /** How long QEMU may take to answer on QMP after spawn. */
+  startTimeoutMs?: number;
+  qmpTimeoutMs?: number;
+}
+
+export interface QemuRunPaths {
+  qmpSocket: string;
+  pidFile: string;
+  /** QEMU's own stdout/stderr (the guest console is spec.consoleLogPath). */
+  vmmLog: string;
+}
+
+export function qemuRunPaths(runDir: string): QemuRunPaths {
+  return { qmpSocket: join(runDir, 'qmp.sock'), pidFile: join(runDir, 'qemu.pid'), vmmLog: join(runDir, 'vmm.log') };
+}
+
+/** How long a guest gets to end itself after Ctrl-Alt-Del before QMP quit. */
+const DEFAULT_GRACE_MS = 3000;
+
+export class QemuHandle implements VmmHandle {
+  readonly kind = 'qemu' as const;
+  readonly exited: Promise<ProcessExit>;
+  private qmp: QmpClient;
+
+  constructor(
+    readonly spec: MachineSpec,
+    readonly process: SupervisedProcess,
+    qmp: QmpClient,
+    readonly paths: QemuRunPaths,
+    /** The accelerator this QEMU was started with (unknown for an adopted one). */
+    readonly accel: AccelChoice | null,
+    /** Spawn to QMP answering, ms (0 for an adopted one). */
+    readonly startMs: number,
+  ) {
+    this.qmp = qmp;
+    this.watch(qmp);
+    this.exited = process.exited.then(async (e) => {
+      this.qmp.close();
+      // After a SIGKILL QEMU cannot remove its socket; a stale one would mislead the next start.
+      await rm(paths.qmpSocket, { force: true }).catch(() => undefined);
+      return e;
+    });
+  }
+
+  get pid(): number {
+    return this.process.pid;
+  }
+
+  /** QEMU reports who shut the machine down; a guest-initiated end (poweroff, reboot, panic) is the guest's. */
+  private watch(qmp: QmpClient): void {
+    qmp.onEvent((e: QmpEvent) => {
+      if (e.event === 'SHUTDOWN' && e.data?.guest === true) this.process.noteCause('guest');
+    });
+  }
+
+  /** The live QMP connection, reconnected if it dropped while QEMU still runs (e.g. for snapshots later). */
+  async client(): Promise<QmpClient> {
+    if (!this.process.alive) throw new HangarError('VMM_NOT_ALLOWED_IN_STATE', `QEMU ${this.pid} has exited`, { pid: this.pid, exit: this.process.exit });
+    if (this.qmp.isClosed) {
+      this.qmp = await QmpClient.connect(this.paths.qmpSocket, { timeoutMs: 5000 });
+      this.watch(this.qmp);
+    }
+    return this.qmp;
+  }
+
+  /** Lets go without stopping anything (controller shutdown): QEMU keeps running and can be adopted later. */
+  release(): void {
+    this.qmp.close();
+    this.process.release();
+  }
+
+  async pause(): Promise<void> {
+    await (await this.client()).stop();
+  }
+
+  async resume(): Promise<void> {
+    await (await this.client()).cont();
+  }
+
+  async status(): Promise<VmmRunState> {
+    if (!this.process.alive) return 'stopped';
+    let s;
+    try {
+      s = await (await this.client()).queryStatus();
+    } catch (e) {
+      if (!this.process.alive) return 'stopped';
+      throw e;
+    }
+    if (s.running) return 'running';
+    // The guest cannot continue from these without a reset; with -no-reboot QEMU is about to exit anyway.
+    if (['shutdown', 'guest-panicked', 'internal-error'].includes(s.status)) return 'stopped';
+    return 'paused';
+  }
+
+  /**
+   * Ctrl-Alt-Del through the i8042 (what Firecracker's SendCtrlAltDel does; the guest reboots, and -no-reboot
+   * turns that into an exit) plus system_powerdown for ACPI guests; then QMP quit; then SIGTERM → SIGKILL.
+   */
+  async stop(opts: { graceMs?: number } = {}): Promise<ProcessExit> {
+    if (this.process.exit) return this.exited;
+    this.process.noteCause('hangar');
+    const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+    const qmp = await this.client().catch(() => null);
+    if (qmp && graceMs > 0) {
+      const keys = ['ctrl', 'alt', 'delete'].map((k) => ({ type: 'qcode', data: k }));
+      const asked = await Promise.allSettled([qmp.execute('send-key', { keys }), qmp.systemPowerdown()]);
+      if (asked.some((r) => r.status === 'fulfilled') && (await this.process.waitExit(graceMs))) return this.exited;
+    }
+    if (qmp && !qmp.isClosed) {
+      try {
+        await qmp.quit();
+        if (await this.process.waitExit(3000)) return this.exited;
+      } catch { /* fall through to signals */ }
+    }
+    await this.process.terminate({ graceMs: 3000 });
+    return this.exited;
+  }
+}
+
+export class QemuDriver implements VmmDriver {
+  readonly kind = 'qemu' as const;
+  private binaryPath: string | null = null;
+
+  constructor(private readonly opts: QemuDriverOptions = {}) {}
+
+  private async binary(): Promise<string> {
+    if (this.binaryPath) return this.binaryPath;
+    const found = this.opts.binary ?? (await which(QEMU_BINARY));
+    if (!found) {
+      throw new HangarError('VMM_NOT_AVAILABLE', `${QEMU_BINARY} is not on PATH (Debian: apt install qemu-system-x86)`, { binary: QEMU_BINARY });
+    }
+    this.binaryPath = found;
+    return found;
+  }
+
+  private accel(): Promise<AccelChoice> {
+    return chooseAccel({ env: this.opts.env ?? process.env, ...(this.opts.accel ? { override: this.opts.accel } : {}) });
+  }
+
+  async probe(): Promise<DriverProbe> {
+    let binary: string;
+    try {
+      binary = await this.binary();
+    } catch (e) {
+      return { kind: 'qemu', available: false, reason: (e as Error).message };
+    }
+    const probe: DriverProbe = { kind: 'qemu', available: false, binary, reason: '' };
+    const v = await run(binary, ['--version'], { allowFailure: true, timeoutMs: 10_000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    const version = /version (\S+)/.exec(v.stdout)?.[1];
+    if (v.code !== 0 || !version) {
+      probe.reason = `${binary} --version failed: ${(v.stderr || v.stdout).trim().slice(0, 200)}`;
+      return probe;
+    }
+    probe.version = version;
+    const machines = await run(binary, ['-machine', 'help'], { allowFailure: true, timeoutMs: 10_000 });
+    if (!/^microvm\s/m.test(machines.stdout)) {
+      probe.reason = `QEMU ${version} at ${binary} has no microvm machine type`;
+      return probe;
+    }
+    let accel: AccelChoice;
+    try {
+      accel = await this.accel();
+    } catch (e) {
+      probe.reason = (e as Error).message;
+      return probe;
+    }
+    probe.accel = accel.accel;
+    probe.available = true;
+    probe.reason = `QEMU ${version} with microvm; ${accel.reason}`;
+    return probe;
+  }
+
+  private identity(spec: MachineSpec, binary: string): ProcessIdentity {
+    return { binary, markers: [qmpSocketArg(qemuRunPaths(spec.runDir).qmpSocket), `hangar-${spec.id}`] };
+  }
+
+  async start(spec: MachineSpec): Promise<VmmHandle> {
+    const binary = await this.binary();
+    const accel = await this.accel();
+    const paths = qemuRunPaths(spec.runDir);
+    // Pure and validating: nothing has been touched on the host if this throws.
+    const argv = buildQemuArgv(spec, { accel: accel.accel, qmpSocket: paths.qmpSocket });
+
+    await mkdir(spec.runDir, { recursive: true, mode: 0o750 });
+    const oldPid = await readPidFile(paths.pidFile);
+    if (oldPid !== null && (await verifyProcess(oldPid, this.identity(spec, binary))).ok) {
+      throw new HangarError('CONFLICT', `QEMU for ${spec.id} is already running (pid ${oldPid}): adopt it instead`, { pid: oldPid, id: spec.id });
+    }
+    await rm(paths.qmpSocket, { force: true });
+    await rm(paths.pidFile, { force: true });
+
+    const t0 = performance.now();
+    const proc = await SupervisedProcess.spawn({
+      command: binary, args: argv, logPath: paths.vmmLog, pidFile: paths.pidFile, ...(spec.netns ? { netns: spec.netns } : {}),
+    });
+    const gone = new AbortController();
+    void proc.exited.then(() => gone.abort());
+    let qmp: QmpClient;
+    try {
+      qmp = await connectQmpWhenReady(paths.qmpSocket, {
+        timeoutMs: this.opts.startTimeoutMs ?? 15_000, commandTimeoutMs: this.opts.qmpTimeoutMs ?? 10_000, signal: gone.signal,
+      });
+    } catch (e) {
+      const exit = proc.exit ?? (await proc.terminate({ graceMs: 1000 }));
+      const log = await tail(paths.vmmLog, 20);
+      throw new HangarError('VMM_START_FAILED', `QEMU for ${spec.id} did not come up: ${log.trim().split('\n').at(-1) || (e as Error).message}`, {
+        id: spec.id, exit, vmmLog: log, cause: isHangarError(e) ? e.toJSON() : String(e),
+      }, { cause: e });
+    }
+    return new QemuHandle(spec, proc, qmp, paths, accel, Math.round(performance.now() - t0));
+  }
+
+  async adopt(spec: MachineSpec): Promise<VmmHandle | null> {
+    const binary = await this.binary();
+    const paths = qemuRunPaths(spec.runDir);
+    const proc = await SupervisedProcess.adopt(paths.pidFile, this.identity(spec, binary));
+    if (!proc) return null;
+    try {
+      const qmp = await QmpClient.connect(paths.qmpSocket, { timeoutMs: 5000, commandTimeoutMs: this.opts.qmpTimeoutMs ?? 10_000 });
+      return new QemuHandle(spec, proc, qmp, paths, null, 0);
+    } catch (e) {
+      proc.release();
+      // Ours and alive but deaf: not "gone". The caller decides (usually: stop it by signal and start afresh).
+      throw new HangarError('QMP_ERROR', `QEMU ${proc.pid} for ${spec.id} runs but its QMP socket does not answer`, { pid: proc.pid, id: spec.id }, { cause: e });
+    }
+  }
+}
