@@ -1,0 +1,48 @@
+// `hangar doctor --console FILE`: classifies a saved serial console log. Exit 0 no error finding, 1 some, 2 unreadable.
+import { readFile, stat } from 'node:fs/promises';
+import { HangarError } from '../errors.js';
+import { classifyConsole } from '../doctor/console.js';
+import { consoleReportJson, renderConsoleReport } from '../doctor/report.js';
+import { parseIpv4 } from '../net/ipv4.js';
+import { validPath } from '../util/validate.js';
+import type { Command } from './command.js';
+
+/** Console logs of a reboot loop grow, but a log larger than this is not a console log. */
+export const MAX_CONSOLE_BYTES = 64 * 1024 * 1024;
+
+/** Reads a console log as text; anything that stops that is CONSOLE_UNREADABLE. */
+export async function readConsoleLog(path: string): Promise<string> {
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new HangarError('CONSOLE_UNREADABLE', `${path} is not a regular file`, { path });
+    if (st.size > MAX_CONSOLE_BYTES) {
+      throw new HangarError('CONSOLE_UNREADABLE', `${path} is ${st.size} bytes, more than ${MAX_CONSOLE_BYTES}: not a console log`, { path, size: st.size });
+    }
+    return (await readFile(path)).toString('utf8');
+  } catch (e) {
+    if (e instanceof HangarError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new HangarError('CONSOLE_UNREADABLE', `cannot read console log ${path}: ${code ?? (e as Error).message}`, { path, errno: code }, { cause: e });
+  }
+}
+
+export const commands: Command[] = [
+  {
+    path: ['doctor'],
+    summary: 'Name the cause of a VM failure from evidence (--console: a saved serial console log)',
+    usage: '--console FILE [--expect-ip IP] [--json]',
+    options: { console: { type: 'string' }, 'expect-ip': { type: 'string' }, json: { type: 'boolean' } },
+    run: async (args, io) => {
+      const file = args.values.console;
+      if (typeof file !== 'string') throw new HangarError('INVALID_ARGUMENT', 'hangar doctor needs --console FILE', { field: 'console' });
+      const expectIp = args.values['expect-ip'];
+      if (expectIp !== undefined && (typeof expectIp !== 'string' || parseIpv4(expectIp) === null)) {
+        throw new HangarError('INVALID_ARGUMENT', `--expect-ip must be an IPv4 address (got ${JSON.stringify(expectIp)})`, { field: 'expect-ip' });
+      }
+      const text = await readConsoleLog(validPath(file, 'console'));
+      const report = classifyConsole(text, typeof expectIp === 'string' ? { expectIp } : {});
+      io.out(args.values.json ? JSON.stringify(consoleReportJson(report)) + '\n' : renderConsoleReport(report));
+      return report.ok ? 0 : 1;
+    },
+  },
+];
