@@ -12,6 +12,8 @@ export interface ServerOptions {
   extraRoutes?: (ctx: ApiContext) => ApiRoute[];
   /** pino logger options; false for none. */
   logger?: FastifyServerOptions['logger'];
+  /** An existing pino logger (the controller's), instead of `logger` options. */
+  loggerInstance?: FastifyServerOptions['loggerInstance'];
   bodyLimit?: number;
 }
 
@@ -41,7 +43,7 @@ export function httpError(e: unknown): { status: number; body: { error: { code: 
 
 export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: opts.logger ?? false,
+    ...(opts.loggerInstance ? { loggerInstance: opts.loggerInstance } : { logger: opts.logger ?? false }),
     bodyLimit: opts.bodyLimit ?? 16 * 1024,
     genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' && /^[\w-]{1,64}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : randomUUID()),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
@@ -49,6 +51,12 @@ export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Pr
 
   const routes = [...coreRoutes(ctx), ...(opts.extraRoutes?.(ctx) ?? [])];
   const doc = buildOpenApi(routes);
+  // What the router really serves, for the test that /openapi.json misses nothing.
+  const served: { method: string; url: string }[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) if (m !== 'HEAD') served.push({ method: m, url: r.url });
+  });
+  app.decorate('servedRoutes', served);
 
   app.addHook('onRequest', async (req) => {
     const auth = (req.routeOptions.config as { auth?: ApiRoute['auth'] } | undefined)?.auth ?? 'bearer';
@@ -68,8 +76,9 @@ export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Pr
   app.setErrorHandler((e, req, reply) => {
     const { status, body } = httpError(e);
     ctx.metrics.errors.inc({ code: body.error.code });
-    if (status >= 500) req.log.error({ err: e, code: body.error.code }, body.error.message);
-    else req.log.info({ code: body.error.code }, body.error.message);
+    // Unexpected failures get the stack; known conditions (an exhausted pool, a VM that is gone) one line.
+    if (body.error.code === 'INTERNAL') req.log.error({ err: e, code: body.error.code }, body.error.message);
+    else req.log[status >= 500 ? 'warn' : 'info']({ code: body.error.code }, body.error.message);
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {

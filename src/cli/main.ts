@@ -4,8 +4,11 @@ import { exitCodeOf, toHangarError } from '../errors.js';
 import type { CliIO, Command } from './command.js';
 import { commands as kernelCommands } from './kernel.js';
 import { commands as imageCommands } from './image.js';
+import { commands as vmCommands } from './vm.js';
+import { commands as controllerCommands } from './controller.js';
+import { commands as doctorCommands } from './doctor.js';
 
-export const COMMANDS: Command[] = [...kernelCommands, ...imageCommands];
+export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...imageCommands, ...kernelCommands, ...doctorCommands];
 
 function help(io: CliIO): void {
   io.out('Usage: hangar <command> [options]\n\nCommands:\n');

@@ -1,0 +1,99 @@
+// The controller's configuration: defaults, then the config file, then flags — normalised once here.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HangarError } from '../errors.js';
+import { normaliseNetConfig, type NetConfig, type NetConfigInput } from '../net/config.js';
+import { resolvePaths, type HangarPaths } from '../config.js';
+import { oneOf, validInt } from '../util/validate.js';
+import type { VmmKind } from '../vmm/types.js';
+
+export interface ControllerConfigInput {
+  listen?: { host?: string; port?: number };
+  net?: Partial<NetConfigInput> & { hostNetns?: string | null };
+  defaultVmm?: VmmKind;
+  readyTimeoutMs?: number;
+  maxVms?: number;
+  /** How often the TTL reaper and the health loop run. */
+  reapIntervalMs?: number;
+  healthIntervalMs?: number;
+  /** Lifetime of viewer tokens. */
+  viewerTokenTtlS?: number;
+  /** Idle VMs are hibernated after this many seconds without a viewer (0: never). */
+  hibernateAfterS?: number;
+}
+
+export interface ControllerConfig {
+  paths: HangarPaths;
+  listen: { host: string; port: number };
+  net: NetConfig;
+  /** Create cfg.net.hostNetns if it is missing (the sandboxed host side). */
+  createHostNetns: boolean;
+  defaultVmm: VmmKind;
+  readyTimeoutMs: number;
+  maxVms: number;
+  reapIntervalMs: number;
+  healthIntervalMs: number;
+  viewerTokenTtlS: number;
+  hibernateAfterS: number;
+  tokenPath: string;
+  dbPath: string;
+  /** Where a running controller says how to reach it (url, pid) for the CLI. */
+  endpointPath: string;
+  logPath: string;
+}
+
+/**
+ * By default all VM networking lives in the namespace `hangar`, and the "host side" of its veth is a second
+ * namespace `hangar-host` that Hangar creates: nothing in the root namespace's network is touched, and VMs are
+ * isolated from host services. Set `net.hostNetns` to null to put the host end of the veth in the root namespace
+ * (a dedicated host where the controller should reach VMs without a relay).
+ */
+export const DEFAULT_NET: NetConfigInput = {
+  mode: 'netns',
+  netns: 'hangar',
+  bridge: 'hgbr0',
+  cidr: '10.242.0.0/24',
+  hostNetns: 'hangar-host',
+};
+
+export function loadControllerConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: ControllerConfigInput } = {}): ControllerConfig {
+  const env = opts.env ?? process.env;
+  const paths = resolvePaths(env);
+  const file = opts.file ?? env.HANGAR_CONFIG ?? join(paths.stateDir, 'config.json');
+  let fromFile: ControllerConfigInput = {};
+  if (existsSync(file)) {
+    try {
+      fromFile = JSON.parse(readFileSync(file, 'utf8')) as ControllerConfigInput;
+    } catch (e) {
+      throw new HangarError('INVALID_ARGUMENT', `config file ${file} is not valid JSON: ${(e as Error).message}`, { file });
+    }
+  } else if (opts.file) {
+    throw new HangarError('INVALID_ARGUMENT', `config file ${file} does not exist`, { file });
+  }
+  const o = opts.overrides ?? {};
+  const netIn = { ...DEFAULT_NET, ...fromFile.net, ...o.net } as NetConfigInput & { hostNetns?: string | null };
+  if (netIn.hostNetns === null) delete netIn.hostNetns;
+  if (netIn.mode === 'bridge') delete netIn.netns;
+  const listen = { host: '127.0.0.1', port: 7070, ...fromFile.listen, ...o.listen };
+  if (typeof listen.host !== 'string' || !/^[\w.:-]{1,255}$/.test(listen.host)) {
+    throw new HangarError('INVALID_ARGUMENT', `listen.host is not a host name or address: ${JSON.stringify(listen.host)}`, { field: 'listen.host' });
+  }
+  const pick = <K extends keyof ControllerConfigInput>(k: K): ControllerConfigInput[K] => o[k] ?? fromFile[k];
+  return {
+    paths,
+    listen: { host: listen.host, port: validInt(listen.port, 'listen.port', 0, 65535) },
+    net: normaliseNetConfig(netIn),
+    createHostNetns: netIn.hostNetns !== undefined,
+    defaultVmm: oneOf(pick('defaultVmm') ?? 'qemu', 'defaultVmm', ['qemu', 'firecracker'] as const),
+    readyTimeoutMs: validInt(pick('readyTimeoutMs') ?? 180_000, 'readyTimeoutMs', 1000, 3_600_000),
+    maxVms: validInt(pick('maxVms') ?? 32, 'maxVms', 1, 4096),
+    reapIntervalMs: validInt(pick('reapIntervalMs') ?? 10_000, 'reapIntervalMs', 100, 3_600_000),
+    healthIntervalMs: validInt(pick('healthIntervalMs') ?? 30_000, 'healthIntervalMs', 100, 3_600_000),
+    viewerTokenTtlS: validInt(pick('viewerTokenTtlS') ?? 300, 'viewerTokenTtlS', 10, 86_400),
+    hibernateAfterS: validInt(pick('hibernateAfterS') ?? 0, 'hibernateAfterS', 0, 30 * 86_400),
+    tokenPath: join(paths.stateDir, 'token'),
+    dbPath: join(paths.stateDir, 'state.db'),
+    endpointPath: join(paths.stateDir, 'controller.json'),
+    logPath: join(paths.stateDir, 'controller.log'),
+  };
+}

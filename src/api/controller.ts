@@ -1,0 +1,137 @@
+// The controller process: state, network, drivers, manager, background loops and the HTTP server, started as
+// named steps with their undos, and shut down gracefully (VMs keep running and are adopted at the next start).
+import { rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { listImages, resolveImage } from '../image/store.js';
+import { HangarMetrics } from '../metrics.js';
+import { listNetns, setupHostNetwork } from '../net/host.js';
+import { Store } from '../store/store.js';
+import { run } from '../util/exec.js';
+import type { Progress } from '../util/progress.js';
+import { runSteps } from '../util/steps.js';
+import { VmManager, type ReconcileReport } from '../vm/manager.js';
+import { FirecrackerDriver } from '../vmm/firecracker/driver.js';
+import { QemuDriver } from '../vmm/qemu/driver.js';
+import type { VmmDriver } from '../vmm/driver.js';
+import type { VmmKind } from '../vmm/types.js';
+import { loadOrCreateToken } from './auth.js';
+import type { ControllerConfig } from './config.js';
+import type { ApiContext, ApiRoute } from './routes.js';
+import { buildServer, redactUrl } from './server.js';
+import { healthLoop, ttlReaper, type Loop } from './workers.js';
+
+export interface Controller {
+  config: ControllerConfig;
+  app: FastifyInstance;
+  manager: VmManager;
+  store: Store;
+  metrics: HangarMetrics;
+  token: string;
+  url: string;
+  reconcile: ReconcileReport;
+  loops: Loop[];
+  /** Graceful: stop loops, close the server, detach from VMs (they keep running). */
+  close(): Promise<void>;
+}
+
+export interface ControllerHooks {
+  /** Extra route modules (desktop bridge, doctor, snapshots) and what they attach to the raw server. */
+  extend?: (ctx: ApiContext, manager: VmManager, config: ControllerConfig) => { routes: ApiRoute[]; attach?: (app: FastifyInstance) => void | (() => void) };
+  drivers?: Partial<Record<VmmKind, VmmDriver>>;
+  progress?: Progress;
+  /** Log destination (default: stdout as JSON lines). */
+  logStream?: NodeJS.WritableStream;
+  logLevel?: string;
+}
+
+export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
+  const ctx = {} as { store: Store; manager: VmManager; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void };
+  const metrics = new HangarMetrics();
+  const logger = pino(
+    {
+      level: hooks.logLevel ?? 'info',
+      redact: { paths: ['req.headers.authorization', 'token', '*.token'], censor: '[REDACTED]' },
+      serializers: { req: (req: { method: string; url: string; id: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }) },
+    },
+    hooks.logStream ?? process.stdout,
+  );
+  const net = config.net;
+  await runSteps<typeof ctx>([
+    { name: 'state database', run: (c) => { c.store = new Store(config.dbPath); return () => c.store.close(); } },
+    { name: 'API token', run: (c) => { c.token = loadOrCreateToken(config.tokenPath); } },
+    {
+      name: 'host-side namespace',
+      run: async () => {
+        if (!config.createHostNetns || !net.hostNetns || (await listNetns()).includes(net.hostNetns)) return;
+        await run('ip', ['netns', 'add', net.hostNetns], { timeoutMs: 15_000 });
+        await run('ip', ['-n', net.hostNetns, 'link', 'set', 'lo', 'up'], { timeoutMs: 15_000 });
+        const ns = net.hostNetns;
+        return async () => { await run('ip', ['netns', 'del', ns], { allowFailure: true, timeoutMs: 15_000 }); };
+      },
+    },
+    { name: `host network (${net.mode})`, run: () => setupHostNetwork(net) },
+    {
+      name: 'VM manager',
+      run: (c) => {
+        const drivers = hooks.drivers ?? { qemu: new QemuDriver(), firecracker: new FirecrackerDriver() };
+        c.manager = new VmManager({
+          store: c.store, stateDir: config.paths.stateDir, net, drivers, defaultVmm: config.defaultVmm,
+          images: { resolve: (ref) => resolveImage(ref, config.paths), list: () => listImages(config.paths) },
+          readyTimeoutMs: config.readyTimeoutMs, maxVms: config.maxVms, metrics,
+          ...(hooks.progress ? { progress: hooks.progress } : {}),
+          log: (msg, data) => logger.info(data ?? {}, msg),
+        });
+        return () => c.manager.detachAll();
+      },
+    },
+    { name: 'reconcile', run: async (c) => { c.reconcile = await c.manager.reconcile(); } },
+    {
+      name: 'HTTP server',
+      run: async (c) => {
+        let attach: ((app: FastifyInstance) => void | (() => void)) | undefined;
+        c.app = await buildServer({ service: c.manager, store: c.store, metrics, token: c.token }, {
+          loggerInstance: logger as never,
+          extraRoutes: (api) => {
+            const ext = hooks.extend?.(api, c.manager, config);
+            attach = ext?.attach;
+            return ext?.routes ?? [];
+          },
+        });
+        const detach = attach?.(c.app);
+        if (detach) c.detach = detach;
+        await c.app.listen({ host: config.listen.host, port: config.listen.port });
+        return async () => { c.detach?.(); await c.app.close(); };
+      },
+    },
+    {
+      name: 'background loops',
+      run: (c) => {
+        c.loops = [
+          ttlReaper(c.manager, c.store, config.reapIntervalMs).start(),
+          healthLoop(c.manager, c.store, c.manager.vmDialer, config.healthIntervalMs).start(),
+        ];
+        return async () => { await Promise.all(c.loops.map((l) => l.stop())); };
+      },
+    },
+  ], ctx, hooks.progress);
+
+  const addr = ctx.app.server.address() as AddressInfo;
+  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  writeFileSync(config.endpointPath, JSON.stringify({ url, pid: process.pid }) + '\n', { mode: 0o600 });
+  logger.info({ url, reconcile: ctx.reconcile }, 'controller ready');
+  return {
+    config, app: ctx.app, manager: ctx.manager, store: ctx.store, metrics, token: ctx.token, url, reconcile: ctx.reconcile, loops: ctx.loops,
+    close: async () => {
+      // Not the start-up undo stack: the host network and namespaces stay, running VMs still use them.
+      rmSync(config.endpointPath, { force: true });
+      await Promise.all(ctx.loops.map((l) => l.stop()));
+      ctx.detach?.();
+      await ctx.app.close();
+      await ctx.manager.detachAll();
+      ctx.store.close();
+      logger.info('controller stopped; VMs keep running');
+    },
+  };
+}

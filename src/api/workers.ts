@@ -1,0 +1,60 @@
+// Background work of the controller. Each worker is a loop with a `tick()` that does one round, so tests drive
+// it directly; `start()`/`stop()` run it on an interval that never overlaps itself.
+import { VNC_PORT } from '../guest-protocol.js';
+import { readBanner, type Dialer } from '../net/dial.js';
+import type { Store } from '../store/store.js';
+import type { VmService } from '../vm/service.js';
+
+export class Loop {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(readonly name: string, private readonly intervalMs: number, readonly tick: () => Promise<void>, private readonly onError: (e: unknown) => void = () => {}) {}
+
+  start(): this {
+    if (this.timer) return this;
+    this.timer = setInterval(() => {
+      if (this.running) return; // a slow round is not run twice at once
+      this.running = this.tick().catch(this.onError).finally(() => { this.running = undefined; });
+    }, this.intervalMs);
+    this.timer.unref();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}
+
+/** Destroys VMs whose TTL has run out. */
+export function ttlReaper(service: VmService, store: Store, intervalMs: number, now: () => number = Date.now): Loop {
+  return new Loop('ttl-reaper', intervalMs, async () => {
+    for (const vm of service.list()) {
+      if (!vm.expiresAt || Date.parse(vm.expiresAt) > now()) continue;
+      if (vm.state === 'creating') continue;
+      store.appendEvent(vm.id, 'vm.expired', { expiresAt: vm.expiresAt });
+      await service.destroy(vm.id).catch((e: unknown) => store.appendEvent(vm.id, 'vm.reap_failed', { message: (e as Error).message }));
+    }
+  });
+}
+
+/** Probes the desktop of every ready VM from the host side; records an event when a VM's health changes. */
+export function healthLoop(service: VmService, store: Store, dialer: Dialer, intervalMs: number): Loop & { health: Map<string, boolean> } {
+  const health = new Map<string, boolean>();
+  const loop = new Loop('health', intervalMs, async () => {
+    const seen = new Set<string>();
+    for (const vm of service.list()) {
+      if (vm.state !== 'ready') continue;
+      seen.add(vm.id);
+      const ip = (vm.net as { ip?: string } | null)?.ip;
+      if (!ip) continue;
+      const ok = await readBanner(dialer, ip, VNC_PORT, 3000).then((b) => b.startsWith('RFB '), () => false);
+      if (health.get(vm.id) !== ok) store.appendEvent(vm.id, 'vm.health', { ok });
+      health.set(vm.id, ok);
+    }
+    for (const id of health.keys()) if (!seen.has(id)) health.delete(id);
+  });
+  return Object.assign(loop, { health });
+}

@@ -1,0 +1,112 @@
+// `hangar up` starts the controller (in the background, or --foreground for systemd); `hangar down` stops it.
+// Stopping the controller never stops VMs: they are adopted at the next start.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadControllerConfig, type ControllerConfig, type ControllerConfigInput } from '../api/config.js';
+import { startController } from '../api/controller.js';
+import { HangarError } from '../errors.js';
+import { createProgress, progressModeFromEnv } from '../util/progress.js';
+import { validInt } from '../util/validate.js';
+import { controllerExtensions } from './extensions.js';
+import type { Command, ParsedArgs } from './command.js';
+
+const upOptions = {
+  foreground: { type: 'boolean' }, config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' },
+  json: { type: 'boolean' }, quiet: { type: 'boolean' },
+} as const;
+
+function configFrom(values: ParsedArgs['values']): ControllerConfig {
+  const overrides: ControllerConfigInput = {};
+  if (values.port !== undefined || values.host !== undefined) {
+    overrides.listen = {
+      ...(values.port !== undefined ? { port: validInt(values.port, 'port', 0, 65535) } : {}),
+      ...(typeof values.host === 'string' ? { host: values.host } : {}),
+    };
+  }
+  return loadControllerConfig({ ...(typeof values.config === 'string' ? { file: values.config } : {}), overrides });
+}
+
+/** The running controller's endpoint, if one answers. */
+export async function runningController(cfg: ControllerConfig): Promise<{ url: string; pid: number } | null> {
+  if (!existsSync(cfg.endpointPath)) return null;
+  const ep = JSON.parse(readFileSync(cfg.endpointPath, 'utf8')) as { url: string; pid: number };
+  try {
+    const r = await fetch(`${ep.url}/healthz`, { signal: AbortSignal.timeout(2000) });
+    return r.ok ? ep : null;
+  } catch {
+    return null;
+  }
+}
+
+const bin = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/hangar.js');
+
+export const commands: Command[] = [
+  {
+    path: ['up'],
+    summary: 'Start the controller (background; --foreground for systemd and terminals)',
+    usage: '[--foreground] [--config FILE] [--host ADDR] [--port N] [--json] [--quiet]',
+    options: upOptions,
+    run: async ({ values }, io) => {
+      if (process.getuid?.() !== 0) throw new HangarError('NOT_ROOT', 'the controller manages network namespaces, TAPs and VMs: run it as root');
+      const cfg = configFrom(values);
+      const running = await runningController(cfg);
+      if (running) {
+        io.out(values.json ? JSON.stringify({ ...running, already: true, tokenPath: cfg.tokenPath }) + '\n' : `controller already running at ${running.url} (pid ${running.pid})\n`);
+        return 0;
+      }
+      if (values.foreground) {
+        const progress = createProgress(progressModeFromEnv({ quiet: values.quiet === true }));
+        const c = await startController(cfg, { extend: controllerExtensions, progress });
+        io.err(`hangar: controller at ${c.url} (token in ${cfg.tokenPath})\n`);
+        await new Promise<void>((res) => {
+          const stop = (): void => { process.off('SIGTERM', stop); process.off('SIGINT', stop); res(); };
+          process.on('SIGTERM', stop);
+          process.on('SIGINT', stop);
+        });
+        await c.close();
+        return 0;
+      }
+      mkdirSync(dirname(cfg.logPath), { recursive: true, mode: 0o700 });
+      const log = openSync(cfg.logPath, 'a', 0o600);
+      const args = [bin, 'up', '--foreground', '--quiet'];
+      if (typeof values.config === 'string') args.push('--config', values.config);
+      if (typeof values.port === 'string') args.push('--port', values.port);
+      if (typeof values.host === 'string') args.push('--host', values.host);
+      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
+      child.unref();
+      const deadline = Date.now() + 120_000;
+      while (Date.now() < deadline) {
+        const ep = await runningController(cfg);
+        if (ep) {
+          io.out(values.json ? JSON.stringify({ ...ep, tokenPath: cfg.tokenPath, log: cfg.logPath }) + '\n'
+            : `controller running at ${ep.url} (pid ${ep.pid})\n  token: ${cfg.tokenPath}\n  log:   ${cfg.logPath}\n`);
+          return 0;
+        }
+        if (child.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      throw new HangarError('INTERNAL', `the controller did not come up; see ${cfg.logPath}`, { log: cfg.logPath });
+    },
+  },
+  {
+    path: ['down'],
+    summary: 'Stop the controller (VMs keep running and are adopted at the next start)',
+    usage: '[--config FILE] [--json]',
+    options: { config: { type: 'string' }, json: { type: 'boolean' } },
+    run: async ({ values }, io) => {
+      const cfg = configFrom(values);
+      const ep = await runningController(cfg);
+      if (!ep) {
+        io.out(values.json ? '{"stopped":false}\n' : 'controller is not running\n');
+        return 0;
+      }
+      process.kill(ep.pid, 'SIGTERM');
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline && existsSync(cfg.endpointPath)) await new Promise((r) => setTimeout(r, 200));
+      io.out(values.json ? JSON.stringify({ stopped: true, pid: ep.pid }) + '\n' : `controller ${ep.pid} stopped\n`);
+      return 0;
+    },
+  },
+];

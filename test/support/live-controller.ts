@@ -1,0 +1,61 @@
+// A real controller (HTTP server, manager, loops) on a private test network and a temp state directory.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadControllerConfig, type ControllerConfigInput } from '../../src/api/config.js';
+import { startController, type Controller, type ControllerHooks } from '../../src/api/controller.js';
+import { controllerExtensions } from '../../src/cli/extensions.js';
+import { createTestNetwork, type TestNetwork, type TestNetworkOptions } from './net.js';
+
+export interface LiveController {
+  c: Controller;
+  net: TestNetwork;
+  stateDir: string;
+  env: NodeJS.ProcessEnv;
+  /** Graceful controller stop + start on the same state (VMs keep running). */
+  restart(): Promise<Controller>;
+  destroy(): Promise<void>;
+}
+
+export async function startLiveController(opts: { net?: TestNetworkOptions; config?: ControllerConfigInput; hooks?: ControllerHooks } = {}): Promise<LiveController> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'hangar-live-'));
+  const net = await createTestNetwork(opts.net);
+  const env = { ...process.env, HANGAR_STATE_DIR: stateDir };
+  const cfg = loadControllerConfig({
+    env,
+    overrides: {
+      listen: { host: '127.0.0.1', port: 0 },
+      net: { mode: net.cfg.mode, bridge: net.cfg.bridge, cidr: net.cfg.cidr, hostNetns: net.hostNetns, ...(net.cfg.netns ? { netns: net.cfg.netns } : {}) },
+      readyTimeoutMs: 120_000,
+      ...opts.config,
+    },
+  });
+  const start = (): Promise<Controller> => startController(cfg, { extend: controllerExtensions, logLevel: 'warn', ...opts.hooks });
+  let c: Controller;
+  try {
+    c = await start();
+  } catch (e) {
+    await net.destroy();
+    rmSync(stateDir, { recursive: true, force: true });
+    throw e;
+  }
+  const live: LiveController = {
+    c, net, stateDir, env: { ...env, HANGAR_URL: c.url, HANGAR_TOKEN: c.token },
+    restart: async () => {
+      await live.c.close();
+      live.c = await start();
+      live.env = { ...env, HANGAR_URL: live.c.url, HANGAR_TOKEN: live.c.token };
+      return live.c;
+    },
+    destroy: async () => {
+      try {
+        await live.c.manager.destroyAll();
+        await live.c.close();
+      } finally {
+        await net.destroy();
+        rmSync(stateDir, { recursive: true, force: true });
+      }
+    },
+  };
+  return live;
+}
