@@ -26,6 +26,7 @@ async function waitFor<T>(p: Promise<T>, timeoutMs: number): Promise<T> {
 
 export function coreRoutes(ctx: ApiContext): ApiRoute[] {
   const { service, store, metrics } = ctx;
+  let listCache = { version: -1, body: '' };
   const action = (a: LifecycleAction): ApiRoute => ({
     method: 'POST', url: `/v1/vms/:id/${a}`, summary: `${a[0]!.toUpperCase()}${a.slice(1)} a VM`, auth: 'bearer',
     schema: { params: idParams, response: vmResponse },
@@ -53,7 +54,11 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
     },
     {
       method: 'GET', url: '/v1/vms', summary: 'List VMs', auth: 'bearer', schema: { response: listResponse },
-      handler: () => ({ vms: service.list().map(toVmView) }),
+      handler: (_req, reply) => {
+        // The list is derived state: serialise it once per store version, not once per request.
+        if (listCache.version !== store.version) listCache = { version: store.version, body: JSON.stringify({ vms: service.list().map(toVmView) }) };
+        return reply.type('application/json; charset=utf-8').send(listCache.body);
+      },
     },
     {
       method: 'GET', url: '/v1/vms/:id', summary: 'Show a VM', auth: 'bearer', schema: { params: idParams, response: vmResponse },

@@ -66,6 +66,12 @@ const now = (): string => new Date().toISOString();
 export class Store {
   readonly db: Db;
   private listeners = new Set<(e: EventRecord) => void>();
+  private writes = 0;
+
+  /** Bumped by every write to VMs or allocations: readers cache derived views (e.g. the VM list) per version. */
+  get version(): number {
+    return this.writes;
+  }
 
   constructor(path: string) {
     this.db = openDb(path);
@@ -77,6 +83,7 @@ export class Store {
 
   // ---- VMs
   insertVm(vm: NewVm): VmRecord {
+    this.writes++;
     const t = now();
     try {
       this.db.prepare(`INSERT INTO vms (id, name, state, image_id, profile, vmm, vcpus, mem_mib, ttl_s, created_at, updated_at,
@@ -114,6 +121,7 @@ export class Store {
 
   /** Compare-and-set state change, validated against the state machine, recorded as an event. */
   setState(id: string, to: VmState, patch: VmPatch = {}, data: Record<string, unknown> = {}): VmRecord {
+    this.writes++;
     return this.db.transaction(() => {
       const cur = this.mustGetVm(id);
       assertTransition(id, cur.state, to);
@@ -125,6 +133,7 @@ export class Store {
   }
 
   patchVm(id: string, patch: VmPatch): void {
+    this.writes++;
     const cols: Record<keyof VmPatch, string> = { pid: 'pid', spec: 'spec', net: 'net', bootMs: 'boot_ms', lastError: 'last_error', exit: 'exit', expiresAt: 'expires_at' };
     const json = new Set(['spec', 'net', 'lastError', 'exit']);
     for (const [k, v] of Object.entries(patch) as [keyof VmPatch, unknown][]) {
@@ -136,6 +145,7 @@ export class Store {
 
   /** Deletes the row and its allocations (cascade). Events stay: they are the history. */
   deleteVm(id: string): void {
+    this.writes++;
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM vms WHERE id = ?').run(id);
       this.appendEvent(id, 'vm.destroyed', {});
@@ -155,6 +165,7 @@ export class Store {
    * UNIQUE(kind, value) constraint is the last line against a double allocation.
    */
   allocate<T>(vmId: string, plan: (taken: Allocation[]) => { result: T; allocations: Omit<Allocation, 'vmId'>[] }): T {
+    this.writes++;
     return this.db.transaction(() => {
       const { result, allocations } = plan(this.allocations());
       const ins = this.db.prepare('INSERT INTO allocations (vm_id, kind, value) VALUES (?, ?, ?)');
@@ -164,6 +175,7 @@ export class Store {
   }
 
   release(vmId: string): number {
+    this.writes++;
     return this.db.prepare('DELETE FROM allocations WHERE vm_id = ?').run(vmId).changes;
   }
 

@@ -45,6 +45,17 @@ describe('controller API (injection)', () => {
     assert.ok(res.headers['x-request-id']);
   });
 
+  test('the cached VM list follows every write to the store', async () => {
+    const list = async (): Promise<string[]> => (await h.app.inject({ method: 'GET', url: '/v1/vms', headers: auth })).json().vms.map((v: { id: string; state: string }) => `${v.id}:${v.state}`);
+    assert.deepEqual(await list(), ['vm-stopped:stopped']);
+    h.insertVm('vm-cache', 'ready');
+    assert.deepEqual(await list(), ['vm-stopped:stopped', 'vm-cache:ready']);
+    h.store.setState('vm-cache', 'paused');
+    assert.deepEqual(await list(), ['vm-stopped:stopped', 'vm-cache:paused']);
+    h.store.deleteVm('vm-cache');
+    assert.deepEqual(await list(), ['vm-stopped:stopped']);
+  });
+
   test('unknown fields in body or query are refused with UNKNOWN_FIELD and create nothing', async () => {
     const body = await h.app.inject({ method: 'POST', url: '/v1/vms', headers: auth, payload: { profile: 'desktop', sudo: true } });
     assert.equal(body.statusCode, 400);
