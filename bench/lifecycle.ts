@@ -1,0 +1,132 @@
+// `npm run bench -- lifecycle`: create→ready through Hangar against the same QEMU command run directly (median of
+// 5 each, in one run, same test network), the controller's memory per running VM, and leaks after 20
+// create/destroy cycles. Runs in namespaces it creates and removes (root needed).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { table } from '../src/cli/command.js';
+import { GUEST_INIT_PATH, READY_MARKER, VNC_PORT } from '../src/guest-protocol.js';
+import { resolveImage } from '../src/image/store.js';
+import { buildBootArgs } from '../src/kernel/bootargs.js';
+import { readBanner } from '../src/net/dial.js';
+import { attachVm, listHangarTaps } from '../src/net/host.js';
+import { run as exec, killGroup } from '../src/util/exec.js';
+import { normalizeCreate } from '../src/vm/input.js';
+import { waitForMarker } from '../src/vmm/console.js';
+import { chooseAccel } from '../src/vmm/accel.js';
+import { buildQemuArgv } from '../src/vmm/qemu/argv.js';
+import { createTestController, type TestController } from '../test/support/controller.js';
+import type { BenchFigures, BenchOptions } from './index.js';
+import { median, round } from './_stats.js';
+
+export const summary = 'VM lifecycle: Hangar create→ready vs the same QEMU command run directly; memory per VM; leaks over 20 cycles';
+
+const RUNS = Number(process.env.HANGAR_BENCH_RUNS ?? 5);
+const CYCLES = Number(process.env.HANGAR_BENCH_CYCLES ?? 20);
+
+/** The QEMU command Hangar would run, started by hand: disk and TAP prepared beforehand (untimed), like an operator would. */
+async function directBoot(t: TestController, i: number): Promise<number> {
+  const image = await resolveImage('desktop');
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-direct-'));
+  const disk = join(dir, 'rootfs.ext4');
+  await exec('cp', ['--sparse=always', image.rootfsPath, disk]);
+  const tap = `hgdirect${i}`;
+  const cfg = t.net.cfg;
+  const ip = cfg.cidr.replace(/\.0\/\d+$/, `.${200 + i}`);
+  const undoTap = await attachVm(cfg, { tap });
+  const spec = {
+    id: `direct-${i}`, kernelPath: image.kernelPath, rootfsPath: disk, vcpus: 1, memMiB: 512, runDir: dir,
+    consoleLogPath: join(dir, 'console.log'), net: { tap, mac: `02:48:0a:00:00:${(200 + i).toString(16)}` },
+    bootArgs: buildBootArgs({ vmm: 'qemu-microvm', init: GUEST_INIT_PATH, net: { guest: ip, gateway: cfg.gateway, netmask: cfg.netmask } }),
+  };
+  const argv = buildQemuArgv(spec, { accel: (await chooseAccel()).accel, qmpSocket: join(dir, 'qmp.sock') });
+  const t0 = performance.now();
+  const child = spawn('ip', ['netns', 'exec', cfg.netns!, 'qemu-system-x86_64', ...argv], { detached: true, stdio: 'ignore' });
+  try {
+    await waitForMarker(spec.consoleLogPath, READY_MARKER, { timeoutMs: 180_000 });
+    for (;;) {
+      const banner = await readBanner(t.manager.vmDialer, ip, VNC_PORT, 3000).catch(() => '');
+      if (banner.startsWith('RFB ')) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return performance.now() - t0;
+  } finally {
+    killGroup(child.pid, 'SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    await undoTap();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function hangarBoot(t: TestController): Promise<number> {
+  const t0 = performance.now();
+  const { vm, ready } = await t.manager.create(normalizeCreate({}));
+  await ready;
+  const ms = performance.now() - t0;
+  await t.manager.destroy(vm.id);
+  return ms;
+}
+
+async function leaks(t: TestController): Promise<Record<string, number>> {
+  const qemu = (await exec('pgrep', ['-f', `hangar-vm-`], { allowFailure: true })).stdout.split('\n').filter(Boolean).length;
+  return {
+    rows: t.store.listVms().length,
+    allocations: t.store.allocations().length,
+    taps: (await listHangarTaps(t.net.cfg)).length,
+    run_dirs: readdirSync(join(t.stateDir, 'vms')).length,
+    vmm_processes: qemu,
+  };
+}
+
+export async function run({ json }: BenchOptions): Promise<BenchFigures> {
+  const t = await createTestController({ net: { cidr: '10.217.0.0/24' } });
+  try {
+    const direct: number[] = [];
+    const hangar: number[] = [];
+    // Interleaved, so load from elsewhere hits both sides alike.
+    for (let i = 0; i < RUNS; i++) {
+      direct.push(await directBoot(t, i));
+      hangar.push(await hangarBoot(t));
+    }
+    // Controller memory per running VM: RSS growth with 3 VMs up, after GC where available.
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    const rss0 = process.memoryUsage().rss;
+    const up = await Promise.all([0, 1, 2].map(async () => (await t.manager.create(normalizeCreate({}))).ready));
+    gc?.();
+    const perVm = (process.memoryUsage().rss - rss0) / up.length;
+    for (const v of up) await t.manager.destroy(v.id);
+
+    const t0 = performance.now();
+    for (let i = 0; i < CYCLES; i++) await hangarBoot(t);
+    const cyclesS = (performance.now() - t0) / 1000;
+    const left = await leaks(t);
+
+    const dMed = median(direct);
+    const hMed = median(hangar);
+    const figures: BenchFigures = {
+      runs: RUNS,
+      direct_ready_ms_median: round(dMed, 0),
+      hangar_ready_ms_median: round(hMed, 0),
+      hangar_over_direct_ratio: round(hMed / dMed),
+      hangar_added_pct: round((hMed / dMed - 1) * 100, 1),
+      target_added_pct: 10,
+      controller_rss_per_vm_kib: round(perVm / 1024, 0),
+      cycles: CYCLES,
+      cycles_s: round(cyclesS, 1),
+      ...Object.fromEntries(Object.entries(left).map(([k, v]) => [`leaked_${k}`, v])),
+      leaks_total: Object.values(left).reduce((a, b) => a + b, 0),
+    };
+    if (!json) {
+      process.stdout.write(table(['create→ready (ms)', ...direct.map((_, i) => `#${i + 1}`), 'median'], [
+        ['QEMU command, direct', ...direct.map((x) => Math.round(x)), Math.round(dMed)],
+        ['Hangar (create API)', ...hangar.map((x) => Math.round(x)), Math.round(hMed)],
+      ]));
+      process.stdout.write('\n' + table(['figure', 'value'], Object.entries(figures).map(([k, v]) => [k, String(v)])));
+    }
+    return figures;
+  } finally {
+    await t.destroy();
+  }
+}
