@@ -22,6 +22,13 @@ export function redactUrl(url: string): string {
   return url.replace(/([?&](?:token|access_token)=)[^&#]*/gi, '$1[REDACTED]');
 }
 
+/** Logger options whose request serializer redacts the URL (Fastify's default one logs req.url as it came). */
+function redactingLogger(l: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
+  if (!l) return false;
+  const o = l === true ? {} : l;
+  return { ...o, serializers: { req: (req: { method: string; url: string; id?: string }) => ({ method: req.method, url: redactUrl(req.url), id: req.id }), ...o.serializers } };
+}
+
 /** Maps any thrown value to a stable code, HTTP status and body. The one place errors become HTTP. */
 export function httpError(e: unknown): { status: number; body: { error: { code: ErrorCode; message: string; details: Record<string, unknown> } } } {
   const fe = e as FastifyError & { validation?: { keyword: string; params?: Record<string, unknown>; instancePath?: string }[]; validationContext?: string };
@@ -43,7 +50,7 @@ export function httpError(e: unknown): { status: number; body: { error: { code: 
 
 export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(opts.loggerInstance ? { loggerInstance: opts.loggerInstance } : { logger: opts.logger ?? false }),
+    ...(opts.loggerInstance ? { loggerInstance: opts.loggerInstance } : { logger: redactingLogger(opts.logger ?? false) }),
     bodyLimit: opts.bodyLimit ?? 16 * 1024,
     genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' && /^[\w-]{1,64}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : randomUUID()),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },

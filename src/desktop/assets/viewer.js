@@ -1,0 +1,129 @@
+// Hangar viewer page script (browser, ES module). Connects noVNC to /v1/vms/:id/vnc, explains disconnections
+// from /v1/vms/:id/viewer-status, reconnects with backoff while the token is valid, and syncs the clipboard.
+// Test hooks: window.hangarRfb (the RFB object), #status[data-state], #message[data-reason].
+/* global window, document, location, history, fetch, setTimeout, clearTimeout, WebSocket, URLSearchParams */
+import RFB from '/static/novnc/core/rfb.js';
+
+const vmId = document.body.dataset.vm;
+const token = new URLSearchParams(location.search).get('token') || '';
+// The token stays in memory only: out of the address bar, the history and any later Referer.
+history.replaceState(null, '', location.pathname);
+
+const el = (id) => document.getElementById(id);
+const statusEl = el('status');
+const messageEl = el('message');
+const retryEl = el('retry');
+const reconnectBtn = el('reconnect');
+const clipboard = el('clipboard');
+const screen = el('screen');
+
+const CLOSE_IDLE = 4000;
+const CLOSE_VM_GONE = 4001;
+const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+const q = `token=${encodeURIComponent(token)}`;
+const base = `/v1/vms/${encodeURIComponent(vmId)}`;
+const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${base}/vnc?${q}`;
+
+let attempt = 0;
+let retryTimer = null;
+let rfb = null;
+
+function show(state, message = '', reason = '') {
+  statusEl.dataset.state = state;
+  statusEl.textContent = state;
+  messageEl.textContent = message;
+  messageEl.dataset.reason = reason;
+  reconnectBtn.hidden = state !== 'disconnected';
+}
+
+function scheduleRetry() {
+  const delay = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+  attempt += 1;
+  retryEl.textContent = `retrying in ${Math.round(delay / 1000)} s`;
+  retryTimer = setTimeout(connect, delay);
+}
+
+function stopRetrying() {
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  retryEl.textContent = '';
+}
+
+/** Asks the controller why the connection is gone; decides whether trying again can help. */
+async function explain(close) {
+  if (close && close.code === CLOSE_IDLE) return show('disconnected', 'Disconnected after a period of inactivity', 'idle');
+  let res;
+  try {
+    res = await fetch(`${base}/viewer-status?${q}`, { cache: 'no-store', credentials: 'omit' });
+  } catch {
+    show('disconnected', 'The controller does not answer', 'offline');
+    return scheduleRetry();
+  }
+  const body = await res.json().catch(() => ({}));
+  if (res.status === 401) {
+    const expired = body.error && body.error.details && body.error.details.reason === 'expired';
+    return show('disconnected', expired ? 'The viewer link has expired: ask for a new one' : 'The viewer link is not valid', expired ? 'expired' : 'invalid');
+  }
+  if (res.status === 404) return show('disconnected', 'VM not found', 'not_found');
+  if (!res.ok) {
+    show('disconnected', `The controller answered ${res.status}`, 'error');
+    return scheduleRetry();
+  }
+  const messages = {
+    paused: 'VM is paused', stopped: 'VM is stopped', stopping: 'VM is stopped', failed: 'VM has failed',
+    creating: 'VM is starting', booting: 'VM is starting', destroyed: 'VM not found',
+  };
+  if (body.state === 'destroyed') return show('disconnected', messages.destroyed, 'not_found');
+  if (messages[body.state]) show('disconnected', messages[body.state], body.state === 'stopping' ? 'stopped' : body.state);
+  else if (body.viewers >= body.maxViewers) show('disconnected', `The VM already has ${body.viewers} viewers (the limit)`, 'limit');
+  else if (close && close.code === CLOSE_VM_GONE) show('disconnected', close.reason || 'The VM is no longer running', 'vm_gone');
+  else show('disconnected', 'The connection to the VM desktop was lost', 'lost');
+  // Paused, stopped, booting and lost connections can come back: keep trying (the token is checked every time).
+  return scheduleRetry();
+}
+
+function connect() {
+  stopRetrying();
+  const old = rfb;
+  rfb = null;
+  if (old) old.disconnect();
+  show('connecting');
+  const ws = new WebSocket(wsUrl, ['binary']);
+  let close = null;
+  let refused = false; // the RFB server itself said no: retrying cannot help
+  // Registered before noVNC attaches its own handlers, so the close code is known when 'disconnect' fires.
+  ws.addEventListener('close', (e) => { close = { code: e.code, reason: e.reason }; });
+  const current = new RFB(screen, ws, { shared: true });
+  rfb = current;
+  window.hangarRfb = current;
+  current.scaleViewport = true;
+  current.resizeSession = false;
+  current.focusOnClick = true;
+  current.addEventListener('connect', () => {
+    attempt = 0;
+    show('connected');
+    current.focus();
+  });
+  current.addEventListener('disconnect', () => {
+    if (rfb !== current) return; // replaced by a newer connection
+    rfb = null;
+    if (refused) return;
+    setTimeout(() => { void explain(close); }, 0);
+  });
+  current.addEventListener('securityfailure', (e) => {
+    refused = true;
+    show('disconnected', `The VM desktop refused the connection: ${e.detail.reason || e.detail.status}`, 'security');
+  });
+  current.addEventListener('credentialsrequired', () => {
+    refused = true;
+    show('disconnected', 'The VM desktop asks for a VNC password (Hangar desktops use none)', 'security');
+    current.disconnect();
+  });
+  current.addEventListener('clipboard', (e) => { clipboard.value = e.detail.text; });
+}
+
+clipboard.addEventListener('input', () => { if (rfb) rfb.clipboardPasteFrom(clipboard.value); });
+reconnectBtn.addEventListener('click', () => { attempt = 0; connect(); });
+
+if (token) connect();
+else show('disconnected', 'No viewer token in the address', 'invalid');

@@ -1,0 +1,104 @@
+// What the desktop module needs from the controller, its limits, and the per-VM viewer registry shared by the
+// HTTP routes (status) and the WebSocket bridge (admission).
+import type { Duplex } from 'node:stream';
+import { HangarError } from '../errors.js';
+import type { HangarMetrics } from '../metrics.js';
+import { assertSecret } from './token.js';
+
+export interface DesktopLimits {
+  /** Concurrent viewers per VM; the next one is refused with VIEWER_LIMIT (429) before the upgrade. */
+  viewersPerVm: number;
+  /** A bridge with no byte in either direction for this long is closed (close code 4000). */
+  idleMs: number;
+  /** Lifetime of a viewer token when the request does not ask for one. */
+  tokenTtlMs: number;
+  /** Longest lifetime a request may ask for. */
+  maxTokenTtlMs: number;
+  /** Time allowed for `dial` to reach the VM's RFB server. */
+  dialTimeoutMs: number;
+  /** Bytes queued towards the viewer above which reading from the VM pauses. */
+  highWaterBytes: number;
+  /** Largest single WebSocket message accepted from a viewer (RFB client messages are small). */
+  maxMessageBytes: number;
+}
+
+export const DEFAULT_DESKTOP_LIMITS: Readonly<DesktopLimits> = Object.freeze({
+  viewersPerVm: 4,
+  idleMs: 15 * 60_000,
+  tokenTtlMs: 5 * 60_000,
+  maxTokenTtlMs: 60 * 60_000,
+  dialTimeoutMs: 5_000,
+  highWaterBytes: 1024 * 1024,
+  maxMessageBytes: 4 * 1024 * 1024,
+});
+
+/** The part of a VM the desktop module looks at. */
+export interface DesktopVm {
+  state: string;
+}
+
+/** pino-compatible; the bridge logs VM ids, sizes and close codes, never URLs or tokens. */
+export interface DesktopLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface DesktopDeps {
+  /** The VM by id, or null when there is none. */
+  lookup(vmId: string): DesktopVm | null;
+  /**
+   * A byte stream to the VM's RFB server (in production a TCP connection to guest-ip:5900 — the guest network is
+   * internal, so this is the only way in). Resolve once connected; the bridge treats it as an opaque Duplex.
+   */
+  dial(vmId: string): Promise<Duplex>;
+  metrics: HangarMetrics;
+  /** HMAC key for viewer tokens, at least 32 bytes (see newViewerSecret). */
+  secret: Buffer;
+  limits?: Partial<DesktopLimits>;
+  log?: DesktopLog;
+  /** Viewer input reached the VM (at most once a second per viewer): it is in use, not idle (e.g. manager.touch). */
+  touch?(vmId: string): void;
+}
+
+export function resolveLimits(partial: Partial<DesktopLimits> = {}): DesktopLimits {
+  const l = { ...DEFAULT_DESKTOP_LIMITS, ...partial };
+  for (const [k, v] of Object.entries(l)) {
+    if (!Number.isFinite(v) || v <= 0) throw new HangarError('INVALID_ARGUMENT', `desktop limit ${k} must be a positive number`, { [k]: v });
+  }
+  if (l.tokenTtlMs > l.maxTokenTtlMs) throw new HangarError('INVALID_ARGUMENT', 'tokenTtlMs exceeds maxTokenTtlMs');
+  return l;
+}
+
+export function checkDeps(deps: DesktopDeps): DesktopLimits {
+  assertSecret(deps.secret);
+  return resolveLimits(deps.limits);
+}
+
+/** Live viewers per VM. One registry per DesktopDeps object, so routes and bridge built from it agree. */
+export class ViewerRegistry {
+  private readonly counts = new Map<string, number>();
+  count(vmId: string): number {
+    return this.counts.get(vmId) ?? 0;
+  }
+  /** Takes a slot, or refuses with VIEWER_LIMIT. Synchronous, so two racing upgrades cannot both take the last one. */
+  reserve(vmId: string, limit: number): () => void {
+    const n = this.count(vmId);
+    if (n >= limit) throw new HangarError('VIEWER_LIMIT', `VM ${vmId} already has ${n} viewer(s), the limit is ${limit}`, { vmId, viewers: n, limit });
+    this.counts.set(vmId, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = this.count(vmId) - 1;
+      if (left > 0) this.counts.set(vmId, left);
+      else this.counts.delete(vmId);
+    };
+  }
+}
+
+const registries = new WeakMap<DesktopDeps, ViewerRegistry>();
+export function registryFor(deps: DesktopDeps): ViewerRegistry {
+  let r = registries.get(deps);
+  if (!r) registries.set(deps, (r = new ViewerRegistry()));
+  return r;
+}

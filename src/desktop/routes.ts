@@ -1,0 +1,127 @@
+// The desktop routes: viewer tokens, the viewer page, its status poll, the static client files, and (for the
+// OpenAPI document only) the WebSocket bridge, which attachVncBridge serves on the raw server.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { HangarError } from '../errors.js';
+import type { ApiContext, ApiRoute } from '../api/routes.js';
+import { errorSchema, idParams } from '../api/schemas.js';
+import { VNC_ROUTE } from './bridge.js';
+import { checkDeps, registryFor, type DesktopDeps } from './deps.js';
+import { PAGE_HEADERS, renderErrorPage, renderViewerPage } from './page.js';
+import { STATIC_PREFIX, loadStaticTable } from './static.js';
+import { signViewerToken, tokenError, verifyViewerToken, type TokenCheck } from './token.js';
+
+type IdReq = FastifyRequest<{ Params: { id: string }; Querystring: { token?: string } }>;
+
+const tokenQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { token: { type: 'string', description: 'viewer token from POST /v1/vms/:id/viewer' } },
+} as const;
+
+const viewerBody = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: { ttlSeconds: { type: 'integer', minimum: 1, maximum: 86400, description: 'token lifetime (default 300)' } },
+} as const;
+
+const viewerResponse = {
+  type: 'object',
+  required: ['token', 'url', 'expiresAt'],
+  properties: {
+    token: { type: 'string' },
+    url: { type: 'string', description: 'the viewer page, relative to the controller' },
+    expiresAt: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+const statusResponse = {
+  type: 'object',
+  required: ['id', 'state', 'viewers', 'maxViewers', 'tokenExpiresAt'],
+  properties: {
+    id: { type: 'string' },
+    state: { type: 'string' },
+    viewers: { type: 'integer' },
+    maxViewers: { type: 'integer' },
+    tokenExpiresAt: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+/** The viewer page for a VM with its token (what POST /v1/vms/:id/viewer answers as `url`). */
+export const viewUrl = (vmId: string, token: string): string => `/view/${encodeURIComponent(vmId)}?token=${token}`;
+
+export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
+  const limits = checkDeps(desk);
+  const registry = registryFor(desk);
+  const files = loadStaticTable();
+  const check = (req: IdReq): TokenCheck => verifyViewerToken(desk.secret, req.params.id, req.query.token, Date.now());
+
+  return [
+    {
+      method: 'POST', url: '/v1/vms/:id/viewer', summary: 'A short-lived viewer token and page URL for the VM desktop', auth: 'bearer',
+      schema: { params: idParams, body: viewerBody, response: { 200: viewerResponse, '4xx': errorSchema, '5xx': errorSchema } },
+      handler: (req) => {
+        const vm = ctx.service.get((req as IdReq).params.id); // ids and names; the token binds the canonical id
+        const ttlS = (req.body as { ttlSeconds?: number } | null | undefined)?.ttlSeconds;
+        const ttlMs = ttlS === undefined ? limits.tokenTtlMs : ttlS * 1000;
+        if (ttlMs > limits.maxTokenTtlMs) {
+          throw new HangarError('INVALID_ARGUMENT', `ttlSeconds may be at most ${limits.maxTokenTtlMs / 1000}`, { max: limits.maxTokenTtlMs / 1000 });
+        }
+        const expiresAt = Date.now() + ttlMs;
+        const token = signViewerToken(desk.secret, vm.id, expiresAt);
+        return { token, url: viewUrl(vm.id, token), expiresAt: new Date(expiresAt).toISOString() };
+      },
+    },
+    {
+      method: 'GET', url: '/view/:id', summary: 'The browser viewer for the VM desktop (noVNC, served here)', auth: 'viewer-token',
+      produces: 'text/html',
+      schema: { params: idParams, querystring: tokenQuery },
+      handler: (req, reply) => {
+        const r = req as IdReq;
+        const ok = check(r);
+        reply.headers(PAGE_HEADERS);
+        if (!ok.ok) {
+          ctx.metrics.errors.inc({ code: 'VIEWER_TOKEN_INVALID' });
+          const title = ok.reason === 'expired' ? 'Viewer link expired' : 'Viewer link not valid';
+          return reply.code(401).send(renderErrorPage(title, tokenError(ok.reason).message));
+        }
+        return reply.code(200).send(renderViewerPage(r.params.id));
+      },
+    },
+    {
+      method: 'GET', url: '/v1/vms/:id/viewer-status', summary: 'Why a viewer is (dis)connected: VM state and viewer count', auth: 'viewer-token',
+      schema: { params: idParams, querystring: tokenQuery, response: { 200: statusResponse, '4xx': errorSchema, '5xx': errorSchema } },
+      handler: (req, reply) => {
+        const r = req as IdReq;
+        const ok = check(r);
+        reply.header('cache-control', 'no-store');
+        if (!ok.ok) throw tokenError(ok.reason);
+        const vm = desk.lookup(r.params.id);
+        if (!vm) throw new HangarError('VM_NOT_FOUND', `no VM ${r.params.id}`, { id: r.params.id });
+        return {
+          id: r.params.id, state: vm.state, viewers: registry.count(r.params.id), maxViewers: limits.viewersPerVm,
+          tokenExpiresAt: new Date(ok.expiresAt).toISOString(),
+        };
+      },
+    },
+    {
+      method: 'GET', url: VNC_ROUTE, summary: 'WebSocket (subprotocol "binary") to the VM desktop\'s RFB server; ?token= required',
+      auth: 'viewer-token', websocket: true,
+      schema: { params: idParams, querystring: tokenQuery },
+      handler: () => { throw new HangarError('INTERNAL', 'served by the WebSocket bridge'); },
+    },
+    {
+      method: 'GET', url: `${STATIC_PREFIX}*`, summary: 'Viewer client files (noVNC and the Hangar page script)', auth: 'none',
+      produces: 'text/javascript',
+      schema: {},
+      handler: (req, reply) => staticFile(files, (req.params as { '*': string })['*'], req.headers['if-none-match'], reply),
+    },
+  ];
+}
+
+function staticFile(files: ReturnType<typeof loadStaticTable>, rel: string, ifNoneMatch: string | undefined, reply: FastifyReply): FastifyReply {
+  const f = files.get(`${STATIC_PREFIX}${rel}`);
+  if (!f) throw new HangarError('NOT_FOUND', `no static file ${rel}`);
+  reply.headers({ 'x-content-type-options': 'nosniff', 'cache-control': 'public, max-age=3600', etag: f.etag });
+  if (ifNoneMatch === f.etag) return reply.code(304).send();
+  return reply.type(f.type).send(f.body);
+}

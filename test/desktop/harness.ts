@@ -1,0 +1,199 @@
+// A real listening controller for the desktop tests: Fastify from buildServer with a real Store on a temp file,
+// the desktop routes, and the VNC bridge on the raw server. `dial` goes to a TCP port chosen by the test (an RFB
+// server on the host loopback). The VmService here only reads the store: the VM manager is not part of these tests.
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable, type Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
+import type { FastifyInstance } from 'fastify';
+import type { ApiContext } from '../../src/api/routes.js';
+import { buildServer } from '../../src/api/server.js';
+import { attachVncBridge, type VncBridge } from '../../src/desktop/bridge.js';
+import type { DesktopDeps, DesktopLimits } from '../../src/desktop/deps.js';
+import { desktopRoutes } from '../../src/desktop/routes.js';
+import { newViewerSecret } from '../../src/desktop/token.js';
+import { HangarError } from '../../src/errors.js';
+import { HangarMetrics } from '../../src/metrics.js';
+import { Store, type VmRecord } from '../../src/store/store.js';
+import type { VmService } from '../../src/vm/service.js';
+import type { VmState } from '../../src/vm/states.js';
+
+export const API_TOKEN = 'test-api-token-0123456789abcdef0123456789';
+
+/** Reads VMs from the store; every other operation is outside these tests. */
+function storeOnlyService(store: Store): VmService {
+  const no = (): never => { throw new HangarError('INTERNAL', 'not part of the desktop tests'); };
+  return {
+    create: no, action: no, destroy: no, consolePath: no, host: no, images: no,
+    list: () => store.listVms(),
+    get: (idOrName) => store.mustGetVm(idOrName),
+  };
+}
+
+export interface Harness {
+  /** http://127.0.0.1:PORT */
+  base: string;
+  app: FastifyInstance;
+  bridge: VncBridge;
+  store: Store;
+  metrics: HangarMetrics;
+  desk: DesktopDeps;
+  /** Every log line the server wrote (pino JSON), for the "token never logged" check. */
+  logs: string[];
+  /** How many times the bridge dialled a VM. */
+  dials(): number;
+  /** VM ids the bridge reported viewer input for (deps.touch). */
+  touches: string[];
+  /** Inserts a VM row in `state` (default ready). */
+  addVm(id: string, state?: VmState): VmRecord;
+  setState(id: string, to: VmState): void;
+  /** POST /v1/vms/:id/viewer with the API token. */
+  viewer(id: string, body?: object): Promise<{ status: number; json: { token: string; url: string; expiresAt: string } & Record<string, unknown> }>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  /** Where dial connects (127.0.0.1:port); or a custom dial. */
+  rfbPort?: number;
+  dial?: (vmId: string) => Promise<Duplex>;
+  limits?: Partial<DesktopLimits>;
+}
+
+export function tcpDial(port: number): () => Promise<net.Socket> {
+  return () => new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => { s.off('error', reject); resolve(s); });
+    s.once('error', reject);
+  });
+}
+
+export async function startHarness(opts: HarnessOptions): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-desktop-'));
+  const store = new Store(join(dir, 'state.db'));
+  const metrics = new HangarMetrics();
+  const logs: string[] = [];
+  const stream = new Writable({ write(chunk: Buffer, _enc, cb) { logs.push(chunk.toString()); cb(); } });
+  let dials = 0;
+  const touches: string[] = [];
+  const dial = opts.dial ?? (opts.rfbPort !== undefined ? tcpDial(opts.rfbPort) : undefined);
+  if (!dial) throw new Error('startHarness needs rfbPort or dial');
+  const ctx: ApiContext = { service: storeOnlyService(store), store, metrics, token: API_TOKEN };
+  const logTo: { app?: FastifyInstance } = {}; // the server's own logger, once it exists
+  const desk: DesktopDeps = {
+    lookup: (id) => store.getVm(id),
+    dial: (id) => { dials++; return dial(id); },
+    metrics,
+    secret: newViewerSecret(),
+    limits: opts.limits ?? {},
+    touch: (id) => { touches.push(id); },
+    log: { info: (o, m) => logTo.app?.log.info(o, m), warn: (o, m) => logTo.app?.log.warn(o, m) },
+  };
+  const app = await buildServer(ctx, { extraRoutes: (c) => desktopRoutes(c, desk), logger: { level: 'trace', stream } });
+  logTo.app = app;
+  const bridge = attachVncBridge(app.server, desk);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
+  return {
+    base, app, bridge, store, metrics, desk, logs,
+    dials: () => dials,
+    touches,
+    addVm: (id, state = 'ready') => store.insertVm({
+      id, name: id, state, imageId: 'img', profile: 'desktop', vmm: 'qemu', vcpus: 1, memMiB: 512, ttlS: null,
+      expiresAt: null, runDir: join(dir, id), spec: {}, net: null,
+    }),
+    setState: (id, to) => { store.setState(id, to); },
+    viewer: async (id, body) => {
+      const res = await fetch(`${base}/v1/vms/${encodeURIComponent(id)}/viewer`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      return { status: res.status, json: (await res.json()) as { token: string; url: string; expiresAt: string } };
+    },
+    close: async () => {
+      await bridge.close();
+      await app.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type VncOpen = { ws: WebSocket; reader: WsReader } | { status: number; body: { error: { code: string; message: string; details: Record<string, unknown> } } };
+
+/** Opens the bridge WebSocket; a refused upgrade resolves with its HTTP status and JSON body instead. */
+export function openVnc(base: string, vmId: string, token: string | undefined, protocols: string[] = ['binary']): Promise<VncOpen> {
+  const url = `${base.replace(/^http/, 'ws')}/v1/vms/${encodeURIComponent(vmId)}/vnc${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`;
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, { perMessageDeflate: false });
+    // Attached before 'open': the first frames can arrive in the same tick as the upgrade answer.
+    const reader = new WsReader(ws);
+    ws.once('open', () => resolve({ ws, reader }));
+    ws.once('unexpected-response', (req, res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => { text += d.toString(); });
+      res.on('end', () => {
+        req.destroy();
+        try { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }); } catch (e) { reject(e); }
+      });
+    });
+    ws.once('error', reject);
+  });
+}
+
+export function mustOpen(r: VncOpen): { ws: WebSocket; reader: WsReader } {
+  if ('ws' in r) return r;
+  throw new Error(`upgrade refused: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/** Buffers a WebSocket's binary messages as one byte stream for exact reads. */
+export class WsReader {
+  private chunks: Buffer[] = [];
+  private length = 0;
+  private waiter: (() => void) | null = null;
+  total = 0;
+  private readonly onMessage = (d: Buffer): void => {
+    this.chunks.push(d);
+    this.length += d.length;
+    this.total += d.length;
+    this.waiter?.();
+  };
+  constructor(private readonly ws: WebSocket) {
+    ws.on('message', this.onMessage);
+  }
+  /** Stops buffering; returns what was received and not read yet. */
+  detach(): Buffer {
+    this.ws.off('message', this.onMessage);
+    return Buffer.concat(this.chunks);
+  }
+  async read(n: number, timeoutMs = 5000): Promise<Buffer> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.length < n) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} bytes (have ${this.length})`);
+      await new Promise<void>((r) => { this.waiter = r; setTimeout(r, 50); });
+    }
+    const all = Buffer.concat(this.chunks);
+    this.chunks = [all.subarray(n)];
+    this.length = all.length - n;
+    return all.subarray(0, n);
+  }
+}
+
+/** Polls `cond` until true (or throws after timeoutMs). */
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The close code and reason a WebSocket ends with. */
+export function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) resolve({ code: 1006, reason: '' });
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+}
