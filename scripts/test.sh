@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: installs dependencies, then typecheck + lint + unit and integration tests (npm test).
+# Runs every test: installs dependencies, builds (or reuses from the cache) the desktop image the integration
+# tests boot, then `npm test` (typecheck, lint, unit and integration tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 export HANGAR_QUIET="${HANGAR_QUIET:-${CI:+1}}"
+npm run build --silent
+node bin/hangar.js image build --profile desktop ${HANGAR_QUIET:+--quiet}
 npm test

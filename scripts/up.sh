@@ -1,39 +1,38 @@
 #!/usr/bin/env bash
-# The main job until the controller exists: install what Hangar needs, build it, build (or reuse) the desktop
-# image, and say how it boots. Run as root on a Debian 12 host. Extra arguments go to `hangar image build`
-# (e.g. --profile browser, --force).
+# The main job, on a Debian 12 host as root: install what Hangar needs, build it and the desktop image (cached),
+# start the controller (netns mode: all VM networking in the namespace `hangar`, the host side in `hangar-host`;
+# the root namespace's network is not touched), boot one desktop VM and print the URL that opens it in a browser.
+# Options: --port N (default 7070), --host ADDR (default 127.0.0.1; 0.0.0.0 to reach it from another machine),
+# --profile desktop|browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+port=7070 host=127.0.0.1 profile=desktop
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --port) port="$2"; shift 2 ;;
+    --host) host="$2"; shift 2 ;;
+    --profile) profile="$2"; shift 2 ;;
+    *) echo "usage: $0 [--port N] [--host ADDR] [--profile desktop|browser]" >&2; exit 2 ;;
+  esac
+done
+
 ./scripts/install-deps.sh
 npm run build --silent
-node bin/hangar.js image build "$@"
+hangar() { node bin/hangar.js "$@"; }
 
-# Describe the image just built (newest of its profile) and the boot it is made for.
-profile=desktop
-prev=""
-for a in "$@"; do
-  if [ "$prev" = "--profile" ]; then profile="$a"; fi
-  case "$a" in --profile=*) profile="${a#--profile=}" ;; esac
-  prev="$a"
-done
-node --input-type=module - "$profile" <<'JS'
-import { resolveImage } from './dist/src/image/index.js';
-const img = await resolveImage(process.argv[2]);
-const m = img.manifest;
-console.log(`
-image     ${img.id} (${img.profile}), created ${img.created}
-kernel    ${img.kernelPath}  (Linux ${img.kernelVersion}, uncompressed vmlinux with the PVH note; lint ok: ${Object.entries(m.kernel.lint).map(([v, r]) => `${v}=${r.ok}`).join(' ')})
-rootfs    ${img.rootfsPath}  (${(img.sizes.rootfs / 2 ** 20).toFixed(0)} MiB ext4, Debian ${m.rootfs.suite}, ${m.rootfs.packages.length} packages)
-manifest  ${img.manifestPath}
+hangar image build --profile "$profile"
+hangar up --host "$host" --port "$port"
+name="$profile-1"
+if ! hangar vm show "$name" >/dev/null 2>&1; then
+  hangar vm create --profile "$profile" --name "$name"
+fi
+url=$(hangar vm open "$name" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).url))')
+cat <<MSG
 
-How it will boot (the VM driver wires this up; until then, by hand inside a network namespace you create):
-  qemu-system-x86_64 -M microvm,acpi=off,x-option-roms=off,rtc=on -m 512 -smp 1 -nodefaults -no-user-config -display none \\
-    -serial file:console.log -kernel ${img.kernelPath} \\
-    -append "${m.guest.cmdline} ip=GUEST::GATEWAY:NETMASK::eth0:off" \\
-    -drive id=root,file=${img.rootfsPath},format=raw,if=none,snapshot=on -device virtio-blk-device,drive=root \\
-    -netdev tap,id=n0,ifname=TAP,script=no,downscript=no -device virtio-net-device,netdev=n0 -device virtio-rng-device
-  (Firecracker: the same vmlinux as kernel_image_path, the same boot_args, rootfs as the root drive, plus an entropy device.)
-  The console prints ${m.guest.initMarker}, "HANGAR-NET eth0 ADDR", then ${m.guest.readyMarker} once VNC answers on TCP ${m.guest.vncPort}.
-`);
-JS
+Hangar is up.
+  Desktop VM '$name' in the browser (link valid for a few minutes; 'npx hangar vm open $name' makes a new one):
+    $url
+  API: http://$host:$port  (bearer token in /var/lib/hangar/token)    CLI: npx hangar vm ls
+  Stop the controller: npx hangar down   (VMs keep running; 'npx hangar vm rm $name' removes the VM)
+MSG

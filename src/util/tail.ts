@@ -15,8 +15,7 @@ export async function tailFile(path: string, lines: number, maxBytes = 1024 * 10
     await fh.read(buf, 0, len, size - len);
     const text = buf.toString('utf8');
     const all = text.split('\n');
-    const trailing = all.at(-1) === '' ? all.pop() : undefined;
-    void trailing;
+    if (all.at(-1) === '') all.pop(); // the file's final newline is added back below
     return all.slice(-lines).join('\n') + (text.endsWith('\n') ? '\n' : '');
   } finally {
     await fh.close();

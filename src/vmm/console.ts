@@ -2,6 +2,7 @@
 // as a reason to stop waiting), and read its tail for error reports.
 import { open, stat } from 'node:fs/promises';
 import { HangarError } from '../errors.js';
+import { tailFile } from '../util/tail.js';
 import type { ProcessExit } from './types.js';
 
 export interface WaitForMarkerOptions {
@@ -69,25 +70,9 @@ async function readLines(path: string, offset: number): Promise<{ lines: { text:
   }
 }
 
-/** The last `lines` lines of a file ('' when it does not exist). Reads at most the last 256 KiB. */
+/** The last `lines` lines of a file without its final newline ('' when it does not exist); reads at most 256 KiB. */
 export async function tail(path: string, lines: number): Promise<string> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch {
-    return '';
-  }
-  try {
-    const size = (await fh.stat()).size;
-    const len = Math.min(size, 256 * 1024);
-    const buf = Buffer.alloc(len);
-    await fh.read(buf, 0, len, size - len);
-    const all = buf.toString('utf8').replace(/\r/g, '').split('\n');
-    if (all.at(-1) === '') all.pop();
-    return all.slice(-lines).join('\n');
-  } finally {
-    await fh.close();
-  }
+  return (await tailFile(path, lines, 256 * 1024)).replace(/\r/g, '').replace(/\n$/, '');
 }
 
 /** The current size of a log, for `fromOffset` (0 when absent). */
