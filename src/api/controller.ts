@@ -2,6 +2,7 @@
 // named steps with their undos, and shut down gracefully (VMs keep running and are adopted at the next start).
 import { rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { listImages, resolveImage } from '../image/store.js';
@@ -20,7 +21,7 @@ import { loadOrCreateToken } from './auth.js';
 import type { ControllerConfig } from './config.js';
 import type { ApiContext, ApiRoute } from './routes.js';
 import { buildServer, redactUrl } from './server.js';
-import { healthLoop, ttlReaper, type Loop } from './workers.js';
+import { healthLoop, hibernator, ttlReaper, type Loop } from './workers.js';
 
 export interface Controller {
   config: ControllerConfig;
@@ -75,11 +76,13 @@ export async function startController(config: ControllerConfig, hooks: Controlle
     {
       name: 'VM manager',
       run: (c) => {
-        const drivers = hooks.drivers ?? { qemu: new QemuDriver(), firecracker: new FirecrackerDriver() };
+        // QEMU guests get the agent channel: snapshots and hibernation resync their clock and entropy through it.
+        const drivers = hooks.drivers ?? { qemu: new QemuDriver({ guestAgent: true }), firecracker: new FirecrackerDriver() };
         c.manager = new VmManager({
           store: c.store, stateDir: config.paths.stateDir, net, drivers, defaultVmm: config.defaultVmm,
           images: { resolve: (ref) => resolveImage(ref, config.paths), list: () => listImages(config.paths) },
           readyTimeoutMs: config.readyTimeoutMs, maxVms: config.maxVms, metrics,
+          snapshotsDir: join(config.paths.cacheDir, 'snapshots'),
           ...(hooks.progress ? { progress: hooks.progress } : {}),
           log: (msg, data) => logger.info(data ?? {}, msg),
         });
@@ -111,6 +114,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         c.loops = [
           ttlReaper(c.manager, c.store, config.reapIntervalMs).start(),
           healthLoop(c.manager, c.store, c.manager.vmDialer, config.healthIntervalMs).start(),
+          ...(config.hibernateAfterS > 0 ? [hibernator(c.manager, c.store, config.hibernateAfterS, Math.min(config.reapIntervalMs, config.hibernateAfterS * 1000)).start()] : []),
         ];
         return async () => { await Promise.all(c.loops.map((l) => l.stop())); };
       },

@@ -1,13 +1,16 @@
-// The controller's core routes: VMs, images, host, console, events, metrics, health.
+// The controller's core routes: VMs, images, host, console, events, metrics, health; snapshots and hibernation.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HangarError } from '../errors.js';
+import type { VmRecord } from '../store/store.js';
+import { snapshotRoutes } from '../snapshot/routes.js';
+import { VmManager } from '../vm/manager.js';
 import { normalizeCreate, type CreateVmInput } from '../vm/input.js';
 import type { LifecycleAction } from '../vm/service.js';
 import { tailFile } from '../util/tail.js';
 import type { ApiContext, ApiRoute } from './routes.js';
-import { toVmView } from './routes.js';
+import { toVmView, type VmView } from './routes.js';
 import { consoleQuery, createVmBody, errorSchema, eventsQuery, hostSchema, idParams, imageSchema, vmSchema, waitQuery } from './schemas.js';
 
 type IdReq = FastifyRequest<{ Params: { id: string } }>;
@@ -24,13 +27,23 @@ async function waitFor<T>(p: Promise<T>, timeoutMs: number): Promise<T> {
   }
 }
 
+/** The VM view plus what snapshots add: hibernation and, for a clone, where its guest really lives. */
+export function vmView(r: VmRecord): VmView & { hibernated: boolean; clone: { snapshot: string; netns: string; guestIp: string } | null } {
+  const clone = (r.net as { clone?: { netns: string; guest: { ip: string } } } | null)?.clone;
+  return {
+    ...toVmView(r),
+    hibernated: !!r.hibernation,
+    clone: clone && r.snapshotId ? { snapshot: r.snapshotId, netns: clone.netns, guestIp: clone.guest.ip } : null,
+  };
+}
+
 export function coreRoutes(ctx: ApiContext): ApiRoute[] {
   const { service, store, metrics } = ctx;
   let listCache = { version: -1, body: '' };
   const action = (a: LifecycleAction): ApiRoute => ({
     method: 'POST', url: `/v1/vms/:id/${a}`, summary: `${a[0]!.toUpperCase()}${a.slice(1)} a VM`, auth: 'bearer',
     schema: { params: idParams, response: vmResponse },
-    handler: async (req) => toVmView(await service.action((req as IdReq).params.id, a)),
+    handler: async (req) => vmView(await service.action((req as IdReq).params.id, a)),
   });
   return [
     {
@@ -46,25 +59,33 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
         const { vm, ready } = await service.create(normalizeCreate((req.body ?? {}) as CreateVmInput));
         if (!q.wait) {
           ready.catch(() => undefined); // failures are recorded on the VM; nobody awaits here
-          return reply.code(202).send(toVmView(vm));
+          return reply.code(202).send(vmView(vm));
         }
         const done = await waitFor(ready, q.timeoutMs ?? 300_000);
-        return reply.code(201).send(toVmView(done));
+        return reply.code(201).send(vmView(done));
       },
     },
     {
       method: 'GET', url: '/v1/vms', summary: 'List VMs', auth: 'bearer', schema: { response: listResponse },
       handler: (_req, reply) => {
         // The list is derived state: serialise it once per store version, not once per request.
-        if (listCache.version !== store.version) listCache = { version: store.version, body: JSON.stringify({ vms: service.list().map(toVmView) }) };
+        if (listCache.version !== store.version) listCache = { version: store.version, body: JSON.stringify({ vms: service.list().map(vmView) }) };
         return reply.type('application/json; charset=utf-8').send(listCache.body);
       },
     },
     {
       method: 'GET', url: '/v1/vms/:id', summary: 'Show a VM', auth: 'bearer', schema: { params: idParams, response: vmResponse },
-      handler: (req) => toVmView(service.get((req as IdReq).params.id)),
+      handler: (req) => vmView(service.get((req as IdReq).params.id)),
     },
     action('start'), action('stop'), action('pause'), action('resume'),
+    {
+      method: 'POST', url: '/v1/vms/:id/hibernate', summary: 'Save the VM to disk and stop it (start/resume restores it)', auth: 'bearer',
+      schema: { params: idParams, response: vmResponse },
+      handler: async (req) => {
+        if (!(service instanceof VmManager)) throw new HangarError('VMM_NOT_AVAILABLE', 'this controller cannot hibernate VMs');
+        return vmView(await service.hibernate((req as IdReq).params.id));
+      },
+    },
     {
       method: 'DELETE', url: '/v1/vms/:id', summary: 'Destroy a VM and everything it holds', auth: 'bearer',
       schema: { params: idParams, response: { 204: { type: 'null' }, '4xx': errorSchema, '5xx': errorSchema } },
@@ -116,6 +137,7 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
         req.raw.on('close', () => { off(); clearInterval(ping); });
       },
     },
+    ...snapshotRoutes(ctx),
     {
       method: 'GET', url: '/metrics', summary: 'Prometheus metrics', auth: 'bearer', produces: 'text/plain',
       schema: {},

@@ -38,6 +38,43 @@ export const vmSchema = {
       type: ['object', 'null'],
       properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object', additionalProperties: true } },
     },
+    /** A hibernated VM is 'stopped' with its memory on disk; start/resume restores it. */
+    hibernated: { type: 'boolean' },
+    /** Set for a clone: its snapshot, its own namespace, and the address the guest has inside it. */
+    clone: {
+      type: ['object', 'null'],
+      properties: { snapshot: { type: 'string' }, netns: { type: 'string' }, guestIp: { type: 'string' } },
+    },
+  },
+} as const;
+
+export const snapshotBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    vm: { type: 'string', minLength: 1, maxLength: 128 },
+    image: { type: 'string', minLength: 1, maxLength: 128 },
+  },
+} as const;
+
+const fileSizes = { type: 'object', additionalProperties: { type: 'integer' } } as const;
+
+export const snapshotSchema = {
+  type: 'object',
+  required: ['id', 'createdAt', 'image', 'vmm'],
+  properties: {
+    id: { type: 'string' },
+    createdAt: { type: 'string' },
+    source: { type: 'object', properties: { kind: { type: 'string', enum: ['vm', 'image'] }, vmId: { type: 'string' }, vmName: { type: 'string' } } },
+    image: { type: 'string' },
+    profile: { type: 'string' },
+    vmm: { type: 'string' },
+    vmmVersion: { type: 'string' },
+    vcpus: { type: 'integer' },
+    memMiB: { type: 'integer' },
+    guest: { type: 'object', properties: { ip: { type: 'string' }, mac: { type: 'string' } } },
+    sizes: fileSizes,
+    totalBytes: { type: 'integer' },
   },
 } as const;
 

@@ -2,7 +2,7 @@
 // it directly; `start()`/`stop()` run it on an interval that never overlaps itself.
 import { VNC_PORT } from '../guest-protocol.js';
 import { readBanner, type Dialer } from '../net/dial.js';
-import type { Store } from '../store/store.js';
+import type { Store, VmRecord } from '../store/store.js';
 import type { VmService } from '../vm/service.js';
 
 export class Loop {
@@ -57,4 +57,23 @@ export function healthLoop(service: VmService, store: Store, dialer: Dialer, int
     for (const id of health.keys()) if (!seen.has(id)) health.delete(id);
   });
   return Object.assign(loop, { health });
+}
+
+/** What the hibernator needs of the manager. */
+export interface Hibernatable {
+  idleVms(afterS: number, now?: number): VmRecord[];
+  hibernate(id: string): Promise<VmRecord>;
+}
+
+/**
+ * Hibernates VMs idle for `afterS` seconds (ready, no viewer attached, no API action): their memory goes to disk
+ * and their VMM stops; opening a viewer or POST /v1/vms/:id/resume restores them. One VM at a time: saving a
+ * guest's memory is I/O the host should not do for every idle VM at once.
+ */
+export function hibernator(manager: Hibernatable, store: Store, afterS: number, intervalMs: number, now: () => number = Date.now): Loop {
+  return new Loop('hibernator', intervalMs, async () => {
+    for (const vm of manager.idleVms(afterS, now())) {
+      await manager.hibernate(vm.id).catch((e: unknown) => store.appendEvent(vm.id, 'vm.hibernate_failed', { message: (e as Error).message }));
+    }
+  });
 }

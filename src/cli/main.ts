@@ -7,8 +7,9 @@ import { commands as imageCommands } from './image.js';
 import { commands as vmCommands } from './vm.js';
 import { commands as controllerCommands } from './controller.js';
 import { commands as doctorCommands } from './doctor.js';
+import { commands as snapshotCommands } from './snapshot.js';
 
-export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...imageCommands, ...kernelCommands, ...doctorCommands];
+export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...snapshotCommands];
 
 function help(io: CliIO): void {
   io.out('Usage: hangar <command> [options]\n\nCommands:\n');

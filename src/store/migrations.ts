@@ -50,4 +50,12 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_vm ON events(vm_id);
     `,
   },
+  {
+    version: 2,
+    name: 'clones and hibernation',
+    sql: `
+      ALTER TABLE vms ADD COLUMN snapshot_id TEXT;   -- the golden snapshot a clone was restored from
+      ALTER TABLE vms ADD COLUMN hibernation TEXT;   -- JSON: the saved state of a hibernated VM (see src/snapshot/)
+    `,
+  },
 ];

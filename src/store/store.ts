@@ -24,6 +24,10 @@ export interface VmRecord {
   bootMs: number | null;
   lastError: { code: string; message: string; details?: unknown } | null;
   exit: Record<string, unknown> | null;
+  /** The golden snapshot this VM was cloned from (null: booted from its image). */
+  snapshotId: string | null;
+  /** Set while the VM is hibernated (state 'stopped'): where its saved state is and when it was taken. */
+  hibernation: Record<string, unknown> | null;
 }
 
 export interface Allocation {
@@ -44,7 +48,7 @@ interface VmRow {
   id: string; name: string; state: string; image_id: string; profile: string; vmm: string; vcpus: number;
   mem_mib: number; ttl_s: number | null; created_at: string; updated_at: string; expires_at: string | null;
   pid: number | null; run_dir: string; spec: string; net: string | null; boot_ms: number | null;
-  last_error: string | null; exit: string | null;
+  last_error: string | null; exit: string | null; snapshot_id: string | null; hibernation: string | null;
 }
 
 const parse = <T>(s: string | null): T | null => (s === null ? null : (JSON.parse(s) as T));
@@ -54,12 +58,13 @@ function toRecord(r: VmRow): VmRecord {
     id: r.id, name: r.name, state: r.state as VmState, imageId: r.image_id, profile: r.profile, vmm: r.vmm,
     vcpus: r.vcpus, memMiB: r.mem_mib, ttlS: r.ttl_s, createdAt: r.created_at, updatedAt: r.updated_at,
     expiresAt: r.expires_at, pid: r.pid, runDir: r.run_dir, spec: parse(r.spec) ?? {}, net: parse(r.net),
-    bootMs: r.boot_ms, lastError: parse(r.last_error), exit: parse(r.exit),
+    bootMs: r.boot_ms, lastError: parse(r.last_error), exit: parse(r.exit), snapshotId: r.snapshot_id ?? null,
+    hibernation: parse(r.hibernation ?? null),
   };
 }
 
-export type NewVm = Omit<VmRecord, 'createdAt' | 'updatedAt' | 'pid' | 'bootMs' | 'lastError' | 'exit'>;
-export type VmPatch = Partial<Pick<VmRecord, 'pid' | 'spec' | 'net' | 'bootMs' | 'lastError' | 'exit' | 'expiresAt'>>;
+export type NewVm = Omit<VmRecord, 'createdAt' | 'updatedAt' | 'pid' | 'bootMs' | 'lastError' | 'exit' | 'snapshotId' | 'hibernation'> & { snapshotId?: string | null };
+export type VmPatch = Partial<Pick<VmRecord, 'pid' | 'spec' | 'net' | 'bootMs' | 'lastError' | 'exit' | 'expiresAt' | 'hibernation'>>;
 
 const now = (): string => new Date().toISOString();
 
@@ -87,8 +92,8 @@ export class Store {
     const t = now();
     try {
       this.db.prepare(`INSERT INTO vms (id, name, state, image_id, profile, vmm, vcpus, mem_mib, ttl_s, created_at, updated_at,
-        expires_at, run_dir, spec, net) VALUES (@id, @name, @state, @imageId, @profile, @vmm, @vcpus, @memMiB, @ttlS, @t, @t,
-        @expiresAt, @runDir, @spec, @net)`).run({ ...vm, t, spec: JSON.stringify(vm.spec), net: vm.net ? JSON.stringify(vm.net) : null });
+        expires_at, run_dir, spec, net, snapshot_id) VALUES (@id, @name, @state, @imageId, @profile, @vmm, @vcpus, @memMiB, @ttlS, @t, @t,
+        @expiresAt, @runDir, @spec, @net, @snapshotId)`).run({ ...vm, t, spec: JSON.stringify(vm.spec), net: vm.net ? JSON.stringify(vm.net) : null, snapshotId: vm.snapshotId ?? null });
     } catch (e) {
       if (String((e as Error).message).includes('UNIQUE constraint failed: vms.name')) {
         throw new HangarError('VM_NAME_TAKEN', `a VM named ${vm.name} exists`, { name: vm.name });
@@ -134,8 +139,10 @@ export class Store {
 
   patchVm(id: string, patch: VmPatch): void {
     this.writes++;
-    const cols: Record<keyof VmPatch, string> = { pid: 'pid', spec: 'spec', net: 'net', bootMs: 'boot_ms', lastError: 'last_error', exit: 'exit', expiresAt: 'expires_at' };
-    const json = new Set(['spec', 'net', 'lastError', 'exit']);
+    const cols: Record<keyof VmPatch, string> = {
+      pid: 'pid', spec: 'spec', net: 'net', bootMs: 'boot_ms', lastError: 'last_error', exit: 'exit', expiresAt: 'expires_at', hibernation: 'hibernation',
+    };
+    const json = new Set(['spec', 'net', 'lastError', 'exit', 'hibernation']);
     for (const [k, v] of Object.entries(patch) as [keyof VmPatch, unknown][]) {
       if (v === undefined) continue;
       const value = json.has(k) && v !== null ? JSON.stringify(v) : v;

@@ -5,9 +5,16 @@
 //   TAP device + VMM process                                                   — while the VM runs
 // create() validates and allocates synchronously (bad input changes nothing), then boots in the background as
 // named steps whose undos run in reverse on failure. Every state change goes through the store's state machine.
+//
+// Snapshots (src/snapshot/): a VM can also start from saved state instead of booting — a clone of a golden
+// snapshot (its own disk copy and its own network namespace recreating the snapshot's guest network, see
+// src/net/clone.ts), or itself after hibernation. Hibernation is not a state of its own: a hibernated VM is
+// 'stopped' with `hibernation` set (where its saved state is); start/resume restores it (stopped → booting →
+// ready, the usual transitions), destroy removes the state with the run directory.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { HangarError, isHangarError, toHangarError } from '../errors.js';
 import { GUEST_INIT_PATH, READY_MARKER, VNC_PORT } from '../guest-protocol.js';
 import type { ImageInfo } from '../image/store.js';
@@ -15,12 +22,17 @@ import { buildBootArgs } from '../kernel/bootargs.js';
 import type { HangarMetrics } from '../metrics.js';
 import type { NetConfig } from '../net/config.js';
 import { createDialer, readBanner, type Dialer } from '../net/dial.js';
+import { gatewayMac, listCloneNetns, planCloneNetwork, removeCloneNetwork, setupCloneNetwork, type CloneNetPlan, type GuestNetIdentity } from '../net/clone.js';
 import { attachVm, detachVm, listHangarTaps } from '../net/host.js';
 import { planVmNetwork, poolCapacity, type NetAllocation, type VmNetPlan } from '../net/plan.js';
+import { backendFor, hashFile, type FileInfo } from '../snapshot/backend.js';
+import { SNAPSHOT_DISK, type SnapshotManifest } from '../snapshot/manifest.js';
+import { SnapshotService } from '../snapshot/service.js';
+import { SnapshotStore } from '../snapshot/store.js';
 import type { Allocation, Store, VmRecord } from '../store/store.js';
 import { run } from '../util/exec.js';
 import { silentProgress, type Progress } from '../util/progress.js';
-import { runSteps, UndoStack, type Step } from '../util/steps.js';
+import { runSteps, UndoStack, type Step, type Undo } from '../util/steps.js';
 import { tailFile } from '../util/tail.js';
 import { waitForMarker } from '../vmm/console.js';
 import type { VmmDriver, VmmHandle } from '../vmm/driver.js';
@@ -50,6 +62,56 @@ export interface ManagerOptions {
   /** Boot phases of every VM (CLI/foreground); silent by default. */
   progress?: Progress;
   log?: (msg: string, data?: Record<string, unknown>) => void;
+  /** Golden snapshots live here (default `${stateDir}/snapshots`; the controller uses the cache's snapshots dir). */
+  snapshotsDir?: string;
+  /** Link-local pool for the clones' veth /30s (default DEFAULT_CLONE_LINK_CIDR). */
+  cloneLinkCidr?: string;
+  /** Test seam (fault injection): rewrites a cold-booted VM's machine spec just before its VMM starts. */
+  specOverride?: (spec: MachineSpec, vm: VmRecord) => MachineSpec;
+}
+
+/** A VM's network record: the pool plan, plus the clone's own network when it was cloned from a snapshot. */
+export type VmNet = VmNetPlan & { clone?: CloneNetPlan };
+
+/** What `hibernation` holds on a hibernated VM's record. */
+export interface Hibernation {
+  dir: string;
+  files: Record<string, FileInfo>;
+  vmmVersion: string;
+  diskPathInVmm?: string;
+  guestAgent?: boolean;
+  at: string;
+  saveMs: number;
+}
+
+/** Where a boot starts from. */
+type BootFrom =
+  | { kind: 'cold'; image: ImageInfo; fresh: boolean }
+  | {
+    kind: 'restore';
+    /** The machine as the state was saved (device set, memory), re-homed to this VM's run directory. */
+    spec: MachineSpec;
+    stateDir: string;
+    /** Verify the state files against these (golden snapshots). */
+    files?: Record<string, FileInfo>;
+    diskPathInVmm?: string;
+    guestAgent?: boolean;
+    /** A fresh clone copies its disk from here; a hibernated VM keeps its own. */
+    diskFrom?: string;
+    /** Runs once the guest has been resumed: from then on the saved state no longer matches the disk. */
+    consumed?: () => Promise<void>;
+    what: string;
+  };
+
+/** What captureVm returns: everything a snapshot manifest needs from the VM. */
+export interface CapturedVm {
+  vm: VmRecord;
+  guestNet: GuestNetIdentity;
+  machine: SnapshotManifest['machine'];
+  vmm: SnapshotManifest['vmm'];
+  files: Record<string, FileInfo>;
+  diskPathInVmm?: string;
+  durationsMs: SnapshotManifest['durationsMs'];
 }
 
 interface Live {
@@ -88,12 +150,20 @@ export class VmManager implements VmService {
   private readonly limits: VmLimits;
   private readonly readyTimeoutMs: number;
   private readonly progress: Progress;
+  /** Last activity per VM (API action, viewer traffic): the hibernator's idleness clock. */
+  private readonly activity = new Map<string, number>();
+  /** Open viewers per VM: a VM with one is never idle. */
+  private readonly holds = new Map<string, number>();
+  private readonly startedAt = Date.now();
+  /** Golden snapshots: create/list/delete (API and CLI go through this). */
+  readonly snapshots: SnapshotService;
 
   constructor(private readonly o: ManagerOptions) {
     this.dialer = o.dialer ?? createDialer(o.net);
     this.limits = o.limits ?? DEFAULT_LIMITS;
     this.readyTimeoutMs = o.readyTimeoutMs ?? 180_000;
     this.progress = o.progress ?? silentProgress;
+    this.snapshots = new SnapshotService(this, new SnapshotStore(o.snapshotsDir ?? join(o.stateDir, 'snapshots')), o.images);
     o.metrics?.wire({
       vmsByState: () => o.store.countByState(),
       poolFree: () => poolCapacity(o.net) - o.store.allocations('ip').length,
@@ -107,6 +177,16 @@ export class VmManager implements VmService {
 
   get vmDialer(): Dialer {
     return this.dialer;
+  }
+
+  /** Where images resolve (the doctor checks the image a VM boots from). */
+  get imageSource(): ImageSource {
+    return this.o.images;
+  }
+
+  /** Run directories live under `${stateDir}/vms` (the doctor looks for orphans there). */
+  get stateDir(): string {
+    return this.o.stateDir;
   }
 
   private log(msg: string, data?: Record<string, unknown>): void {
@@ -135,7 +215,7 @@ export class VmManager implements VmService {
   // ---------------------------------------------------------------- create
 
   async create(req: CreateVmRequest): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }> {
-    if (req.fromSnapshot) throw new HangarError('SNAPSHOT_NOT_FOUND', `snapshot ${req.fromSnapshot} not found`, { id: req.fromSnapshot });
+    if (req.fromSnapshot) return this.createClone(req, req.fromSnapshot);
     const vmm = req.vmm ?? this.o.defaultVmm;
     const driver = this.driver(vmm);
     const image = await this.o.images.resolve(req.image);
@@ -163,7 +243,67 @@ export class VmManager implements VmService {
       return this.o.store.mustGetVm(id);
     })();
     this.log('vm created', { id, name, image: image.id, vmm });
-    const ready = this.serial(id, () => this.boot(id, driver, image, true));
+    this.touch(id);
+    const ready = this.serial(id, () => this.boot(id, driver, { kind: 'cold', image, fresh: true }));
+    return { vm, ready };
+  }
+
+  /**
+   * A clone of a golden snapshot: its own row, pool address (the address the host reaches it at), disk copy and
+   * network namespace; the guest inside keeps the snapshot's identity. vcpus and memory are the snapshot's (the
+   * saved state fixes them); the request's are ignored.
+   */
+  private async createClone(req: CreateVmRequest, snapshotId: string): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }> {
+    const snap = await this.snapshots.store.get(snapshotId);
+    const m = snap.manifest;
+    if (req.vmm && req.vmm !== m.vmm.kind) {
+      throw new HangarError('INVALID_ARGUMENT', `snapshot ${m.id} was taken on ${m.vmm.kind}; it cannot be restored on ${req.vmm}`, { field: 'vmm' });
+    }
+    const driver = this.driver(m.vmm.kind);
+    const max = this.o.maxVms ?? 64;
+    if (this.o.store.listVms().length >= max) throw new HangarError('VM_LIMIT_REACHED', `this host runs at most ${max} VMs`, { max });
+    const id = newId();
+    const name = req.name ?? id;
+    const runDir = this.runDir(id);
+    if (m.diskPathInVmm && m.diskPathInVmm !== join(runDir, 'rootfs.ext4')) {
+      // Firecracker reopens the disk at the path its snapshot recorded: see firecrackerBackend.
+      throw new HangarError('SNAPSHOT_FAILED', `snapshot ${m.id} reopens its disk at ${m.diskPathInVmm}: ${m.vmm.kind} clones need a jailer chroot per clone, not supported yet`, { id: m.id });
+    }
+    const expiresAt = req.ttlSeconds ? new Date(Date.now() + req.ttlSeconds * 1000).toISOString() : null;
+    const g = m.guestNet;
+    const vm = this.o.store.db.transaction(() => {
+      this.o.store.insertVm({
+        id, name, state: 'creating', imageId: m.image.id, profile: m.image.profile, vmm: m.vmm.kind, vcpus: m.machine.vcpus,
+        memMiB: m.machine.memMiB, ttlS: req.ttlSeconds, expiresAt, runDir, spec: {}, net: null, snapshotId: m.id,
+      });
+      const pool = this.o.store.allocate(id, (taken) => {
+        const p = planVmNetwork(this.o.net, netAllocations(taken), id);
+        return { result: p, allocations: [{ kind: 'ip', value: p.ip }, { kind: 'mac', value: p.mac }, { kind: 'tap', value: p.tap }] };
+      });
+      const clone = planCloneNetwork(this.o.net, pool, g, this.o.cloneLinkCidr);
+      // The record shows what the host sees (the pool address) and what the guest has (MAC, gateway); a cold boot of
+      // the clone's disk later gets the snapshot's address again, inside the clone's namespace.
+      const net: VmNet = {
+        ...pool, mac: g.mac, gateway: g.gateway, netmask: g.netmask, prefix: g.prefix,
+        bootIp: { address: g.ip, gateway: g.gateway, netmask: g.netmask }, clone,
+      };
+      this.o.store.patchVm(id, { net: net as unknown as Record<string, unknown> });
+      return this.o.store.mustGetVm(id);
+    })();
+    const plan = vm.net as unknown as VmNet;
+    const spec: MachineSpec = {
+      id, kernelPath: m.machine.kernelPath, rootfsPath: join(runDir, 'rootfs.ext4'), bootArgs: m.machine.bootArgs,
+      vcpus: m.machine.vcpus, memMiB: m.machine.memMiB, net: { tap: g.tap, mac: g.mac }, consoleLogPath: join(runDir, 'console.log'),
+      runDir, netns: plan.clone!.netns,
+    };
+    const stateFiles = Object.fromEntries(Object.entries(m.files).filter(([k]) => backendFor(m.vmm.kind).stateFiles.includes(k)));
+    this.log('vm created', { id, name, snapshot: m.id, vmm: m.vmm.kind, address: plan.ip });
+    this.touch(id);
+    const ready = this.serial(id, () => this.boot(id, driver, {
+      kind: 'restore', spec, stateDir: snap.dir, files: stateFiles, diskFrom: join(snap.dir, SNAPSHOT_DISK), what: `snapshot ${m.id}`,
+      ...(m.diskPathInVmm ? { diskPathInVmm: m.diskPathInVmm } : {}),
+      ...(m.machine.guestAgent !== undefined ? { guestAgent: m.machine.guestAgent } : {}),
+    }));
     return { vm, ready };
   }
 
@@ -182,51 +322,100 @@ export class VmManager implements VmService {
       bootArgs,
       vcpus: vm.vcpus,
       memMiB: vm.memMiB,
-      net: { tap: plan.tap, mac: plan.mac },
+      net: this.vmmNet(plan),
       consoleLogPath: join(vm.runDir, 'console.log'),
       runDir: vm.runDir,
-      ...(this.o.net.mode === 'netns' ? { netns: this.o.net.netns! } : this.o.net.hostNetns ? { netns: this.o.net.hostNetns } : {}),
+      ...this.vmmNetns(plan),
     };
   }
 
-  /** Boots a VM in state creating/stopped/failed through to ready; on failure the VM is failed with evidence. */
-  private async boot(id: string, driver: VmmDriver, image: ImageInfo, fresh: boolean): Promise<VmRecord> {
+  /** The TAP and MAC the VMM is given: a clone's are the snapshot's, inside its own namespace. */
+  private vmmNet(plan: VmNet): { tap: string; mac: string } {
+    return plan.clone ? { tap: plan.clone.guest.tap, mac: plan.clone.guest.mac } : { tap: plan.tap, mac: plan.mac };
+  }
+
+  private vmmNetns(plan: VmNet): { netns?: string } {
+    if (plan.clone) return { netns: plan.clone.netns };
+    return this.o.net.mode === 'netns' ? { netns: this.o.net.netns! } : this.o.net.hostNetns ? { netns: this.o.net.hostNetns } : {};
+  }
+
+  /** A VM's network while it runs: its TAP on the bridge, or a clone's namespace. Returns the undo. */
+  private attachNet(plan: VmNet): Promise<Undo> {
+    return plan.clone ? setupCloneNetwork(plan.clone) : attachVm(this.o.net, plan);
+  }
+
+  /** Removes it whatever is left of it (idempotent). */
+  private async detachNet(plan: VmNet | null): Promise<void> {
+    if (plan?.clone) await removeCloneNetwork(plan.clone);
+    else if (plan?.tap) await detachVm(this.o.net, plan.tap);
+  }
+
+  /**
+   * Boots a VM in state creating/stopped/failed through to ready — cold from its image, or from saved state (a
+   * snapshot for a clone, its own for a hibernated VM); on failure the VM is failed with evidence.
+   */
+  private async boot(id: string, driver: VmmDriver, from: BootFrom): Promise<VmRecord> {
     const abort = new AbortController();
     const t0 = performance.now();
     let vm = this.o.store.mustGetVm(id);
-    const plan = vm.net as unknown as VmNetPlan;
-    const spec = this.machineSpec(vm, image, plan, driver.kind);
-    const ctx: { handle?: VmmHandle } = {};
+    const plan = vm.net as unknown as VmNet;
+    const cold = from.kind === 'cold' ? this.machineSpec(vm, from.image, plan, driver.kind) : null;
+    const spec = cold ? (this.o.specOverride?.(cold, vm) ?? cold) : (from as { spec: MachineSpec }).spec;
+    const backend = backendFor(driver.kind);
+    const ctx: { handle?: VmmHandle; sync?: unknown; copiedDisk?: boolean } = {};
     const steps: Step<typeof ctx>[] = [
       {
         name: `${id}: disk`,
-        run: async () => {
+        run: async (c) => {
           await mkdir(vm.runDir, { recursive: true, mode: 0o750 });
-          if (!fresh && (await stat(spec.rootfsPath).catch(() => null))) return;
+          const source = from.kind === 'cold' ? (from.fresh ? from.image.rootfsPath : null) : from.diskFrom ?? null;
+          if (source === null && (await stat(spec.rootfsPath).catch(() => null))) return;
+          if (source === null && from.kind === 'restore') throw new HangarError('SNAPSHOT_FAILED', `${spec.rootfsPath} is gone: the saved state cannot be restored without its disk`, { path: spec.rootfsPath });
           // A sparse copy (a reflink where the filesystem can): the VM writes to its own disk, never the image.
-          await run('cp', ['--reflink=auto', '--sparse=always', image.rootfsPath, spec.rootfsPath], { timeoutMs: 120_000 });
-          return () => rm(spec.rootfsPath, { force: true });
+          await run('cp', ['--reflink=auto', '--sparse=always', source ?? (from as { image: ImageInfo }).image.rootfsPath, spec.rootfsPath], { timeoutMs: 120_000 });
+          // Not an undo on the stack the running VM keeps: a stop keeps the disk. A failed boot removes it (below).
+          c.copiedDisk = true;
         },
       },
-      { name: `${id}: tap ${plan.tap}`, run: () => attachVm(this.o.net, plan) },
+      { name: plan.clone ? `${id}: clone network ${plan.clone.netns}` : `${id}: tap ${plan.tap}`, run: () => this.attachNet(plan) },
       {
-        name: `${id}: start ${driver.kind}`,
+        name: from.kind === 'cold' ? `${id}: start ${driver.kind}` : `${id}: restore ${driver.kind} from ${from.what}`,
         run: async (c) => {
           vm = this.o.store.setState(id, 'booting', { spec: spec as unknown as Record<string, unknown> });
           await rm(spec.consoleLogPath, { force: true });
-          c.handle = await driver.start(spec);
+          c.handle = from.kind === 'cold'
+            ? await driver.start(spec)
+            : (await backend.restore(driver, spec, from.stateDir, {
+              ...(from.files ? { files: from.files } : {}), ...(from.diskPathInVmm ? { diskPathInVmm: from.diskPathInVmm } : {}),
+              ...(from.guestAgent !== undefined ? { guestAgent: from.guestAgent } : {}),
+            })).handle;
           this.o.store.patchVm(id, { pid: c.handle.pid });
           const handle = c.handle;
           return async () => { await handle.stop({ graceMs: 0 }).catch(() => undefined); };
         },
       },
-      {
-        name: `${id}: guest ready`,
-        run: async (c) => {
-          await waitForMarker(spec.consoleLogPath, READY_MARKER, { timeoutMs: this.readyTimeoutMs, signal: abort.signal, exited: c.handle!.exited });
-          await this.waitVnc(plan.ip, abort.signal);
+      from.kind === 'cold'
+        ? {
+          name: `${id}: guest ready`,
+          run: async (c) => {
+            await waitForMarker(spec.consoleLogPath, READY_MARKER, { timeoutMs: this.readyTimeoutMs, signal: abort.signal, exited: c.handle!.exited });
+            await this.waitVnc(plan.ip, abort.signal);
+          },
+        }
+        : {
+          name: `${id}: resume and resync`,
+          run: async (c) => {
+            await c.handle!.resume();
+            // The guest has run on from the saved instant: its disk no longer matches that state.
+            await from.consumed?.();
+            // Clock and entropy (the agent answers within ~1 s) while the desktop's port is checked from the host side.
+            const [sync] = await Promise.all([
+              backend.afterResume(c.handle!).catch((e: unknown) => ({ error: (e as Error).message })),
+              this.waitVnc(plan.ip, abort.signal),
+            ]);
+            c.sync = sync;
+          },
         },
-      },
     ];
     const done = (async (): Promise<VmRecord> => {
       try {
@@ -234,16 +423,20 @@ export class VmManager implements VmService {
         const bootMs = Math.round(performance.now() - t0);
         this.live.set(id, { handle: ctx.handle!, stopping: false, undo: stack });
         this.watchExit(id, ctx.handle!);
-        this.o.metrics?.bootSeconds.observe(bootMs / 1000);
-        this.log('vm ready', { id, bootMs });
-        return this.o.store.setState(id, 'ready', { bootMs }, { bootMs });
+        this.touch(id);
+        const how = from.kind === 'cold' ? {} : { restoredFrom: from.what, sync: ctx.sync ?? null };
+        if (from.kind === 'cold') this.o.metrics?.bootSeconds.observe(bootMs / 1000);
+        this.log('vm ready', { id, bootMs, ...how });
+        return this.o.store.setState(id, 'ready', { bootMs }, { bootMs, ...how });
       } catch (e) {
         const err = toHangarError(e, 'VM_BOOT_TIMEOUT');
+        if (ctx.copiedDisk) await rm(spec.rootfsPath, { force: true });
         const consoleTail = await tailFile(spec.consoleLogPath, CONSOLE_TAIL_LINES);
         const cur = this.o.store.getVm(id);
-        if (cur && cur.state !== 'failed' && cur.state !== 'destroyed') {
-          this.o.store.setState(id, 'failed', { lastError: { code: err.code, message: err.message, details: { ...err.details, consoleTail } }, pid: null }, { code: err.code });
-        }
+        const lastError = { code: err.code, message: err.message, details: { ...err.details, consoleTail } };
+        // A start that failed before the VMM was started (disk, network) leaves a stopped VM stopped, with the reason.
+        if (cur?.state === 'stopped') this.o.store.patchVm(id, { lastError });
+        else if (cur && cur.state !== 'failed' && cur.state !== 'destroyed') this.o.store.setState(id, 'failed', { lastError, pid: null }, { code: err.code });
         this.o.metrics?.errors.inc({ code: err.code });
         this.log('vm failed', { id, code: err.code, message: err.message });
         throw err;
@@ -308,9 +501,17 @@ export class VmManager implements VmService {
 
   action(idOrName: string, action: LifecycleAction): Promise<VmRecord> {
     const id = this.get(idOrName).id;
+    this.touch(id);
     if (action === 'stop') this.booting.get(id)?.abort.abort();
     return this.serial(id, async () => {
       const vm = this.get(id);
+      if (vm.hibernation && (vm.state === 'stopped' || vm.state === 'failed') && (action === 'start' || action === 'resume')) {
+        // Transparent: a hibernated VM starts (or resumes) from its saved state. resume waits until it is ready.
+        const ready = this.restoreHibernated(vm);
+        if (action === 'resume') return ready;
+        ready.catch(() => undefined);
+        return this.get(id);
+      }
       assertAction(id, vm.state, action);
       switch (action) {
         case 'pause': {
@@ -326,7 +527,7 @@ export class VmManager implements VmService {
         case 'start': {
           const image = await this.o.images.resolve(vm.imageId);
           if (vm.state === 'failed') await this.stopVm(vm);
-          const ready = this.boot(id, this.driver(vm.vmm as VmmKind), image, false);
+          const ready = this.boot(id, this.driver(vm.vmm as VmmKind), { kind: 'cold', image, fresh: false });
           ready.catch(() => undefined);
           return this.get(id);
         }
@@ -352,8 +553,7 @@ export class VmManager implements VmService {
       this.live.delete(id);
       await l.undo.unwind();
     }
-    const plan = vm.net as unknown as VmNetPlan | null;
-    if (plan?.tap) await detachVm(this.o.net, plan.tap);
+    await this.detachNet(vm.net as unknown as VmNet | null);
     return this.o.store.setState(id, 'stopped', { pid: null, ...(exit ? { exit: exit as unknown as Record<string, unknown> } : {}) });
   }
 
@@ -365,11 +565,189 @@ export class VmManager implements VmService {
       if (!vm) throw new HangarError('VM_NOT_FOUND', `no VM ${idOrName}`, { id: idOrName });
       if (vm.state === 'creating') throw new HangarError('VM_INVALID_STATE', `VM ${id} is creating: destroy is not allowed in state creating`, { id });
       if (!['stopped', 'failed'].includes(vm.state) || this.live.has(id)) await this.stopVm(this.get(id));
-      const plan = vm.net as unknown as VmNetPlan | null;
-      if (plan?.tap) await detachVm(this.o.net, plan.tap);
+      await this.detachNet(vm.net as unknown as VmNet | null);
+      // The run directory holds the disk and, for a hibernated VM, its saved state.
       await rm(vm.runDir, { recursive: true, force: true });
       this.o.store.deleteVm(id);
+      this.activity.delete(id);
+      this.holds.delete(id);
       this.log('vm destroyed', { id });
+    });
+  }
+
+  // ---------------------------------------------------------------- reaching a VM, idleness
+
+  /**
+   * A TCP connection to a VM's port from the host side (the viewer bridge's RFB, health probes): to the pool
+   * address, which for a clone is its own host-visible address, translated inside its namespace.
+   */
+  async dialVm(idOrName: string, port: number, timeoutMs = 5000): Promise<Duplex> {
+    const vm = this.get(idOrName);
+    if (vm.hibernation) throw new HangarError('VM_INVALID_STATE', `VM ${vm.id} is hibernated: ensureRunning() restores it`, { id: vm.id, state: vm.state, hibernated: true });
+    const ip = (vm.net as VmNet | null)?.ip;
+    if (!ip) throw new HangarError('VM_UNREACHABLE', `VM ${vm.id} has no address`, { id: vm.id });
+    this.touch(vm.id);
+    return this.dialer.connect(ip, port, timeoutMs);
+  }
+
+  /** Records activity on a VM (API action, viewer input): it is not idle for the hibernator. */
+  touch(idOrName: string): void {
+    const vm = this.o.store.getVm(idOrName);
+    if (vm) this.activity.set(vm.id, Date.now());
+  }
+
+  /** A viewer is attached: the VM is never idle until the returned release is called. */
+  hold(idOrName: string): () => void {
+    const id = this.get(idOrName).id;
+    this.holds.set(id, (this.holds.get(id) ?? 0) + 1);
+    this.touch(id);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.holds.get(id) ?? 1) - 1;
+      if (n > 0) this.holds.set(id, n);
+      else this.holds.delete(id);
+      this.touch(id);
+    };
+  }
+
+  /** Ready VMs with no viewer and no activity for afterS seconds (activity before this manager started is unknown). */
+  idleVms(afterS: number, now = Date.now()): VmRecord[] {
+    return this.list().filter((vm) => vm.state === 'ready' && !this.holds.get(vm.id)
+      && now - (this.activity.get(vm.id) ?? this.startedAt) >= afterS * 1000);
+  }
+
+  /**
+   * Whatever it takes for a viewer to connect: a hibernated VM is restored, a paused one resumed, a booting one
+   * awaited. Resolves with the ready VM; VM_INVALID_STATE for a VM that is stopped (not hibernated) or failed.
+   * A viewer should hold() the VM first, so the hibernator cannot pick it between this and its connection.
+   */
+  async ensureRunning(idOrName: string): Promise<VmRecord> {
+    const id = this.get(idOrName).id;
+    this.touch(id);
+    await this.booting.get(id)?.done.catch(() => undefined);
+    // After whatever is in flight on this VM (a boot, a hibernation that started a moment ago).
+    const vm = await this.serial(id, async () => this.get(id));
+    if (vm.state === 'ready') return vm;
+    if (vm.state === 'paused' || vm.hibernation) return this.action(vm.id, 'resume');
+    throw new HangarError('VM_INVALID_STATE', `VM ${vm.id} is ${vm.state}: start it first`, { id: vm.id, state: vm.state });
+  }
+
+  // ---------------------------------------------------------------- hibernation and capture
+
+  /**
+   * Saves a ready (or paused) VM's memory and device state into its run directory and stops its VMM: the VM is
+   * 'stopped' with `hibernation` set. Its disk stays where it is (it is part of the saved instant), its addresses
+   * stay allocated. start/resume restores it; destroy deletes the state with the run directory.
+   */
+  hibernate(idOrName: string): Promise<VmRecord> {
+    const id = this.get(idOrName).id;
+    return this.serial(id, async () => {
+      const vm = this.get(id);
+      if (vm.state !== 'ready' && vm.state !== 'paused') {
+        throw new HangarError('VM_INVALID_STATE', `VM ${id} is ${vm.state}: only a ready or paused VM can hibernate`, { id, state: vm.state });
+      }
+      const l = this.mustLive(id);
+      const backend = backendFor(vm.vmm as VmmKind);
+      const dir = join(vm.runDir, 'hibernation');
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { mode: 0o700 });
+      const t0 = performance.now();
+      if (vm.state === 'ready') await l.handle.pause();
+      let saved;
+      try {
+        saved = await backend.save(l.handle, dir);
+      } catch (e) {
+        await rm(dir, { recursive: true, force: true });
+        if (vm.state === 'ready') await l.handle.resume().catch(() => undefined);
+        throw e;
+      }
+      // From here the saved state and the disk describe one instant: the guest must not run on. Quit, no shutdown.
+      this.o.store.setState(id, 'stopping');
+      l.stopping = true;
+      const exit = await l.handle.stop({ graceMs: 0 });
+      this.live.delete(id);
+      await l.undo.unwind();
+      await this.detachNet(vm.net as unknown as VmNet | null).catch(() => undefined);
+      const hibernation: Hibernation = {
+        dir, files: saved.files, vmmVersion: saved.vmmVersion, at: new Date().toISOString(), saveMs: saved.ms,
+        ...(saved.diskPathInVmm ? { diskPathInVmm: saved.diskPathInVmm } : {}),
+        ...(saved.guestAgent !== undefined ? { guestAgent: saved.guestAgent } : {}),
+      };
+      const ms = Math.round(performance.now() - t0);
+      this.log('vm hibernated', { id, ms, bytes: Object.values(saved.files).reduce((a, f) => a + f.size, 0) });
+      return this.o.store.setState(id, 'stopped', {
+        pid: null, exit: exit as unknown as Record<string, unknown>, hibernation: hibernation as unknown as Record<string, unknown>,
+      }, { hibernated: true, ms });
+    });
+  }
+
+  /** Restores a hibernated VM (called with its lock held); the saved state is deleted once the guest runs on. */
+  private async restoreHibernated(vm: VmRecord): Promise<VmRecord> {
+    const h = vm.hibernation as unknown as Hibernation;
+    if (vm.state === 'failed') await this.stopVm(vm);
+    const id = vm.id;
+    return this.boot(id, this.driver(vm.vmm as VmmKind), {
+      kind: 'restore', spec: vm.spec as unknown as MachineSpec, stateDir: h.dir, what: `hibernation of ${h.at}`,
+      ...(h.diskPathInVmm ? { diskPathInVmm: h.diskPathInVmm } : {}),
+      ...(h.guestAgent !== undefined ? { guestAgent: h.guestAgent } : {}),
+      consumed: async () => {
+        this.o.store.patchVm(id, { hibernation: null });
+        await rm(h.dir, { recursive: true, force: true });
+      },
+    });
+  }
+
+  /**
+   * A golden snapshot's capture: pauses a ready VM, writes its state into dir, copies its disk beside it while
+   * still paused (memory and disk from one instant), and lets it run on. The VM's own guest identity (the
+   * snapshot's, for a clone) is what clones of this snapshot will recreate.
+   */
+  captureVm(idOrName: string, dir: string): Promise<CapturedVm> {
+    const id = this.get(idOrName).id;
+    this.touch(id);
+    return this.serial(id, async () => {
+      const vm = this.get(id);
+      if (vm.state !== 'ready') throw new HangarError('VM_INVALID_STATE', `VM ${id} is ${vm.state}: a snapshot is taken of a ready VM`, { id, state: vm.state });
+      const l = this.mustLive(id);
+      const spec = vm.spec as unknown as MachineSpec;
+      const plan = vm.net as unknown as VmNet;
+      const backend = backendFor(vm.vmm as VmmKind);
+      const t0 = performance.now();
+      await l.handle.pause();
+      this.o.store.setState(id, 'paused', {}, { reason: 'snapshot' });
+      const tPaused = performance.now();
+      let saved;
+      let tState = tPaused;
+      const disk = join(dir, SNAPSHOT_DISK);
+      try {
+        saved = await backend.save(l.handle, dir);
+        tState = performance.now();
+        await run('cp', ['--reflink=auto', '--sparse=always', spec.rootfsPath, disk], { timeoutMs: 300_000 });
+      } finally {
+        await l.handle.resume().catch((e: unknown) => this.log('resume after snapshot failed', { id, error: (e as Error).message }));
+        if (this.get(id).state === 'paused') this.o.store.setState(id, 'ready', {}, { reason: 'snapshot' });
+      }
+      const tDisk = performance.now();
+      const guestNet: GuestNetIdentity = plan.clone?.guest ?? {
+        ip: plan.ip, mac: plan.mac, tap: plan.tap, gateway: plan.gateway, netmask: plan.netmask, prefix: plan.prefix,
+        gatewayMac: await gatewayMac(this.o.net),
+      };
+      return {
+        vm: this.get(id),
+        guestNet,
+        machine: {
+          vcpus: spec.vcpus, memMiB: spec.memMiB, kernelPath: spec.kernelPath, bootArgs: spec.bootArgs,
+          ...(saved.guestAgent !== undefined ? { guestAgent: saved.guestAgent } : {}),
+        },
+        vmm: { kind: vm.vmm as VmmKind, version: saved.vmmVersion },
+        files: { ...saved.files, [SNAPSHOT_DISK]: await hashFile(disk) },
+        ...(saved.diskPathInVmm ? { diskPathInVmm: saved.diskPathInVmm } : {}),
+        durationsMs: {
+          pause: Math.round(tPaused - t0), state: Math.round(tState - tPaused), disk: Math.round(tDisk - tState), total: Math.round(tDisk - t0),
+        },
+      };
     });
   }
 
@@ -402,7 +780,7 @@ export class VmManager implements VmService {
    * half-created VMs, and reclaim orphans (TAPs, run directories) that no VM owns. Every action is an event.
    */
   async reconcile(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { adopted: [], failed: [], rolledBack: [], orphanTaps: [], orphanDirs: [] };
+    const report: ReconcileReport = { adopted: [], failed: [], rolledBack: [], orphanTaps: [], orphanDirs: [], orphanCloneNetns: [] };
     for (const vm of this.o.store.listVms()) {
       if (vm.state === 'creating') {
         await rm(vm.runDir, { recursive: true, force: true });
@@ -420,8 +798,8 @@ export class VmManager implements VmService {
       }
       if (handle && vm.state !== 'stopping') {
         const undo = new UndoStack();
-        const plan = vm.net as unknown as VmNetPlan;
-        undo.push(`tap ${plan.tap}`, () => detachVm(this.o.net, plan.tap));
+        const plan = vm.net as unknown as VmNet;
+        undo.push(plan.clone ? `clone network ${plan.clone.netns}` : `tap ${plan.tap}`, () => this.detachNet(plan));
         this.live.set(vm.id, { handle, stopping: false, undo });
         this.watchExit(vm.id, handle);
         let state: VmState = vm.state;
@@ -432,11 +810,11 @@ export class VmManager implements VmService {
           this.o.store.setState(vm.id, state, state === 'failed' ? { lastError: { code: 'VM_BOOT_TIMEOUT', message: 'the controller restarted while the VM was booting' } } : {});
         }
         this.o.store.patchVm(vm.id, { pid: handle.pid });
+        this.touch(vm.id);
         report.adopted.push(vm.id);
       } else {
         if (handle) await handle.stop({ graceMs: 0 }).catch(() => undefined);
-        const plan = vm.net as unknown as VmNetPlan | null;
-        if (plan?.tap) await detachVm(this.o.net, plan.tap).catch(() => undefined);
+        await this.detachNet(vm.net as unknown as VmNet | null).catch(() => undefined);
         const to: VmState = vm.state === 'stopping' ? 'stopped' : 'failed';
         this.o.store.setState(vm.id, to, to === 'failed' ? { pid: null, lastError: { code: 'VMM_CRASHED', message: 'the VMM was gone when the controller started' } } : { pid: null });
         report.failed.push(vm.id);
@@ -448,6 +826,13 @@ export class VmManager implements VmService {
         await detachVm(this.o.net, t.name);
         report.orphanTaps.push(t.name);
       }
+    }
+    const liveNetns = new Set([...this.live.keys()].map((id) => (this.o.store.getVm(id)?.net as VmNet | null)?.clone?.netns));
+    for (const ns of await listCloneNetns(this.o.net)) {
+      if (liveNetns.has(ns)) continue;
+      // Deleting the namespace takes the clone's veth pair (both ends) and its /32 route with it.
+      await run('ip', ['netns', 'del', ns], { allowFailure: true, timeoutMs: 15_000 });
+      report.orphanCloneNetns.push(ns);
     }
     const known = new Set(this.o.store.listVms().map((v) => v.id));
     const vmsDir = join(this.o.stateDir, 'vms');
@@ -485,4 +870,5 @@ export interface ReconcileReport {
   rolledBack: string[];
   orphanTaps: string[];
   orphanDirs: string[];
+  orphanCloneNetns: string[];
 }

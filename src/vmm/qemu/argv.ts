@@ -16,9 +16,20 @@ export interface QemuArgvOptions {
   accel: Accel;
   qmpSocket: string;
   pidFile?: string;
-  /** Migration source to wait for (e.g. "defer", "exec:cat FILE"); the VM starts paused. */
+  /** Migration source to wait for (e.g. "defer", "unix:SOCKET"); the VM starts paused. */
   incoming?: string;
+  /**
+   * The host→guest agent channel: a virtio-serial port named AGENT_PORT_NAME backed by a Unix socket QEMU
+   * listens on. After a snapshot restore Hangar writes the current time and a fresh seed into it (see
+   * src/snapshot/agent.ts). Part of the device set: a snapshot only restores into the same devices.
+   */
+  agentSocket?: string;
+  /** A virtio-rng device fed from the host's entropy (each process, so each clone, draws its own). */
+  rng?: boolean;
 }
+
+/** The virtio-serial port name the guest agent looks for (/sys/class/virtio-ports/*\/name). */
+export const AGENT_PORT_NAME = 'org.hangar.agent';
 
 /** The machine type: microvm without ACPI or option ROMs (same virtio-mmio device model as Firecracker). */
 export const MICROVM_MACHINE = 'microvm,acpi=off,x-option-roms=off,rtc=on';
@@ -99,7 +110,8 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
   if (opts.accel !== 'kvm' && opts.accel !== 'tcg') throw invalid('accel', `must be kvm or tcg (got ${JSON.stringify(opts.accel)})`);
   if (spec.net && !isIfname(spec.net.tap)) throw invalid('net.tap', `must be an interface name of at most 15 characters [A-Za-z0-9_.-] (got ${JSON.stringify(spec.net.tap)})`);
   const net = spec.net ? { tap: spec.net.tap, mac: validMac(spec.net.mac) } : undefined;
-  const bootArgs = validBootArgs(spec.bootArgs, net ? 2 : 1);
+  const agent = opts.agentSocket === undefined ? undefined : socketPath(opts.agentSocket, 'agentSocket');
+  const bootArgs = validBootArgs(spec.bootArgs, 1 + (net ? 1 : 0) + (agent ? 1 : 0) + (opts.rng ? 1 : 0));
   if (opts.incoming !== undefined && (typeof opts.incoming !== 'string' || !INCOMING_RE.test(opts.incoming) || hasControl(opts.incoming))) {
     throw invalid('incoming', `must be "defer" or exec:/unix:/tcp:/fd: without control characters (got ${JSON.stringify(opts.incoming)})`);
   }
@@ -129,6 +141,14 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
       '-device', `virtio-net-device,netdev=n0,mac=${net.mac}`,
     );
   }
+  if (agent) {
+    argv.push(
+      '-chardev', `socket,id=agent,path=${agent},server=on,wait=off`,
+      '-device', 'virtio-serial-device,id=vser0',
+      '-device', `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT_NAME}`,
+    );
+  }
+  if (opts.rng) argv.push('-device', 'virtio-rng-device');
   argv.push(
     '-chardev', `socket,id=qmp,path=${qmp},server=on,wait=off`,
     '-mon', 'chardev=qmp,mode=control',

@@ -1,6 +1,7 @@
 // The QEMU microvm driver: same virtio-mmio device model as Firecracker, TCG where KVM does not really work.
 // start = build argv (pure, validated) → spawn supervised (inside spec.netns if set) → wait for QMP to answer.
 // Stop escalates: system_powerdown → QMP quit → SIGTERM → SIGKILL to the process group.
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HangarError, isHangarError } from '../../errors.js';
@@ -24,6 +25,21 @@ export interface QemuDriverOptions {
   /** How long QEMU may take to answer on QMP after spawn. */
   startTimeoutMs?: number;
   qmpTimeoutMs?: number;
+  /**
+   * Give guests the agent channel and a virtio-rng device: what a restored guest needs to resync its clock and
+   * entropy (src/snapshot/agent.ts). Off by default (the plain device set); the controller turns it on.
+   */
+  guestAgent?: boolean;
+}
+
+export interface QemuStartOptions {
+  /**
+   * Start waiting for a migration stream instead of booting ("unix:PATH": QEMU listens there; the caller feeds it).
+   * The guest stays paused once the stream is loaded.
+   */
+  incoming?: string;
+  /** Overrides the driver's guestAgent: a restore must recreate the device set the state was saved with. */
+  guestAgent?: boolean;
 }
 
 export interface QemuRunPaths {
@@ -31,10 +47,18 @@ export interface QemuRunPaths {
   pidFile: string;
   /** QEMU's own stdout/stderr (the guest console is spec.consoleLogPath). */
   vmmLog: string;
+  /** The guest agent channel (virtio-serial) QEMU listens on. */
+  agentSocket: string;
+  /** Where QEMU sends (migrate) or receives (-incoming) a migration stream. */
+  migrateOutSocket: string;
+  migrateInSocket: string;
 }
 
 export function qemuRunPaths(runDir: string): QemuRunPaths {
-  return { qmpSocket: join(runDir, 'qmp.sock'), pidFile: join(runDir, 'qemu.pid'), vmmLog: join(runDir, 'vmm.log') };
+  return {
+    qmpSocket: join(runDir, 'qmp.sock'), pidFile: join(runDir, 'qemu.pid'), vmmLog: join(runDir, 'vmm.log'),
+    agentSocket: join(runDir, 'agent.sock'), migrateOutSocket: join(runDir, 'migrate-out.sock'), migrateInSocket: join(runDir, 'migrate-in.sock'),
+  };
 }
 
 /** How long a guest gets to end itself after Ctrl-Alt-Del before QMP quit. */
@@ -54,6 +78,8 @@ export class QemuHandle implements VmmHandle {
     readonly accel: AccelChoice | null,
     /** Spawn to QMP answering, ms (0 for an adopted one). */
     readonly startMs: number,
+    /** Started with the agent channel and virtio-rng (part of the device set a snapshot of it needs). */
+    readonly guestAgent: boolean,
   ) {
     this.qmp = qmp;
     this.watch(qmp);
@@ -61,6 +87,7 @@ export class QemuHandle implements VmmHandle {
       this.qmp.close();
       // After a SIGKILL QEMU cannot remove its socket; a stale one would mislead the next start.
       await rm(paths.qmpSocket, { force: true }).catch(() => undefined);
+      await rm(paths.agentSocket, { force: true }).catch(() => undefined);
       return e;
     });
   }
@@ -197,12 +224,17 @@ export class QemuDriver implements VmmDriver {
     return { binary, markers: [qmpSocketArg(qemuRunPaths(spec.runDir).qmpSocket), `hangar-${spec.id}`] };
   }
 
-  async start(spec: MachineSpec): Promise<VmmHandle> {
+  async start(spec: MachineSpec, opts: QemuStartOptions = {}): Promise<QemuHandle> {
     const binary = await this.binary();
     const accel = await this.accel();
     const paths = qemuRunPaths(spec.runDir);
     // Pure and validating: nothing has been touched on the host if this throws.
-    const argv = buildQemuArgv(spec, { accel: accel.accel, qmpSocket: paths.qmpSocket });
+    const agent = opts.guestAgent ?? this.opts.guestAgent ?? false;
+    const argv = buildQemuArgv(spec, {
+      accel: accel.accel, qmpSocket: paths.qmpSocket,
+      ...(agent ? { agentSocket: paths.agentSocket, rng: true } : {}),
+      ...(opts.incoming !== undefined ? { incoming: opts.incoming } : {}),
+    });
 
     await mkdir(spec.runDir, { recursive: true, mode: 0o750 });
     const oldPid = await readPidFile(paths.pidFile);
@@ -210,6 +242,7 @@ export class QemuDriver implements VmmDriver {
       throw new HangarError('CONFLICT', `QEMU for ${spec.id} is already running (pid ${oldPid}): adopt it instead`, { pid: oldPid, id: spec.id });
     }
     await rm(paths.qmpSocket, { force: true });
+    await rm(paths.agentSocket, { force: true });
     await rm(paths.pidFile, { force: true });
 
     const t0 = performance.now();
@@ -230,7 +263,7 @@ export class QemuDriver implements VmmDriver {
         id: spec.id, exit, vmmLog: log, cause: isHangarError(e) ? e.toJSON() : String(e),
       }, { cause: e });
     }
-    return new QemuHandle(spec, proc, qmp, paths, accel, Math.round(performance.now() - t0));
+    return new QemuHandle(spec, proc, qmp, paths, accel, Math.round(performance.now() - t0), agent);
   }
 
   async adopt(spec: MachineSpec): Promise<VmmHandle | null> {
@@ -240,7 +273,8 @@ export class QemuDriver implements VmmDriver {
     if (!proc) return null;
     try {
       const qmp = await QmpClient.connect(paths.qmpSocket, { timeoutMs: 5000, commandTimeoutMs: this.opts.qmpTimeoutMs ?? 10_000 });
-      return new QemuHandle(spec, proc, qmp, paths, null, 0);
+      // QEMU created the agent socket if it was started with the channel.
+      return new QemuHandle(spec, proc, qmp, paths, null, 0, existsSync(paths.agentSocket));
     } catch (e) {
       proc.release();
       // Ours and alive but deaf: not "gone". The caller decides (usually: stop it by signal and start afresh).
