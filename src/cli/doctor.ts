@@ -1,10 +1,13 @@
-// `hangar doctor --console FILE`: classifies a saved serial console log. Exit 0 no error finding, 1 some, 2 unreadable.
+// `hangar doctor [--vm ID]`: the controller's host, image and VM checks (GET /v1/doctor). `hangar doctor --console FILE`:
+// classifies a saved serial console log offline. Exit 0 no error finding, 1 some, 2 unreadable.
 import { readFile, stat } from 'node:fs/promises';
 import { HangarError } from '../errors.js';
 import { classifyConsole } from '../doctor/console.js';
-import { consoleReportJson, renderConsoleReport } from '../doctor/report.js';
+import type { DoctorReport } from '../doctor/model.js';
+import { consoleReportJson, renderConsoleReport, renderDoctorReport } from '../doctor/report.js';
 import { parseIpv4 } from '../net/ipv4.js';
 import { validPath } from '../util/validate.js';
+import { clientFromEnv } from './client.js';
 import type { Command } from './command.js';
 
 /** Console logs of a reboot loop grow, but a log larger than this is not a console log. */
@@ -29,13 +32,22 @@ export async function readConsoleLog(path: string): Promise<string> {
 export const commands: Command[] = [
   {
     path: ['doctor'],
-    summary: 'Name the cause of a VM failure from evidence (--console: a saved serial console log)',
-    usage: '--console FILE [--expect-ip IP] [--json]',
-    options: { console: { type: 'string' }, 'expect-ip': { type: 'string' }, json: { type: 'boolean' } },
+    summary: 'Name the cause of a VM failure from evidence: host, image and VM checks through the controller (--console: a saved serial console log, offline)',
+    usage: '[--vm ID] [--json] | --console FILE [--expect-ip IP] [--json]',
+    options: { console: { type: 'string' }, 'expect-ip': { type: 'string' }, vm: { type: 'string' }, json: { type: 'boolean' } },
     run: async (args, io) => {
       const file = args.values.console;
-      if (typeof file !== 'string') throw new HangarError('INVALID_ARGUMENT', 'hangar doctor needs --console FILE', { field: 'console' });
       const expectIp = args.values['expect-ip'];
+      const vm = args.values.vm;
+      if (file === undefined) {
+        if (expectIp !== undefined) throw new HangarError('INVALID_ARGUMENT', '--expect-ip goes with --console FILE (with --vm the controller knows the address)', { field: 'expect-ip' });
+        if (vm !== undefined && (typeof vm !== 'string' || vm === '')) throw new HangarError('INVALID_ARGUMENT', '--vm needs a VM id or name', { field: 'vm' });
+        const report = await clientFromEnv().request<DoctorReport>('GET', `/v1/doctor${typeof vm === 'string' ? `?vm=${encodeURIComponent(vm)}` : ''}`);
+        io.out(args.values.json ? JSON.stringify(report) + '\n' : renderDoctorReport(report));
+        return report.ok ? 0 : 1;
+      }
+      if (typeof file !== 'string') throw new HangarError('INVALID_ARGUMENT', 'hangar doctor --console needs a FILE', { field: 'console' });
+      if (vm !== undefined) throw new HangarError('INVALID_ARGUMENT', '--console reads a saved log offline; it does not take --vm', { field: 'vm' });
       if (expectIp !== undefined && (typeof expectIp !== 'string' || parseIpv4(expectIp) === null)) {
         throw new HangarError('INVALID_ARGUMENT', `--expect-ip must be an IPv4 address (got ${JSON.stringify(expectIp)})`, { field: 'expect-ip' });
       }

@@ -3,6 +3,7 @@
 // small causality model orders them so the root cause comes first and its consequences are marked as such.
 import type { Evidence, Finding, Severity } from '../findings.js';
 import { GUEST_INIT_PATH, INIT_MARKER, READY_MARKER } from '../guest-protocol.js';
+import { orderByCause as orderFindingsByCause, rankBy, type CausalModel } from './causality.js';
 
 /** Printed by the guest init after boot: `HANGAR-NET <ifname> <addr>[/prefix]` ('-' or nothing when unaddressed). */
 export const NET_MARKER = 'HANGAR-NET';
@@ -215,57 +216,23 @@ const PRIORITY: readonly ConsoleCode[] = [
   'CON_READY_MISSING', 'CON_REBOOT_LOOP', 'CON_NO_CONSOLE', 'CON_VIRTIO_DMA_WARNING', 'CON_READY',
 ];
 
-const SEV_RANK: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
-
-function reachable(from: ConsoleCode): Set<ConsoleCode> {
-  const out = new Set<ConsoleCode>();
-  const stack = [...(EXPLAINS[from] ?? [])];
-  while (stack.length) {
-    const c = stack.pop()!;
-    if (!out.has(c)) { out.add(c); stack.push(...(EXPLAINS[c] ?? [])); }
-  }
-  return out;
-}
-
 /**
  * Marks consequences (causedBy: the nearest present causes), raises a cause to the severity of what it explains,
  * and orders: severity, then causal depth (causes before their consequences), then PRIORITY, then first line.
  */
 export function orderByCause(findings: ConsoleFinding[]): ConsoleFinding[] {
-  const present = new Set(findings.map((f) => f.code));
-  const reach = new Map<ConsoleCode, Set<ConsoleCode>>([...present].map((c) => [c, reachable(c)]));
-  const causes = new Map<ConsoleCode, ConsoleCode[]>();
-  for (const f of findings) {
-    const cands = [...present].filter((c) => c !== f.code && reach.get(c)!.has(f.code));
-    // Keep the nearest: drop a candidate that explains f only through another candidate.
-    const nearest = cands.filter((c) => !cands.some((o) => o !== c && reach.get(c)!.has(o)));
-    if (nearest.length) causes.set(f.code, nearest.sort((a, b) => PRIORITY.indexOf(a) - PRIORITY.indexOf(b)));
-  }
-  const depth = (c: ConsoleCode, guard = 0): number =>
-    guard > 32 ? 0 : Math.max(0, ...(causes.get(c) ?? []).map((p) => 1 + depth(p, guard + 1)));
-  const byCode = new Map(findings.map((f) => [f.code, f]));
-  // A cause is as serious as the worst thing it explains.
-  const sevOf = (c: ConsoleCode): Severity => {
-    let best = byCode.get(c)!.severity;
-    for (const e of reach.get(c)!) {
-      const s = byCode.get(e)?.severity;
-      if (s && SEV_RANK[s] < SEV_RANK[best]) best = s;
-    }
-    return best;
-  };
-  const out = findings.map((f) => {
-    const cb = causes.get(f.code);
-    return { ...f, severity: sevOf(f.code), ...(cb ? { causedBy: cb } : {}) };
-  });
-  const firstLine = (f: ConsoleFinding): number => f.evidence[0]?.line ?? Number.MAX_SAFE_INTEGER;
-  return out.sort(
-    (a, b) =>
-      SEV_RANK[a.severity] - SEV_RANK[b.severity] ||
-      depth(a.code) - depth(b.code) ||
-      PRIORITY.indexOf(a.code) - PRIORITY.indexOf(b.code) ||
-      firstLine(a) - firstLine(b),
-  );
+  return orderFindingsByCause(findings, CONSOLE_CAUSAL_MODEL);
 }
+
+/** The console's causal model, also part of the doctor's (which adds host, image and VM causes to it). */
+export const CONSOLE_CAUSAL_MODEL: CausalModel = {
+  explains: (c) => EXPLAINS[c as ConsoleCode] ?? [],
+  rank: rankBy(PRIORITY),
+  tieBreak: (a, b) => (a.evidence?.[0]?.line ?? Number.MAX_SAFE_INTEGER) - (b.evidence?.[0]?.line ?? Number.MAX_SAFE_INTEGER),
+};
+
+/** The console codes, root causes first (boot order, then network). */
+export const CONSOLE_PRIORITY: readonly ConsoleCode[] = PRIORITY;
 
 // ---- the classifier
 

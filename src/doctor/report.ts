@@ -3,6 +3,7 @@
 import type { Finding } from '../findings.js';
 import { table } from '../cli/command.js';
 import type { ConsoleReport } from './console.js';
+import type { DoctorCheck, DoctorReport } from './model.js';
 
 /** A finding that may name the findings it is a consequence of. */
 export type RenderableFinding = Finding & { causedBy?: readonly string[] };
@@ -63,3 +64,30 @@ export function renderConsoleReport(r: ConsoleReport): string {
 export function consoleReportJson(r: ConsoleReport): { ok: boolean; findings: ConsoleReport['findings']; timeline: ConsoleReport['timeline']; facts: ConsoleReport['facts'] } {
   return { ok: r.ok, findings: r.findings, timeline: r.timeline, facts: r.facts };
 }
+
+// ---- hangar doctor (host, image and VM checks)
+
+const STATUS_MARK: Record<DoctorCheck['status'], string> = { ok: 'ok', info: 'info', warning: 'WARN', error: 'FAIL', skipped: 'skip' };
+
+/** One line per check: status, id, what ran, what it saw. */
+export function renderChecks(checks: readonly DoctorCheck[], width = 160): string {
+  const idw = Math.max(...checks.map((c) => c.id.length), 2);
+  return checks.map((c) => {
+    const ran = c.ran.length ? clip(c.ran.join('; '), 70) : '(store only)';
+    return clip(`${STATUS_MARK[c.status].padEnd(4)}  ${c.id.padEnd(idw)}  ${ran}  →  ${c.saw}`, width);
+  }).join('\n') + '\n';
+}
+
+/** Human output of `hangar doctor`: the checks, then the findings (most likely cause first) and the verdict. */
+export function renderDoctorReport(r: DoctorReport): string {
+  const head = r.vm
+    ? `VM ${r.vm.id} (${r.vm.name}): ${r.vm.state}, ${r.vm.ip ?? 'no address'} ${r.vm.mac ?? ''} ${r.vm.tap ?? ''}`.trimEnd()
+    : 'Host and images';
+  const top = r.mostLikelyCause;
+  const verdict = top
+    ? `\nMost likely cause: ${top.code} (${top.check})\n  ${top.message}\n${top.evidence.slice(0, 4).map((e) => `  | ${e.line !== undefined ? `${e.line}: ` : ''}${clip(e.text, 150)}`).join('\n')}\nFix: ${top.fix}\n`
+    : r.ok ? '\nNo error found.\n' : '';
+  const findings = r.findings.filter((f) => f.severity !== 'info' || r.findings.length <= 8);
+  return `${head} — ${r.checks.length} checks in ${(r.durationMs / 1000).toFixed(2)} s\n\n${renderChecks(r.checks)}\n${renderFindingsTable(findings)}${verdict}`;
+}
+

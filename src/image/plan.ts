@@ -9,7 +9,7 @@ import { optionValue, parseConfig } from '../kernel/config.js';
 /** Bump when the kernel build steps change in a way the inputs below do not capture. */
 export const KERNEL_RECIPE_VERSION = 1;
 /** Bump when the rootfs steps (customize, slim, mkfs) change in a way the inputs below do not capture. */
-export const ROOTFS_RECIPE_VERSION = 1;
+export const ROOTFS_RECIPE_VERSION = 2; // 2: no dangling init.d link (guest *.sh files install into init.d themselves)
 export const KERNEL_SOURCE_PACKAGE = 'linux-source-6.1';
 export const DEBIAN_SUITE = 'bookworm';
 export const ARCH = 'x86_64';

@@ -69,11 +69,6 @@ export async function customizeRootfs(root: string, guestFiles: readonly NamedCo
     await chmod(dest, mode);
   }
   await mkdir(join(root, 'etc/hangar/init.d'), { recursive: true });
-  // The snapshot resume agent (src/snapshot/agent.ts) runs from init.d. (Added by the snapshot engineer.)
-  if (guestFiles.some((f) => f.name === 'resume-agent.sh')) {
-    await rm(join(root, 'etc/hangar/init.d/10-resume-agent.sh'), { force: true });
-    await symlink('../resume-agent.sh', join(root, 'etc/hangar/init.d/10-resume-agent.sh'));
-  }
   await writeFile(join(root, 'etc/hostname'), `${GUEST_HOSTNAME}\n`);
   await writeFile(join(root, 'etc/hosts'), `127.0.0.1\tlocalhost\n127.0.1.1\t${GUEST_HOSTNAME}\n`);
   // DNS, if ip= named servers, is what the kernel recorded; nothing else writes resolv.conf.

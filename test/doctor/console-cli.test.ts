@@ -59,7 +59,7 @@ test('--expect-ip: a guest that is not where the host expects it fails', async (
   assert.match(bad.err, /^INVALID_ARGUMENT/);
 });
 
-test('unreadable input: exit 2 with CONSOLE_UNREADABLE (missing file, a directory); no --console: exit 2', async () => {
+test('unreadable input: exit 2 with CONSOLE_UNREADABLE (missing file, a directory); --expect-ip without --console: exit 2', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hangar-doctor-'));
   try {
     const missing = await cli(['--console', join(dir, 'nope.log')]);
@@ -75,9 +75,26 @@ test('unreadable input: exit 2 with CONSOLE_UNREADABLE (missing file, a director
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const none = await cli([]);
+  const none = await cli(['--expect-ip', '10.0.0.2']);
   assert.equal(none.code, 2);
   assert.match(none.err, /^INVALID_ARGUMENT/);
+  const both = await cli(['--console', fixture('healthy.log'), '--vm', 'x']);
+  assert.equal(both.code, 2);
+});
+
+test('without --console the doctor asks the controller: nobody listening is CONTROLLER_UNREACHABLE (exit 5)', async () => {
+  const saved = { url: process.env.HANGAR_URL, token: process.env.HANGAR_TOKEN };
+  process.env.HANGAR_URL = 'http://127.0.0.1:9'; // discard port on loopback: connection refused
+  process.env.HANGAR_TOKEN = 'test-token';
+  try {
+    const r = await cli(['--vm', 'vm-1']);
+    assert.equal(r.code, 5);
+    assert.match(r.err, /^CONTROLLER_UNREACHABLE/);
+  } finally {
+    for (const [k, v] of [['HANGAR_URL', saved.url], ['HANGAR_TOKEN', saved.token]] as const) {
+      if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
+  }
 });
 
 test('lineRanges folds consecutive evidence lines', () => {

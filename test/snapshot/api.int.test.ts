@@ -11,6 +11,7 @@ import { run } from '../../src/util/exec.js';
 import { ROOT, skipUnlessRoot } from '../support/env.js';
 import { imageSkipReason } from '../support/controller.js';
 import { removeLeftoverClones } from './cleanup.js';
+import { mustOpen, openVnc } from '../desktop/harness.js';
 import { startLiveController, type LiveController } from '../support/live-controller.js';
 
 // Images from the real cache; everything this test writes (snapshots included) in temporary directories.
@@ -65,6 +66,18 @@ describe('snapshots through the controller', { skip, concurrency: false }, () =>
     assert.ok(mine.every((v) => v.clone!.guestIp === snap.guest.ip && v.state === 'ready'));
     assert.deepEqual((await listCloneNetns(live.c.manager.netConfig)).sort(), mine.map((v) => v.clone!.netns).sort());
 
+    // Each clone through the controller's viewer bridge (token bound to that clone): its own guest's RFB banner.
+    const viewerBanner = async (id: string): Promise<string> => {
+      const { body } = await api<{ token: string }>('POST', `/v1/vms/${id}/viewer`);
+      const { ws, reader } = mustOpen(await openVnc(live.c.url, id, body.token));
+      try {
+        return (await reader.read(12, 120_000)).toString('latin1');
+      } finally {
+        ws.close();
+      }
+    };
+    for (const v of mine) assert.equal(await viewerBanner(v.id), 'RFB 003.008\n', `viewer bridge to clone ${v.id}`);
+
     const ls = await cli(['snapshot', 'ls']);
     assert.match(ls.stdout, /^ID\s+IMAGE\s+VMM/m);
     assert.ok(ls.stdout.includes(snap.id));
@@ -89,6 +102,10 @@ describe('snapshots through the controller', { skip, concurrency: false }, () =>
     const hibCli = await cli(['vm', 'hibernate', mine[1]!.id, '--json']);
     assert.equal(hibCli.code, 0, hibCli.stderr);
     assert.equal((JSON.parse(hibCli.stdout) as View).hibernated, true);
+    // Opening the viewer restores a hibernated VM transparently.
+    assert.equal(await viewerBanner(mine[1]!.id), 'RFB 003.008\n');
+    const woke = (await api<View>('GET', `/v1/vms/${mine[1]!.id}`)).body;
+    assert.deepEqual([woke.state, woke.hibernated], ['ready', false]);
 
     for (const v of mine) assert.equal((await api('DELETE', `/v1/vms/${v.id}`)).status, 204);
     const rm = await cli(['snapshot', 'rm', snap.id]);
