@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import type { ControllerHooks } from '../api/controller.js';
 import { attachVncBridge, desktopRoutes, newViewerSecret, type DesktopDeps } from '../desktop/index.js';
+import { doctorRoutes } from '../doctor/routes.js';
 import { VNC_PORT } from '../guest-protocol.js';
 
 /** The viewer-token key survives restarts (a link handed out stays valid for its few minutes). */
@@ -38,7 +39,7 @@ export const controllerExtensions: NonNullable<ControllerHooks['extend']> = (ctx
     limits: { tokenTtlMs: config.viewerTokenTtlS * 1000, dialTimeoutMs: 120_000 },
   };
   return {
-    routes: desktopRoutes(ctx, desk),
+    routes: [...desktopRoutes(ctx, desk), ...doctorRoutes(ctx)],
     attach: (app) => {
       desk.log = app.log; // the same deps object: routes and bridge share one viewer registry
       const bridge = attachVncBridge(app.server, desk);

@@ -178,7 +178,7 @@ export async function setupHostNetwork(cfg: NetConfig, opts: NetExecOptions = {}
 }
 
 /** Creates the VM's TAP where the bridge lives, enslaves it and brings it up. Returns its removal. */
-export async function attachVm(cfg: NetConfig, plan: Pick<VmNetPlan, 'tap'>, opts: NetExecOptions = {}): Promise<Undo> {
+export async function attachVm(cfg: NetConfig, plan: Pick<VmNetPlan, 'tap'> & { ip?: string }, opts: NetExecOptions = {}): Promise<Undo> {
   const ns = vmSide(cfg);
   const tap = plan.tap;
   const where = ns ? ` in ${ns}` : '';
@@ -200,6 +200,12 @@ export async function attachVm(cfg: NetConfig, plan: Pick<VmNetPlan, 'tap'>, opt
     },
     { name: `TAP ${tap} on ${cfg.bridge}`, run: async () => { await ip(ns, ['link', 'set', tap, 'master', cfg.bridge]); } },
     { name: `TAP ${tap} up`, run: async () => { await ip(ns, ['link', 'set', tap, 'up']); } },
+    {
+      // A neighbour entry left by an earlier VM with this address (and another MAC) would blackhole the new one
+      // until it expires: forget it now.
+      name: `forget stale neighbour ${plan.ip ?? ''}`,
+      run: async () => { if (plan.ip) await ip(ns, ['neigh', 'flush', 'to', plan.ip, 'dev', cfg.bridge], true); },
+    },
   ], opts);
   return undoOf(stack, `TAP ${tap}`);
 }
