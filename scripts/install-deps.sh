@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   # VMM and image pipeline
   qemu-system-x86 qemu-utils debootstrap e2fsprogs linux-source-6.1 linux-config-6.1 bc bison flex libelf-dev build-essential
-  xz-utils zstd lz4 cpio iproute2 iptables kmod procps iputils-ping
+  xz-utils zstd lz4 lzop cpio iproute2 iptables kmod procps iputils-ping
   # viewer tests and benchmark peers
   chromium websockify wrk xvfb x11vnc xterm
 )

@@ -1,7 +1,7 @@
 // Golden snapshot → three clones running at once, real QEMU (TCG) in namespaces this test creates: each clone has
 // its own namespace and host-visible address, the same guest address inside, answers RFB through the manager's
 // dial, and had its clock resynchronised after the restore. Everything is gone afterwards.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,12 +15,10 @@ import type { VmNet } from '../../src/vm/manager.js';
 import { normalizeCreate } from '../../src/vm/input.js';
 import { run } from '../../src/util/exec.js';
 import { waitForMarker } from '../../src/vmm/console.js';
-import { QemuDriver } from '../../src/vmm/qemu/driver.js';
 import { skipUnlessRoot } from '../support/env.js';
 import { tcpBanner } from '../support/net.js';
-import { createTestController, imageSkipReason, type TestController } from '../support/controller.js';
-import { removeLeftoverClones } from './cleanup.js';
-import { makeTestGuestImage, type TestGuestImage } from './guest-image.js';
+import { imageSkipReason, type TestController } from '../support/controller.js';
+import { snapshotTestController } from './cleanup.js';
 
 const skip = skipUnlessRoot() || (await imageSkipReason()) || false;
 
@@ -42,39 +40,25 @@ async function readBannerVia(t: TestController, vmId: string): Promise<string> {
 }
 
 describe('golden snapshot and clones on QEMU (TCG)', { skip, concurrency: false }, () => {
-  let t: TestController;
-  let img: TestGuestImage;
-  before(async () => {
-    img = await makeTestGuestImage();
-    t = await createTestController({ net: { cidr: '10.218.0.0/28' }, manager: { images: img.source, drivers: { qemu: new QemuDriver({ guestAgent: true }) } } });
-  });
-  after(async () => {
-    try {
-      await t?.destroy();
-    } finally {
-      img?.remove();
-    }
-    // Clone namespaces are not part of the test network: the manager removes them, and a leak fails here.
-    if (t) assert.deepEqual(await removeLeftoverClones(t.net.cfg), [], 'no clone namespace left behind');
-  });
+  const ctx = snapshotTestController('10.218.0.0/28');
 
   test('three clones of one snapshot run at once: own namespace and address each, same guest inside, RFB through the manager', async () => {
     const t0 = Date.now();
-    const snap = await t.manager.snapshots.create({ image: 'desktop' });
+    const snap = await ctx.t.manager.snapshots.create({ image: 'desktop' });
     const m = snap.manifest;
     assert.equal(m.vmm.kind, 'qemu');
     assert.equal(m.machine.guestAgent, true, 'the device set with the agent channel is recorded');
     assert.match(m.vmm.version, /^\d+\.\d+\.\d+$/);
     assert.equal(m.source.kind, 'image');
     assert.ok(m.files['state.bin']!.size > 10 * 1024 * 1024, 'the memory stream is there');
-    assert.equal(m.files[SNAPSHOT_DISK]!.size, img.image.sizes.rootfs, 'the disk was captured whole');
+    assert.equal(m.files[SNAPSHOT_DISK]!.size, ctx.img.image.sizes.rootfs, 'the disk was captured whole');
     assert.match(m.files['state.bin']!.sha256, /^[0-9a-f]{64}$/);
-    assert.equal(m.image.rootfsSha256, img.image.manifest.files['rootfs.ext4']!.sha256);
-    assert.equal(t.manager.list().length, 0, 'the VM booted for the snapshot is gone');
-    assert.deepEqual((await t.manager.snapshots.list()).map((s) => s.manifest.id), [m.id]);
+    assert.equal(m.image.rootfsSha256, ctx.img.image.manifest.files['rootfs.ext4']!.sha256);
+    assert.equal(ctx.t.manager.list().length, 0, 'the VM booted for the snapshot is gone');
+    assert.deepEqual((await ctx.t.manager.snapshots.list()).map((s) => s.manifest.id), [m.id]);
     const guestIp = m.guestNet.ip;
 
-    const created = await Promise.all([0, 1, 2].map((i) => t.manager.create(normalizeCreate({ fromSnapshot: m.id, name: `clone-${i}` }))));
+    const created = await Promise.all([0, 1, 2].map((i) => ctx.t.manager.create(normalizeCreate({ fromSnapshot: m.id, name: `clone-${i}` }))));
     const ready = await Promise.all(created.map((c) => c.ready));
     const restoredAt = Date.now();
     assert.deepEqual(ready.map((v) => v.state), ['ready', 'ready', 'ready']);
@@ -93,10 +77,10 @@ describe('golden snapshot and clones on QEMU (TCG)', { skip, concurrency: false 
       assert.equal(ping.code, 0, `the guest answers at ${guestIp} inside ${n.clone!.netns}`);
     }
     // Reachable as the controller reaches them (its dial), and from the host side at each unique address.
-    for (const v of ready) assert.match(await readBannerVia(t, v.id), /^RFB 003\.00\d/);
-    for (const n of nets) assert.match(await tcpBanner(t.net.hostNetns, n.ip, 5900), /^RFB 003\.00\d/);
+    for (const v of ready) assert.match(await readBannerVia(ctx.t, v.id), /^RFB 003\.00\d/);
+    for (const n of nets) assert.match(await tcpBanner(ctx.t.net.hostNetns, n.ip, 5900), /^RFB 003\.00\d/);
     // The API view shows each clone at its own address, with its snapshot and namespace.
-    const views = ready.map((v) => vmView(t.manager.get(v.id)));
+    const views = ready.map((v) => vmView(ctx.t.manager.get(v.id)));
     assert.deepEqual(views.map((v) => v.network!.ip).sort(), nets.map((n) => n.ip).sort());
     assert.ok(views.every((v) => v.clone?.snapshot === m.id && v.clone.guestIp === guestIp && !v.hibernated));
     // The guest agent set each clone's clock to the host's after the restore (the snapshot's clock was older).
@@ -111,35 +95,35 @@ describe('golden snapshot and clones on QEMU (TCG)', { skip, concurrency: false 
     process.stderr.write(`# snapshot+3 clones in ${Date.now() - t0} ms; clone ready in ${ready.map((v) => v.bootMs).join(', ')} ms\n`);
 
     // Cleanup leaves nothing: namespaces, veths, processes, run directories.
-    await Promise.all(ready.map((v) => t.manager.destroy(v.id)));
+    await Promise.all(ready.map((v) => ctx.t.manager.destroy(v.id)));
     assert.ok(pids.every((p) => !alive(p)), 'no VMM processes');
-    assert.deepEqual(await listCloneNetns(t.net.cfg), [], 'no clone namespaces');
-    const vmSide = await run('ip', ['-n', t.net.vmNetns!, '-br', 'link'], { timeoutMs: 10_000 });
+    assert.deepEqual(await listCloneNetns(ctx.t.net.cfg), [], 'no clone namespaces');
+    const vmSide = await run('ip', ['-n', ctx.t.net.vmNetns!, '-br', 'link'], { timeoutMs: 10_000 });
     for (const n of nets) assert.ok(!vmSide.stdout.includes(n.tap), `veth ${n.tap} removed`);
-    assert.deepEqual(await listHangarTaps(t.net.cfg), []);
-    assert.deepEqual(t.store.allocations(), []);
-    assert.deepEqual(readdirSync(join(t.stateDir, 'vms')), []);
+    assert.deepEqual(await listHangarTaps(ctx.t.net.cfg), []);
+    assert.deepEqual(ctx.t.store.allocations(), []);
+    assert.deepEqual(readdirSync(join(ctx.t.stateDir, 'vms')), []);
 
-    await t.manager.snapshots.remove(m.id);
+    await ctx.t.manager.snapshots.remove(m.id);
     assert.ok(!existsSync(snap.dir));
-    await assert.rejects(t.manager.snapshots.get(m.id), (e: unknown) => isHangarError(e, 'SNAPSHOT_NOT_FOUND'));
-    assert.ok(!(await listNetns()).some((n) => n.startsWith(`${t.net.vmNetns}-c`)));
+    await assert.rejects(ctx.t.manager.snapshots.get(m.id), (e: unknown) => isHangarError(e, 'SNAPSHOT_NOT_FOUND'));
+    assert.ok(!(await listNetns()).some((n) => n.startsWith(`${ctx.t.net.vmNetns}-c`)));
   });
 
   test('a snapshot of a running VM leaves it running; bad snapshot references change nothing', async () => {
-    const vm = await (await t.manager.create(normalizeCreate({ name: 'source' }))).ready;
-    const snap = await t.manager.snapshots.create({ vm: vm.id });
+    const vm = await (await ctx.t.manager.create(normalizeCreate({ name: 'source' }))).ready;
+    const snap = await ctx.t.manager.snapshots.create({ vm: vm.id });
     assert.equal(snap.manifest.source.kind, 'vm');
     assert.equal(snap.manifest.guestNet.ip, (vm.net as unknown as VmNet).ip);
-    const after = t.manager.get(vm.id);
+    const after = ctx.t.manager.get(vm.id);
     assert.equal(after.state, 'ready');
     assert.equal(after.pid, vm.pid);
-    assert.match(await readBannerVia(t, vm.id), /^RFB/);
-    const before = { rows: t.store.listVms().length, allocs: t.store.allocations().length };
-    await assert.rejects(t.manager.create(normalizeCreate({ fromSnapshot: 'snap-00000000' })), (e: unknown) => isHangarError(e, 'SNAPSHOT_NOT_FOUND'));
-    await assert.rejects(t.manager.create(normalizeCreate({ fromSnapshot: snap.manifest.id, vmm: 'firecracker' })), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'));
-    assert.deepEqual({ rows: t.store.listVms().length, allocs: t.store.allocations().length }, before);
-    await t.manager.destroy(vm.id);
-    await t.manager.snapshots.remove(snap.manifest.id);
+    assert.match(await readBannerVia(ctx.t, vm.id), /^RFB/);
+    const before = { rows: ctx.t.store.listVms().length, allocs: ctx.t.store.allocations().length };
+    await assert.rejects(ctx.t.manager.create(normalizeCreate({ fromSnapshot: 'snap-00000000' })), (e: unknown) => isHangarError(e, 'SNAPSHOT_NOT_FOUND'));
+    await assert.rejects(ctx.t.manager.create(normalizeCreate({ fromSnapshot: snap.manifest.id, vmm: 'firecracker' })), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'));
+    assert.deepEqual({ rows: ctx.t.store.listVms().length, allocs: ctx.t.store.allocations().length }, before);
+    await ctx.t.manager.destroy(vm.id);
+    await ctx.t.manager.snapshots.remove(snap.manifest.id);
   });
 });

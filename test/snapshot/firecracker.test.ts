@@ -3,27 +3,18 @@
 // snapshot/create, then a fresh process whose first call after the logger is snapshot/load (with clock_realtime
 // where the API has it), resumed by Hangar — and the rules around it, not a guest.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { isHangarError } from '../../src/errors.js';
 import { backendFor, FC_MEMORY_FILE, FC_VMSTATE_FILE, firecrackerBackend } from '../../src/snapshot/backend.js';
 import { FirecrackerDriver, type FirecrackerHandle } from '../../src/vmm/firecracker/driver.js';
 import type { MachineSpec } from '../../src/vmm/types.js';
 import { skipUnlessShared } from '../support/env.js';
-import { writeFakeFirecrackerBin, type FakeTraceEntry } from '../support/fake-firecracker.js';
+import { fakeFirecrackerWorkspace, type FakeTraceEntry } from '../support/fake-firecracker.js';
 
 const skip = skipUnlessShared();
-const root = mkdtempSync(join(tmpdir(), 'hangar-fc-snap-'));
-const fakeBin = writeFakeFirecrackerBin(root);
-const kernel = join(root, 'vmlinux');
-writeFileSync(kernel, 'not a kernel: the fake never boots it\n');
-const handles: FirecrackerHandle[] = [];
-after(async () => {
-  for (const h of handles) await h.stop({ graceMs: 100 }).catch(() => undefined);
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, fakeBin, kernel, handles } = fakeFirecrackerWorkspace('hangar-fc-snap-');
 
 let n = 0;
 function setup(version: string): { driver: FirecrackerDriver; spec: MachineSpec; trace: () => FakeTraceEntry[]; stateDir: string } {

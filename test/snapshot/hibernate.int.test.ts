@@ -2,7 +2,7 @@
 // dial) before hibernation — a file written to disk and to tmpfs, and a command line typed but not yet entered —
 // is all still there after the VM was saved to disk, its VMM stopped, and restored: pressing Return afterwards
 // runs the line typed before. The idle policy, viewer holds and cleanup on destroy are checked on the way.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,11 +14,10 @@ import { RESUMED_MARKER } from '../../src/snapshot/agent.js';
 import type { Hibernation } from '../../src/vm/manager.js';
 import { normalizeCreate } from '../../src/vm/input.js';
 import { logSize, waitForMarker } from '../../src/vmm/console.js';
-import { QemuDriver } from '../../src/vmm/qemu/driver.js';
 import { skipUnlessRoot } from '../support/env.js';
-import { createTestController, imageSkipReason, type TestController } from '../support/controller.js';
-import { removeLeftoverClones } from './cleanup.js';
-import { makeTestGuestImage, REPORT_MARKER, type TestGuestImage } from './guest-image.js';
+import { imageSkipReason } from '../support/controller.js';
+import { snapshotTestController } from './cleanup.js';
+import { REPORT_MARKER } from './guest-image.js';
 import { rfbConnect, type RfbSession } from './rfb-client.js';
 
 const skip = skipUnlessRoot() || (await imageSkipReason()) || false;
@@ -28,25 +27,11 @@ function alive(pid: number): boolean {
 }
 
 describe('hibernation on QEMU (TCG)', { skip, concurrency: false }, () => {
-  let t: TestController;
-  let img: TestGuestImage;
-  before(async () => {
-    img = await makeTestGuestImage();
-    t = await createTestController({ net: { cidr: '10.219.0.0/29' }, manager: { images: img.source, drivers: { qemu: new QemuDriver({ guestAgent: true }) } } });
-  });
-  after(async () => {
-    try {
-      await t?.destroy();
-    } finally {
-      img?.remove();
-    }
-    // Clone namespaces are not part of the test network: the manager removes them, and a leak fails here.
-    if (t) assert.deepEqual(await removeLeftoverClones(t.net.cfg), [], 'no clone namespace left behind');
-  });
+  const ctx = snapshotTestController('10.219.0.0/29');
 
   /** A viewer session on the VM's xterm (twm focuses the window under the pointer). */
   async function viewer(vmId: string): Promise<RfbSession> {
-    const rfb = await rfbConnect(await t.manager.dialVm(vmId, 5900, 10_000));
+    const rfb = await rfbConnect(await ctx.t.manager.dialVm(vmId, 5900, 10_000));
     rfb.pointer(300, 200);
     await new Promise((r) => setTimeout(r, 300));
     return rfb;
@@ -59,7 +44,7 @@ describe('hibernation on QEMU (TCG)', { skip, concurrency: false }, () => {
   }
 
   test('hibernate → resume keeps the desktop: a file written and a line typed before are there after', async () => {
-    const vm = await (await t.manager.create(normalizeCreate({ name: 'sleepy' }))).ready;
+    const vm = await (await ctx.t.manager.create(normalizeCreate({ name: 'sleepy' }))).ready;
     const con = join(vm.runDir, 'console.log');
     const mark = `m${Date.now().toString(36)}`;
 
@@ -76,21 +61,21 @@ describe('hibernation on QEMU (TCG)', { skip, concurrency: false }, () => {
     const pid = vm.pid!;
     const tap = (vm.net as { tap: string }).tap;
     const ip = (vm.net as { ip: string }).ip;
-    const hib = await t.manager.hibernate(vm.id);
+    const hib = await ctx.t.manager.hibernate(vm.id);
     assert.equal(hib.state, 'stopped');
     const h = hib.hibernation as unknown as Hibernation;
     assert.ok(h && existsSync(join(h.dir, 'state.bin')), 'the saved state is on disk');
     assert.ok(h.files['state.bin']!.size > 10 * 1024 * 1024);
     assert.equal(vmView(hib).hibernated, true);
     assert.ok(!alive(pid), 'the VMM has stopped');
-    assert.ok(!(await listHangarTaps(t.net.cfg)).some((x) => x.name === tap), 'its TAP is removed');
+    assert.ok(!(await listHangarTaps(ctx.t.net.cfg)).some((x) => x.name === tap), 'its TAP is removed');
     assert.equal((hib.net as { ip: string }).ip, ip, 'it keeps its address');
-    await assert.rejects(t.manager.dialVm(vm.id, 5900), (e: unknown) => isHangarError(e, 'VM_INVALID_STATE'));
-    await assert.rejects(t.manager.action(vm.id, 'pause'), (e: unknown) => isHangarError(e, 'VM_INVALID_STATE'));
+    await assert.rejects(ctx.t.manager.dialVm(vm.id, 5900), (e: unknown) => isHangarError(e, 'VM_INVALID_STATE'));
+    await assert.rejects(ctx.t.manager.action(vm.id, 'pause'), (e: unknown) => isHangarError(e, 'VM_INVALID_STATE'));
 
     // Resume (what POST /v1/vms/:id/resume does), then the line typed before runs when Return is pressed.
     const t0 = Date.now();
-    const back = await t.manager.ensureRunning(vm.id);
+    const back = await ctx.t.manager.ensureRunning(vm.id);
     const resumeMs = Date.now() - t0;
     assert.equal(back.state, 'ready');
     assert.equal(back.hibernation, null);
@@ -108,38 +93,38 @@ describe('hibernation on QEMU (TCG)', { skip, concurrency: false }, () => {
     process.stderr.write(`# hibernate save ${h.saveMs} ms (${h.files['state.bin']!.size} bytes); resume to ready ${resumeMs} ms\n`);
 
     // Destroy removes the VM and whatever it kept.
-    await t.manager.destroy(vm.id);
+    await ctx.t.manager.destroy(vm.id);
     assert.ok(!existsSync(vm.runDir));
   });
 
   test('idle policy: idle ready VMs hibernate, one with a viewer does not; resume through the action', async () => {
-    const a = await (await t.manager.create(normalizeCreate({ name: 'idle-a' }))).ready;
-    const b = await (await t.manager.create(normalizeCreate({ name: 'busy-b' }))).ready;
-    const release = t.manager.hold(b.id);
+    const a = await (await ctx.t.manager.create(normalizeCreate({ name: 'idle-a' }))).ready;
+    const b = await (await ctx.t.manager.create(normalizeCreate({ name: 'busy-b' }))).ready;
+    const release = ctx.t.manager.hold(b.id);
     const later = Date.now() + 3_600_000;
-    assert.deepEqual(t.manager.idleVms(60, later).map((v) => v.id), [a.id], 'a viewer keeps b awake');
-    assert.deepEqual(t.manager.idleVms(3600, Date.now()).map((v) => v.id), [], 'nobody is idle for an hour yet');
-    const loop = hibernator(t.manager, t.store, 60, 60_000, () => later);
+    assert.deepEqual(ctx.t.manager.idleVms(60, later).map((v) => v.id), [a.id], 'a viewer keeps b awake');
+    assert.deepEqual(ctx.t.manager.idleVms(3600, Date.now()).map((v) => v.id), [], 'nobody is idle for an hour yet');
+    const loop = hibernator(ctx.t.manager, ctx.t.store, 60, 60_000, () => later);
     await loop.tick();
-    assert.equal(t.manager.get(a.id).state, 'stopped');
-    assert.ok(t.manager.get(a.id).hibernation);
-    assert.equal(t.manager.get(b.id).state, 'ready');
+    assert.equal(ctx.t.manager.get(a.id).state, 'stopped');
+    assert.ok(ctx.t.manager.get(a.id).hibernation);
+    assert.equal(ctx.t.manager.get(b.id).state, 'ready');
     release();
-    assert.ok(t.store.events({ vmId: a.id }).some((e) => e.type === 'vm.state' && e.data.hibernated === true));
-    const resumed = await t.manager.action(a.id, 'resume');
+    assert.ok(ctx.t.store.events({ vmId: a.id }).some((e) => e.type === 'vm.state' && e.data.hibernated === true));
+    const resumed = await ctx.t.manager.action(a.id, 'resume');
     assert.equal(resumed.state, 'ready');
     assert.match(await new Promise<string>((resolve, reject) => {
-      void t.manager.dialVm(a.id, 5900).then((s) => {
+      void ctx.t.manager.dialVm(a.id, 5900).then((s) => {
         s.once('data', (d: Buffer) => { resolve(d.toString('latin1')); s.destroy(); });
         s.once('error', reject);
       }, reject);
     }), /^RFB/);
     // A hibernated VM that is destroyed takes its saved state with it.
-    const again = await t.manager.hibernate(a.id);
+    const again = await ctx.t.manager.hibernate(a.id);
     const dir = (again.hibernation as unknown as Hibernation).dir;
     assert.ok(existsSync(dir));
-    await t.manager.destroy(a.id);
+    await ctx.t.manager.destroy(a.id);
     assert.ok(!existsSync(dir));
-    await t.manager.destroy(b.id);
+    await ctx.t.manager.destroy(b.id);
   });
 });

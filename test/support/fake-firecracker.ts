@@ -14,7 +14,9 @@
 //   FAKE_FIRECRACKER_CHECK_TAP=1 (PUT network-interfaces fails unless /sys/class/net/<tap> exists, like opening it).
 //   Invoked with --exec-file it is a FAKE jailer first (see fakeJailer), then the fake VMM "inside" the jail.
 // In-process: startFakeFirecracker(options).
-import { accessSync, appendFileSync, chownSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { after } from 'node:test';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { basename, join, resolve } from 'node:path';
@@ -357,4 +359,21 @@ export function writeFakeFirecrackerBin(dir: string, name: 'firecracker' | 'jail
   const bin = join(dir, name);
   writeFileSync(bin, `#!/bin/sh\n# FAKE Firecracker for tests (test/support/fake-firecracker.ts)\nexec ${q(process.execPath)} ${q(fileURLToPath(import.meta.url))} "$@"\n`, { mode: 0o755 });
   return bin;
+}
+
+/**
+ * For a test file: a temporary directory holding the FAKE Firecracker binary and a dummy kernel. Handles pushed to
+ * `handles` are stopped, and the directory removed, after the file's tests.
+ */
+export function fakeFirecrackerWorkspace(prefix: string): { root: string; fakeBin: string; kernel: string; handles: { stop(o: { graceMs: number }): Promise<unknown> }[] } {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const fakeBin = writeFakeFirecrackerBin(root);
+  const kernel = join(root, 'vmlinux');
+  writeFileSync(kernel, 'not a kernel: the fake never boots it\n');
+  const handles: { stop(o: { graceMs: number }): Promise<unknown> }[] = [];
+  after(async () => {
+    for (const h of handles) await h.stop({ graceMs: 100 }).catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+  });
+  return { root, fakeBin, kernel, handles };
 }

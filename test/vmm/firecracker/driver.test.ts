@@ -3,10 +3,9 @@
 // fake enforces the published definitions' schemas and Firecracker's state rules, so these tests show the
 // driver's conversation, supervision, console plumbing and cleanup — not a guest boot.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { isHangarError } from '../../../src/errors.js';
 import { FirecrackerDriver } from '../../../src/vmm/firecracker/driver.js';
 import type { FirecrackerDriverOptions, FirecrackerHandle } from '../../../src/vmm/firecracker/driver.js';
@@ -16,18 +15,10 @@ import { VERIFIED_API_VERSIONS } from '../../../src/vmm/firecracker/version.js';
 import type { MachineSpec } from '../../../src/vmm/types.js';
 import { skipUnlessShared } from '../../support/env.js';
 import type { FakeTraceEntry } from '../../support/fake-firecracker.js';
-import { writeFakeFirecrackerBin } from '../../support/fake-firecracker.js';
+import { fakeFirecrackerWorkspace } from '../../support/fake-firecracker.js';
 
 const skip = skipUnlessShared();
-const root = mkdtempSync(join(tmpdir(), 'hangar-fc-drv-'));
-const fakeBin = writeFakeFirecrackerBin(root);
-const kernel = join(root, 'vmlinux');
-writeFileSync(kernel, 'not a kernel: the fake never boots it\n');
-const handles: FirecrackerHandle[] = [];
-after(async () => {
-  for (const h of handles) await h.stop({ graceMs: 100 }).catch(() => undefined);
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, fakeBin, kernel, handles } = fakeFirecrackerWorkspace('hangar-fc-drv-');
 
 let n = 0;
 function setup(version = '1.16.1', env: Record<string, string> = {}, extra: FirecrackerDriverOptions = {}): { driver: FirecrackerDriver; spec: MachineSpec; trace: () => FakeTraceEntry[] } {
