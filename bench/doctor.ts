@@ -20,10 +20,10 @@ import { buildKernelVariants, makeVariantImage, MATRIX_KERNEL_VARIANTS, variantC
 import { resolvePaths } from '../src/config.js';
 import { run as exec } from '../src/util/exec.js';
 import type { BenchFigures, BenchOptions } from './index.js';
+import { median } from './_stats.js';
 
 export const summary = 'doctor: ms on a healthy host+VM (median of 5), ms to name each injected fault';
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Row { fault: string; expected: string; top: string; ms: number | null; ok: boolean }
 

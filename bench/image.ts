@@ -15,11 +15,11 @@ import type { ImageInfo } from '../src/image/store.js';
 import { run as runCmd } from '../src/util/exec.js';
 import { createProgress, progressModeFromEnv } from '../src/util/progress.js';
 import type { BenchFigures, BenchOptions } from './index.js';
+import { median } from './_stats.js';
 
 export const summary = 'image pipeline: cold build (kernel, rootfs), cached rebuild, boot to VNC-ready under TCG';
 
 const sum = (o: Record<string, number>): number => Object.values(o).reduce((a, b) => a + b, 0);
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const s = (ms: number): number => Math.round(ms / 10) / 100;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -9,6 +9,7 @@ import { readKernel } from '../src/kernel/image-reader.js';
 import { lintConfig, lintImage } from '../src/kernel/lint.js';
 import { run as exec } from '../src/util/exec.js';
 import type { BenchFigures, BenchOptions } from './index.js';
+import { percentile, round } from './_stats.js';
 
 export const summary = 'kernel lint: parse+lint of the largest Debian config, and kernel image reads';
 
@@ -16,8 +17,6 @@ const RUNS = 200;
 const IMAGE_RUNS = 5;
 const DEBIAN_DIR = '/usr/src/linux-config-6.1';
 
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-const round = (n: number): number => Math.round(n * 1000) / 1000;
 
 /** The largest Debian config by decompressed size, or null when linux-config-6.1 is absent. */
 async function largestDebianConfig(): Promise<{ name: string; text: string } | null> {

@@ -18,6 +18,7 @@ import { newViewerSecret, signViewerToken } from '../src/desktop/token.js';
 import { HangarMetrics } from '../src/metrics.js';
 import { killGroup, which } from '../src/util/exec.js';
 import type { BenchFigures, BenchOptions } from './index.js';
+import { median } from './_stats.js';
 
 export const summary = 'VNC bridge vs websockify: throughput both ways and added latency on loopback';
 
@@ -411,7 +412,6 @@ async function rtts(target: Target): Promise<number[]> {
 }
 
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const r1 = (n: number): number => Math.round(n * 10) / 10;
 const r3 = (n: number): number => Math.round(n * 1000) / 1000;
 

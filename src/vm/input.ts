@@ -1,11 +1,10 @@
 // Create-VM input, normalised once at the edge (API and CLI share it). Pure: no side effects, so a bad request
 // can never leave anything half-created.
 import { HangarError } from '../errors.js';
+import { PROFILES, type Profile } from '../image/plan.js';
 import type { VmmKind } from '../vmm/types.js';
 import { oneOf, validInt, validName } from '../util/validate.js';
 
-export const PROFILES = ['desktop', 'browser'] as const;
-export type Profile = (typeof PROFILES)[number];
 
 export interface CreateVmInput {
   image?: string;
