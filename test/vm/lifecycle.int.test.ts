@@ -111,3 +111,27 @@ test('an exhausted pool is refused with NET_POOL_EXHAUSTED and leaves nothing', 
     await t.destroy();
   }
 });
+
+test('a guest that never becomes ready is failed with its console tail; its VMM and TAP are gone', { skip }, async () => {
+  // init=/bin/sh: the kernel boots, a shell waits on the console, the desktop never starts, READY never comes.
+  const t = await createTestController({
+    net: { cidr: '10.221.0.0/29' },
+    manager: { readyTimeoutMs: 15_000, specOverride: (spec) => ({ ...spec, bootArgs: spec.bootArgs.replace(/init=\S+/, 'init=/bin/sh') }) },
+  });
+  try {
+    const { vm, ready } = await t.manager.create(normalizeCreate({ name: 'never-ready' }));
+    await assert.rejects(ready, (e: unknown) => isHangarError(e, 'VM_BOOT_TIMEOUT'));
+    const failed = t.manager.get(vm.id);
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.lastError?.code, 'VM_BOOT_TIMEOUT');
+    const tail = String((failed.lastError?.details as { consoleTail?: string }).consoleTail);
+    assert.match(tail, /Run \/bin\/sh as init process|Linux version/, 'the console tail is attached as evidence');
+    assert.equal(failed.pid, null);
+    assert.deepEqual(await listHangarTaps(t.net.cfg), [], 'the TAP of the failed VM is removed');
+    assert.equal((await run('pgrep', ['-f', `hangar-${vm.id}`], { allowFailure: true })).stdout.trim(), '', 'no VMM process');
+    await t.manager.destroy(vm.id);
+    assert.deepEqual(t.store.allocations(), []);
+  } finally {
+    await t.destroy();
+  }
+});
