@@ -14,23 +14,12 @@ import { attachVncBridge, type VncBridge } from '../../src/desktop/bridge.js';
 import type { DesktopDeps, DesktopLimits } from '../../src/desktop/deps.js';
 import { desktopRoutes } from '../../src/desktop/routes.js';
 import { newViewerSecret } from '../../src/desktop/token.js';
-import { HangarError } from '../../src/errors.js';
 import { HangarMetrics } from '../../src/metrics.js';
 import { Store, type VmRecord } from '../../src/store/store.js';
-import type { VmService } from '../../src/vm/service.js';
 import type { VmState } from '../../src/vm/states.js';
+import { offlineManager } from '../support/api.js';
 
 export const API_TOKEN = 'test-api-token-0123456789abcdef0123456789';
-
-/** Reads VMs from the store; every other operation is outside these tests. */
-function storeOnlyService(store: Store): VmService {
-  const no = (): never => { throw new HangarError('INTERNAL', 'not part of the desktop tests'); };
-  return {
-    create: no, action: no, destroy: no, consolePath: no, host: no, images: no,
-    list: () => store.listVms(),
-    get: (idOrName) => store.mustGetVm(idOrName),
-  };
-}
 
 export interface Harness {
   /** http://127.0.0.1:PORT */
@@ -79,7 +68,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const touches: string[] = [];
   const dial = opts.dial ?? (opts.rfbPort !== undefined ? tcpDial(opts.rfbPort) : undefined);
   if (!dial) throw new Error('startHarness needs rfbPort or dial');
-  const ctx: ApiContext = { service: storeOnlyService(store), store, metrics, token: API_TOKEN };
+  const ctx: ApiContext = { service: offlineManager(store, dir, metrics), store, metrics, token: API_TOKEN };
   const logTo: { app?: FastifyInstance } = {}; // the server's own logger, once it exists
   const desk: DesktopDeps = {
     lookup: (id) => store.getVm(id),

@@ -27,15 +27,20 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
+/** A real VM manager whose network configuration is valid but never applied (no VM is booted through it). */
+export function offlineManager(store: Store, stateDir: string, metrics: HangarMetrics): VmManager {
+  const net = normaliseNetConfig({ mode: 'netns', netns: 'hgt-unused', bridge: 'hgbr0', cidr: '10.215.0.0/29', hostNetns: 'hgt-unused-host' });
+  return new VmManager({
+    store, stateDir, net, drivers: { qemu: new QemuDriver() }, defaultVmm: 'qemu',
+    images: { resolve: (r) => resolveImage(r), list: () => listImages() }, metrics,
+  });
+}
+
 export async function createApiHarness(opts: ServerOptions = {}): Promise<ApiHarness> {
   const stateDir = mkdtempSync(join(tmpdir(), 'hangar-api-'));
   const store = new Store(join(stateDir, 'state.db'));
   const metrics = new HangarMetrics();
-  const net = normaliseNetConfig({ mode: 'netns', netns: 'hgt-unused', bridge: 'hgbr0', cidr: '10.215.0.0/29', hostNetns: 'hgt-unused-host' });
-  const manager = new VmManager({
-    store, stateDir, net, drivers: { qemu: new QemuDriver() }, defaultVmm: 'qemu',
-    images: { resolve: (r) => resolveImage(r), list: () => listImages() }, metrics,
-  });
+  const manager = offlineManager(store, stateDir, metrics);
   const ctx: ApiContext = { service: manager, store, metrics, token: TEST_TOKEN };
   const app = await buildServer(ctx, opts);
   return {
