@@ -35,4 +35,5 @@ Hangar is up.
     $url
   API: http://$host:$port  (bearer token in /var/lib/hangar/token)    CLI: npx hangar vm ls
   Stop the controller: npx hangar down   (VMs keep running; 'npx hangar vm rm $name' removes the VM)
+  Remove everything:   npx hangar down --purge   (VMs, controller, Hangar's network namespaces)
 MSG

@@ -10,6 +10,9 @@ import { HangarError } from '../errors.js';
 import { createProgress, progressModeFromEnv } from '../util/progress.js';
 import { validInt } from '../util/validate.js';
 import { controllerExtensions } from './extensions.js';
+import { clientFromEnv } from './client.js';
+import { listNetns, removeHostNetwork } from '../net/host.js';
+import { run } from '../util/exec.js';
 import type { Command, ParsedArgs } from './command.js';
 
 const upOptions = {
@@ -92,20 +95,35 @@ export const commands: Command[] = [
   },
   {
     path: ['down'],
-    summary: 'Stop the controller (VMs keep running and are adopted at the next start)',
-    usage: '[--config FILE] [--json]',
-    options: { config: { type: 'string' }, json: { type: 'boolean' } },
+    summary: 'Stop the controller (VMs keep running and are adopted at the next start); --purge also destroys every VM and removes the host network',
+    usage: '[--purge] [--config FILE] [--json]',
+    options: { config: { type: 'string' }, json: { type: 'boolean' }, purge: { type: 'boolean' } },
     run: async ({ values }, io) => {
       const cfg = configFrom(values);
       const ep = await runningController(cfg);
-      if (!ep) {
-        io.out(values.json ? '{"stopped":false}\n' : 'controller is not running\n');
-        return 0;
+      const destroyed: string[] = [];
+      if (ep && values.purge) {
+        const api = clientFromEnv({ ...process.env, HANGAR_URL: ep.url });
+        for (const vm of (await api.request<{ vms: { id: string }[] }>('GET', '/v1/vms')).vms) {
+          await api.request('DELETE', `/v1/vms/${vm.id}`);
+          destroyed.push(vm.id);
+        }
       }
-      process.kill(ep.pid, 'SIGTERM');
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline && existsSync(cfg.endpointPath)) await new Promise((r) => setTimeout(r, 200));
-      io.out(values.json ? JSON.stringify({ stopped: true, pid: ep.pid }) + '\n' : `controller ${ep.pid} stopped\n`);
+      if (ep) {
+        process.kill(ep.pid, 'SIGTERM');
+        const deadline = Date.now() + 30_000;
+        while (Date.now() < deadline && existsSync(cfg.endpointPath)) await new Promise((r) => setTimeout(r, 200));
+      }
+      if (values.purge) {
+        // Only what Hangar's own configuration names: its VM namespace (with bridge and TAPs) and veth, and the
+        // host-side namespace when Hangar created it.
+        await removeHostNetwork(cfg.net);
+        if (cfg.createHostNetns && cfg.net.hostNetns && (await listNetns()).includes(cfg.net.hostNetns)) {
+          await run('ip', ['netns', 'del', cfg.net.hostNetns], { timeoutMs: 15_000 });
+        }
+      }
+      io.out(values.json ? JSON.stringify({ stopped: !!ep, pid: ep?.pid ?? null, destroyed, purged: values.purge === true }) + '\n'
+        : `${ep ? `controller ${ep.pid} stopped` : 'controller is not running'}${values.purge ? `; ${destroyed.length} VM(s) destroyed, host network removed` : ''}\n`);
       return 0;
     },
   },
