@@ -112,7 +112,8 @@ export const commands: Command[] = [
       if (ep) {
         process.kill(ep.pid, 'SIGTERM');
         const deadline = Date.now() + 30_000;
-        while (Date.now() < deadline && existsSync(cfg.endpointPath)) await new Promise((r) => setTimeout(r, 200));
+        const alive = (): boolean => { try { process.kill(ep.pid, 0); return true; } catch { return false; } };
+        while (Date.now() < deadline && (existsSync(cfg.endpointPath) || alive())) await new Promise((r) => setTimeout(r, 100));
       }
       if (values.purge) {
         // Only what Hangar's own configuration names: its VM namespace (with bridge and TAPs) and veth, and the
