@@ -15,16 +15,12 @@ import type { VmNet } from '../../src/vm/manager.js';
 import { normalizeCreate } from '../../src/vm/input.js';
 import { run } from '../../src/util/exec.js';
 import { waitForMarker } from '../../src/vmm/console.js';
-import { skipUnlessRoot } from '../support/env.js';
+import { skipUnlessRoot, pidAlive } from '../support/env.js';
 import { tcpBanner } from '../support/net.js';
 import { imageSkipReason, type TestController } from '../support/controller.js';
 import { snapshotTestController } from './cleanup.js';
 
 const skip = skipUnlessRoot() || (await imageSkipReason()) || false;
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
 
 async function readBannerVia(t: TestController, vmId: string): Promise<string> {
   const s = await t.manager.dialVm(vmId, 5900, 10_000);
@@ -91,12 +87,12 @@ describe('golden snapshot and clones on QEMU (TCG)', { skip, concurrency: false 
       assert.ok(guestNow > Date.parse(m.created), 'the clock moved past the snapshot instant');
     }
     const pids = ready.map((v) => v.pid!);
-    assert.ok(pids.every(alive));
+    assert.ok(pids.every(pidAlive));
     process.stderr.write(`# snapshot+3 clones in ${Date.now() - t0} ms; clone ready in ${ready.map((v) => v.bootMs).join(', ')} ms\n`);
 
     // Cleanup leaves nothing: namespaces, veths, processes, run directories.
     await Promise.all(ready.map((v) => ctx.t.manager.destroy(v.id)));
-    assert.ok(pids.every((p) => !alive(p)), 'no VMM processes');
+    assert.ok(pids.every((p) => !pidAlive(p)), 'no VMM processes');
     assert.deepEqual(await listCloneNetns(ctx.t.net.cfg), [], 'no clone namespaces');
     const vmSide = await run('ip', ['-n', ctx.t.net.vmNetns!, '-br', 'link'], { timeoutMs: 10_000 });
     for (const n of nets) assert.ok(!vmSide.stdout.includes(n.tap), `veth ${n.tap} removed`);

@@ -14,17 +14,13 @@ import { RESUMED_MARKER } from '../../src/snapshot/agent.js';
 import type { Hibernation } from '../../src/vm/manager.js';
 import { normalizeCreate } from '../../src/vm/input.js';
 import { logSize, waitForMarker } from '../../src/vmm/console.js';
-import { skipUnlessRoot } from '../support/env.js';
+import { skipUnlessRoot, pidAlive } from '../support/env.js';
 import { imageSkipReason } from '../support/controller.js';
 import { snapshotTestController } from './cleanup.js';
 import { REPORT_MARKER } from './guest-image.js';
 import { rfbConnect, type RfbSession } from './rfb-client.js';
 
 const skip = skipUnlessRoot() || (await imageSkipReason()) || false;
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
 
 describe('hibernation on QEMU (TCG)', { skip, concurrency: false }, () => {
   const ctx = snapshotTestController('10.219.0.0/29');
@@ -67,7 +63,7 @@ describe('hibernation on QEMU (TCG)', { skip, concurrency: false }, () => {
     assert.ok(h && existsSync(join(h.dir, 'state.bin')), 'the saved state is on disk');
     assert.ok(h.files['state.bin']!.size > 10 * 1024 * 1024);
     assert.equal(vmView(hib).hibernated, true);
-    assert.ok(!alive(pid), 'the VMM has stopped');
+    assert.ok(!pidAlive(pid), 'the VMM has stopped');
     assert.ok(!(await listHangarTaps(ctx.t.net.cfg)).some((x) => x.name === tap), 'its TAP is removed');
     assert.equal((hib.net as { ip: string }).ip, ip, 'it keeps its address');
     await assert.rejects(ctx.t.manager.dialVm(vm.id, 5900), (e: unknown) => isHangarError(e, 'VM_INVALID_STATE'));

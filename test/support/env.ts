@@ -18,3 +18,8 @@ export function skipUnlessShared(): string | false {
 export function skipUnlessRoot(): string | false {
   return process.getuid?.() === 0 ? false : 'needs root (network namespaces, TAP devices)';
 }
+
+/** True while a process with this pid exists (signal 0 probes without signalling). */
+export function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}

@@ -8,15 +8,11 @@ import { isHangarError } from '../../src/errors.js';
 import { listHangarTaps } from '../../src/net/host.js';
 import { normalizeCreate } from '../../src/vm/input.js';
 import { run } from '../../src/util/exec.js';
-import { skipUnlessRoot } from '../support/env.js';
+import { skipUnlessRoot, pidAlive } from '../support/env.js';
 import { tcpBanner } from '../support/net.js';
 import { createTestController, imageSkipReason, type TestController } from '../support/controller.js';
 
 const skip = skipUnlessRoot() || (await imageSkipReason()) || false;
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
 
 async function ping(ns: string, ip: string): Promise<boolean> {
   const r = await run('ping', ['-c', '1', '-W', '2', ip], { netns: ns, allowFailure: true, timeoutMs: 10_000 });
@@ -39,13 +35,13 @@ describe('VM lifecycle on QEMU (TCG) in a test network', { skip, concurrency: fa
       assert.match(await tcpBanner(t.net.hostNetns, n.ip, 5900), /^RFB 003\.00\d/);
     }
     const pids = ready.map((v) => v.pid!);
-    assert.ok(pids.every(alive));
+    assert.ok(pids.every(pidAlive));
 
     await Promise.all(ready.map((v) => t.manager.destroy(v.id)));
     assert.deepEqual(t.store.listVms(), [], 'no rows');
     assert.deepEqual(t.store.allocations(), [], 'no allocations');
     assert.deepEqual(await listHangarTaps(t.net.cfg), [], 'no TAPs');
-    assert.ok(pids.every((p) => !alive(p)), 'no VMM processes');
+    assert.ok(pids.every((p) => !pidAlive(p)), 'no VMM processes');
     assert.deepEqual(readdirSync(join(t.stateDir, 'vms')), [], 'no run directories');
   });
 
@@ -53,7 +49,7 @@ describe('VM lifecycle on QEMU (TCG) in a test network', { skip, concurrency: fa
     const a = await (await t.manager.create(normalizeCreate({ name: 'adopt-a' }))).ready;
     const b = await (await t.manager.create(normalizeCreate({ name: 'adopt-b' }))).ready;
     await t.manager.detachAll(); // the old controller goes away; its VMs keep running
-    assert.ok(alive(a.pid!) && alive(b.pid!));
+    assert.ok(pidAlive(a.pid!) && pidAlive(b.pid!));
     const m2 = t.restart();
     const report = await m2.reconcile();
     assert.deepEqual(report.adopted.sort(), [a.id, b.id].sort());

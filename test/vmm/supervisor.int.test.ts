@@ -10,13 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { isHangarError } from '../../src/errors.js';
 import { which } from '../../src/util/exec.js';
 import { ADOPTED_POLL_MS, SupervisedProcess } from '../../src/vmm/supervisor.js';
+import { pidAlive } from '../support/env.js';
 
 const BASH = await which('bash');
 const skip = !BASH ? 'bash is needed' : process.platform !== 'linux' ? 'needs Linux /proc' : false;
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
 
 /** Pids whose process group is pgid. */
 function groupMembers(pgid: number): number[] {
@@ -35,7 +32,7 @@ async function withDir(fn: (dir: string, track: (p: SupervisedProcess) => Superv
   try {
     await fn(dir, (p) => { started.push(p); return p; });
   } finally {
-    for (const p of started) if (alive(p.pid) && groupMembers(p.pid).length) { try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ } }
+    for (const p of started) if (pidAlive(p.pid) && groupMembers(p.pid).length) { try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ } }
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -72,7 +69,7 @@ test('a process that ignores SIGTERM is SIGKILLed after the grace period, with i
   assert.equal(exit.by, 'hangar');
   assert.ok(took >= 650 && took < 3000, `escalation took ${took} ms`);
   await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(members.filter(alive), [], 'every member of the group is gone');
+  assert.deepEqual(members.filter(pidAlive), [], 'every member of the group is gone');
 }));
 
 test('exit code and cause are recorded; an outside kill is detected at once as unknown', { skip }, () => withDir(async (dir, track) => {
@@ -121,7 +118,7 @@ test('adopt after a controller "restart": verifies, polls liveness, detects a cr
   assert.deepEqual(adopted.signalsSent, ['SIGTERM', 'SIGKILL']);
   assert.equal(exit.by, 'hangar');
   assert.equal(exit.code, null, 'a non-child has no exit status to read');
-  assert.ok(!alive(first.pid));
+  assert.ok(!pidAlive(first.pid));
 
   // An adopted process killed from outside is noticed by polling.
   const spec2 = stubborn(dir, `${marker}-2`);
@@ -149,7 +146,7 @@ test('adopt refuses a pid that is not ours: another program, another VM, a dead 
   const other = track(await SupervisedProcess.spawn(stubborn(dir, 'hangar-sv-other')));
   await writeFile(pidFile, `${other.pid}\n`);
   assert.equal(await SupervisedProcess.adopt(pidFile, identity), null);
-  assert.ok(other.alive && alive(other.pid), 'never signalled');
+  assert.ok(other.alive && pidAlive(other.pid), 'never signalled');
 
   // Gone.
   const dead = track(await SupervisedProcess.spawn({ command: BASH!, args: ['-c', 'exit 0'], logPath: join(dir, 'd'), pidFile: join(dir, 'd.pid') }));

@@ -13,21 +13,17 @@ import { run, which } from '../../../src/util/exec.js';
 import { waitForMarker } from '../../../src/vmm/console.js';
 import { QemuDriver, type QemuHandle } from '../../../src/vmm/qemu/driver.js';
 import type { MachineSpec } from '../../../src/vmm/types.js';
-import { skipUnlessRoot } from '../../support/env.js';
+import { skipUnlessRoot, pidAlive } from '../../support/env.js';
 import { tcpBanner, withTestNetwork } from '../../support/net.js';
 import { findTestImage } from './test-image.js';
 
-const found = findTestImage();
+const found = await findTestImage();
 const skip = skipUnlessRoot()
   || (!(await which('qemu-system-x86_64')) ? 'qemu-system-x86_64 is not installed' : false)
   || (!(await which('ping')) ? 'ping (iputils-ping) is not installed' : false)
   || ('reason' in found ? found.reason : false);
 
 const BOOT_TIMEOUT_MS = 90_000;
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
 
 test('QemuDriver boots the desktop image: ready, reachable, pause/resume, adopt, stop, nothing left', { skip, timeout: 300_000 }, async (t) => {
   const image = 'image' in found ? found.image : null;
@@ -108,13 +104,13 @@ test('QemuDriver boots the desktop image: ready, reachable, pause/resume, adopt,
       t.diagnostic(`stop (Ctrl-Alt-Del) took ${stopMs} ms: ${JSON.stringify(exit)}`);
       assert.equal(exit.by, 'hangar');
       assert.ok(stopMs < 3000, 'a live guest reacts to Ctrl-Alt-Del well within the grace period');
-      assert.ok(!alive(pid), 'QEMU is gone');
+      assert.ok(!pidAlive(pid), 'QEMU is gone');
       assert.equal(await adopted.status(), 'stopped');
       await undoTap();
       assert.deepEqual(await listHangarTaps(net.cfg), [], 'TAP removed');
     });
   } finally {
-    if (pid && alive(pid)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    if (pid && pidAlive(pid)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     await rm(work, { recursive: true, force: true });
   }
   assert.ok(!(await listNetns()).includes(vmNetns), 'namespaces removed');

@@ -15,15 +15,12 @@ import { waitForMarker } from '../../../src/vmm/console.js';
 import { QemuDriver, qemuRunPaths, type QemuHandle } from '../../../src/vmm/qemu/driver.js';
 import type { MachineSpec } from '../../../src/vmm/types.js';
 import { findTestImage } from './test-image.js';
+import { pidAlive } from '../../support/env.js';
 
 const QEMU = await which('qemu-system-x86_64');
 const noQemu = QEMU ? false : 'qemu-system-x86_64 is not installed (scripts/install-deps.sh installs qemu-system-x86)';
-const found = findTestImage();
+const found = await findTestImage();
 const noKernel = noQemu || ('reason' in found ? found.reason : false);
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
 
 async function withWork(fn: (dir: string, spec: MachineSpec) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'hangar-drv-'));
@@ -114,6 +111,6 @@ test('stop escalates past a guest that cannot react (panicked, Ctrl-Alt-Del unhe
   const took = Date.now() - t0;
   assert.equal(exit.by, 'hangar');
   assert.equal(exit.code, 0, 'QEMU quit cleanly');
-  assert.ok(!alive(h.pid));
+  assert.ok(!pidAlive(h.pid));
   assert.ok(took >= 1000 && took < 5000, `stop took ${took} ms`);
 }));
