@@ -9,7 +9,7 @@
 //   shell, no helper process, and the path is validated strictly before QEMU sees it. Chosen.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -44,7 +44,7 @@ function failed(message: string, details: Record<string, unknown> = {}, cause?: 
 }
 
 /** A pass-through that counts and hashes what flows through it. */
-function meter(): Transform & { result(): { bytes: number; sha256: string } } {
+function meter(): Transform & { bytes(): number; result(): { bytes: number; sha256: string } } {
   const hash = createHash('sha256');
   let bytes = 0;
   const t = new Transform({
@@ -54,7 +54,28 @@ function meter(): Transform & { result(): { bytes: number; sha256: string } } {
       cb(null, chunk);
     },
   });
-  return Object.assign(t, { result: () => ({ bytes, sha256: hash.digest('hex') }) });
+  return Object.assign(t, { bytes: () => bytes, result: () => ({ bytes, sha256: hash.digest('hex') }) });
+}
+
+/** Errors by which a stream learns that its peer closed the connection. */
+const PEER_CLOSED = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'EPIPE', 'ECONNRESET']);
+
+/**
+ * Streams `file` into `socket`, hashing on the way. QEMU closes its end of an incoming migration as soon as it has
+ * read the end-of-stream marker, which can beat this side's own shutdown: a peer close once every byte of the file
+ * has been handed to the socket is the normal end, not a failure (whether QEMU accepted the state is for
+ * query-status to say). A close before that is an error.
+ */
+export async function sendFile(file: string, socket: Socket): Promise<{ bytes: number; sha256: string }> {
+  const { size } = await stat(file);
+  const m = meter();
+  try {
+    await pipeline(createReadStream(file), m, socket);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!(code && PEER_CLOSED.has(code) && m.bytes() === size)) throw e;
+  }
+  return m.result();
 }
 
 function listen(path: string): Promise<Server> {
@@ -147,8 +168,8 @@ export async function restoreQemuState(driver: QemuDriver, spec: MachineSpec, fi
   const timeoutMs = opts.timeoutMs ?? 300_000;
   try {
     const s = await connectWhenListening(sock, 10_000, () => handle.process.alive);
-    const m = meter();
-    const sent = pipeline(createReadStream(file), m, s);
+    const sent = sendFile(file, s);
+    sent.catch(() => undefined); // awaited below; not unhandled if QMP fails first
     const qmp = await handle.client();
     const deadline = Date.now() + timeoutMs;
     await Promise.race([sent, handle.exited.then(() => { throw failed('QEMU exited while loading the state'); })]);
@@ -160,7 +181,7 @@ export async function restoreQemuState(driver: QemuDriver, spec: MachineSpec, fi
       if (Date.now() > deadline) throw failed(`loading the state did not finish within ${timeoutMs} ms`, { status: st.status });
       await sleep(POLL_MS);
     }
-    const got = m.result();
+    const got = await sent;
     if (opts.sha256 && got.sha256 !== opts.sha256) {
       throw failed(`the state file ${file} does not match its manifest (sha256 ${got.sha256}, expected ${opts.sha256})`, { file });
     }
