@@ -74,6 +74,7 @@ export const ERRORS = {
 
   // ---- desktop
   VIEWER_TOKEN_INVALID: { http: 401, summary: 'The viewer token is missing, expired, tampered or for another VM' },
+  VIEWER_ORIGIN_REFUSED: { http: 403, summary: 'A browser page from another origin may not open this desktop' },
   VIEWER_LIMIT: { http: 429, summary: 'The VM has as many viewers as allowed' },
   VM_UNREACHABLE: { http: 502, summary: 'The VM desktop does not answer' },
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { HangarError } from '../errors.js';
 import { normaliseNetConfig, type NetConfig, type NetConfigInput } from '../net/config.js';
 import { resolvePaths, type HangarPaths } from '../config.js';
+import { normaliseOrigin } from '../desktop/deps.js';
 import { oneOf, validInt } from '../util/validate.js';
 import type { VmmKind } from '../vmm/types.js';
 
@@ -20,6 +21,8 @@ export interface ControllerConfigInput {
   viewerTokenTtlS?: number;
   /** Idle VMs are hibernated after this many seconds without a viewer (0: never). */
   hibernateAfterS?: number;
+  /** Browser origins besides the controller's own whose pages may open desktops (e.g. a reverse proxy's). */
+  viewerOrigins?: string[];
 }
 
 export interface ControllerConfig {
@@ -35,6 +38,7 @@ export interface ControllerConfig {
   healthIntervalMs: number;
   viewerTokenTtlS: number;
   hibernateAfterS: number;
+  viewerOrigins: string[];
   tokenPath: string;
   dbPath: string;
   /** Where a running controller says how to reach it (url, pid) for the CLI. */
@@ -91,9 +95,19 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     healthIntervalMs: validInt(pick('healthIntervalMs') ?? 30_000, 'healthIntervalMs', 100, 3_600_000),
     viewerTokenTtlS: validInt(pick('viewerTokenTtlS') ?? 300, 'viewerTokenTtlS', 10, 86_400),
     hibernateAfterS: validInt(pick('hibernateAfterS') ?? 0, 'hibernateAfterS', 0, 30 * 86_400),
+    viewerOrigins: viewerOrigins(pick('viewerOrigins')),
     tokenPath: join(paths.stateDir, 'token'),
     dbPath: join(paths.stateDir, 'state.db'),
     endpointPath: join(paths.stateDir, 'controller.json'),
     logPath: join(paths.stateDir, 'controller.log'),
   };
+}
+
+function viewerOrigins(v: unknown): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > 64) throw new HangarError('INVALID_ARGUMENT', 'viewerOrigins must be a list of at most 64 origins', { field: 'viewerOrigins' });
+  return v.map((o) => {
+    if (typeof o !== 'string') throw new HangarError('INVALID_ARGUMENT', 'viewerOrigins must be a list of strings', { field: 'viewerOrigins' });
+    return normaliseOrigin(o, 'viewerOrigins');
+  });
 }

@@ -37,6 +37,7 @@ export const controllerExtensions: NonNullable<ControllerHooks['extend']> = (ctx
     metrics: ctx.metrics,
     secret: viewerSecret(join(config.paths.stateDir, 'viewer.key')),
     limits: { tokenTtlMs: config.viewerTokenTtlS * 1000, dialTimeoutMs: 120_000 },
+    allowedOrigins: config.viewerOrigins,
   };
   return {
     routes: [...desktopRoutes(ctx, desk), ...doctorRoutes(ctx)],

@@ -1,5 +1,5 @@
 // The VNC bridge: `GET /v1/vms/:id/vnc` upgraded to a WebSocket on the raw Node server and spliced to the VM's RFB
-// server. Every check (handshake, token, VM state, viewer limit, reaching the VM) happens before the upgrade
+// server. Every check (handshake, origin, token, VM state, viewer limit, reaching the VM) happens before the upgrade
 // completes, and a refusal is a plain HTTP answer with the API's JSON error body. No byte reaches a VM for a refused
 // viewer: the VM is dialled only after all checks passed.
 //
@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { HangarError, toHangarError } from '../errors.js';
 import { httpError, redactUrl } from '../api/server.js';
-import { checkDeps, registryFor, type DesktopDeps, type DesktopLimits } from './deps.js';
+import { checkDeps, normaliseOrigin, registryFor, type DesktopDeps, type DesktopLimits } from './deps.js';
 import { tokenError, verifyViewerToken } from './token.js';
 
 /** WebSocket close codes the bridge uses (the viewer page explains them). */
@@ -110,6 +110,26 @@ function handshakeProblem(req: IncomingMessage): string | null {
   if (req.headers.upgrade?.toLowerCase() !== 'websocket') return 'only WebSocket upgrades are served here';
   if (!req.headers['sec-websocket-key']) return 'Sec-WebSocket-Key is missing';
   return null;
+}
+
+/**
+ * Whether a handshake's Origin may open the bridge. Browsers always send Origin on a WebSocket handshake and a page
+ * cannot forge it, so this stops another site's page from driving a desktop with a token it got hold of (cross-site
+ * WebSocket hijacking). Allowed: the controller's own origin (the viewer page it serves: Origin's host equals the
+ * Host header), and the configured ones. No Origin at all is not a browser (CLI, SDK, bench): the token guards it.
+ * The opaque origin "null" (sandboxed frames, file: pages) is refused.
+ */
+export function originAllowed(origin: string | undefined, host: string | undefined, allowed: ReadonlySet<string>): boolean {
+  if (origin === undefined) return true;
+  let u: URL;
+  try {
+    u = new URL(origin);
+  } catch {
+    return false;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return false;
+  if (allowed.has(u.origin)) return true;
+  return host !== undefined && u.host === host.toLowerCase();
 }
 
 async function dialWithTimeout(deps: DesktopDeps, vmId: string, ms: number): Promise<Duplex> {
@@ -247,6 +267,7 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, limits: D
  */
 export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
   const limits = checkDeps(deps);
+  const origins = new Set((deps.allowedOrigins ?? []).map((o) => normaliseOrigin(o)));
   const registry = registryFor(deps);
   const sessions = new Map<Session, string>();
   const wss = new WebSocketServer({
@@ -262,12 +283,16 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
     const err = toHangarError(e);
     const status = refuse(socket, err);
     count(status, err.code);
-    deps.log?.info({ vmId, code: err.code, ...(err.code === 'VIEWER_TOKEN_INVALID' ? { reason: err.details.reason } : {}) }, 'viewer refused');
+    deps.log?.info({ vmId, code: err.code, ...(err.code === 'VIEWER_TOKEN_INVALID' ? { reason: err.details.reason } : {}),
+      ...(err.code === 'VIEWER_ORIGIN_REFUSED' ? { origin: err.details.origin } : {}) }, 'viewer refused');
   };
 
   const accept = async (req: IncomingMessage, socket: Duplex, head: Buffer, vmId: string, token: string | undefined): Promise<void> => {
     const problem = handshakeProblem(req);
     if (problem) throw new HangarError('INVALID_ARGUMENT', problem);
+    if (!originAllowed(req.headers.origin, req.headers.host, origins)) {
+      throw new HangarError('VIEWER_ORIGIN_REFUSED', 'a page from another origin may not open this desktop (allow its origin in viewerOrigins)', { vmId, origin: req.headers.origin });
+    }
     const check = verifyViewerToken(deps.secret, vmId, token, Date.now());
     if (!check.ok) throw tokenError(check.reason);
     const vm = deps.lookup(vmId);

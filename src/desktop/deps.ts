@@ -56,6 +56,11 @@ export interface DesktopDeps {
   secret: Buffer;
   limits?: Partial<DesktopLimits>;
   log?: DesktopLog;
+  /**
+   * Browser origins besides the controller's own that may open the bridge (e.g. the public origin of a reverse
+   * proxy in front of the controller), as `scheme://host[:port]`. See originAllowed in bridge.ts.
+   */
+  allowedOrigins?: readonly string[];
   /** Viewer input reached the VM (at most once a second per viewer): it is in use, not idle (e.g. manager.touch). */
   touch?(vmId: string): void;
 }
@@ -71,7 +76,22 @@ export function resolveLimits(partial: Partial<DesktopLimits> = {}): DesktopLimi
 
 export function checkDeps(deps: DesktopDeps): DesktopLimits {
   assertSecret(deps.secret);
+  for (const o of deps.allowedOrigins ?? []) normaliseOrigin(o);
   return resolveLimits(deps.limits);
+}
+
+/** `scheme://host[:port]` of an http(s) origin, lower-cased, default port dropped; anything else is refused. */
+export function normaliseOrigin(origin: string, field = 'allowedOrigins'): string {
+  let u: URL | undefined;
+  try {
+    u = new URL(origin);
+  } catch {
+    u = undefined;
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.pathname !== '/' || u.search || u.hash || u.username) {
+    throw new HangarError('INVALID_ARGUMENT', `${field}: ${JSON.stringify(origin)} is not an origin (scheme://host[:port], no path)`, { field, origin });
+  }
+  return u.origin;
 }
 
 /** Live viewers per VM. One registry per DesktopDeps object, so routes and bridge built from it agree. */

@@ -104,7 +104,7 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
       },
     },
     {
-      method: 'GET', url: VNC_ROUTE, summary: 'WebSocket (subprotocol "binary") to the VM desktop\'s RFB server; ?token= required',
+      method: 'GET', url: VNC_ROUTE, summary: 'WebSocket (subprotocol "binary") to the VM desktop\'s RFB server; ?token= required; browsers only from the controller\'s origin or viewerOrigins',
       auth: 'viewer-token', websocket: true,
       schema: { params: idParams, querystring: tokenQuery },
       handler: () => { throw new HangarError('INTERNAL', 'served by the WebSocket bridge'); },

@@ -5,8 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { WebSocket } from 'ws';
-import { CLOSE } from '../../src/desktop/bridge.js';
-import { signViewerToken } from '../../src/desktop/token.js';
+import { createServer } from 'node:http';
+import { attachVncBridge, CLOSE } from '../../src/desktop/bridge.js';
+import { normaliseOrigin } from '../../src/desktop/deps.js';
+import { HangarMetrics } from '../../src/metrics.js';
+import { isHangarError } from '../../src/errors.js';
+import { newViewerSecret, signViewerToken } from '../../src/desktop/token.js';
 import { fakeRfbServer, parseServerInit, RFB_BANNER, tcpServer, type TcpServer } from '../support/rfb.js';
 import { closed, mustOpen, openVnc, startHarness, tcpDial, until, type Harness } from './harness.js';
 
@@ -118,6 +122,33 @@ test('viewer limit: the next viewer gets 429 before the upgrade; a slot frees wh
     again.close();
     await until(() => h.bridge.viewers('vm-a') === 0, 5000, 'all viewers gone');
   });
+});
+
+test('origin: the controller\'s own page and configured origins open the bridge; another site\'s page gets 403 before any dial', async () => {
+  const rfb = await fakeRfbServer();
+  await withHarness(rfb, { allowedOrigins: ['https://desk.example.com'] }, async (h) => {
+    h.addVm('vm-a');
+    const token = (await h.viewer('vm-a')).json.token;
+    for (const origin of ['https://evil.example', 'null', 'http://127.0.0.1:1', 'https://desk.example.com.evil.example', 'chrome-extension://abc']) {
+      const r = await openVnc(h.base, 'vm-a', token, ['binary'], origin);
+      assert.ok(!('ws' in r), `${origin}: must be refused`);
+      assert.equal(r.status, 403, origin);
+      assert.equal(r.body.error.code, 'VIEWER_ORIGIN_REFUSED', origin);
+    }
+    assert.equal(h.dials(), 0, 'a refused origin never dials the VM');
+    for (const origin of [h.base, 'https://desk.example.com', 'HTTPS://DESK.example.com:443', undefined]) {
+      const { ws, reader } = mustOpen(await openVnc(h.base, 'vm-a', token, ['binary'], origin));
+      assert.equal((await reader.read(12)).toString('latin1'), RFB_BANNER, String(origin));
+      ws.close();
+      await until(() => h.bridge.viewers('vm-a') === 0, 5000, 'the viewer slot to be released');
+    }
+  });
+  // Configured origins are checked when the bridge is built, not when a browser comes.
+  const deps = { lookup: () => null, dial: () => Promise.reject(new Error('never')), metrics: new HangarMetrics(), secret: newViewerSecret() };
+  for (const bad of ['https://x.example/path', 'ftp://x.example', 'x.example', 'https://u:p@x.example', 'null']) {
+    assert.throws(() => attachVncBridge(createServer(), { ...deps, allowedOrigins: [bad] }), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'), bad);
+  }
+  assert.equal(normaliseOrigin('HTTPS://Desk.Example.com:443'), 'https://desk.example.com');
 });
 
 test('close propagates: viewer → VM connection closed; VM → viewer closed with 1000', async () => {

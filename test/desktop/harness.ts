@@ -48,6 +48,7 @@ export interface HarnessOptions {
   rfbPort?: number;
   dial?: (vmId: string) => Promise<Duplex>;
   limits?: Partial<DesktopLimits>;
+  allowedOrigins?: string[];
 }
 
 export function tcpDial(port: number): () => Promise<net.Socket> {
@@ -76,6 +77,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     metrics,
     secret: newViewerSecret(),
     limits: opts.limits ?? {},
+    ...(opts.allowedOrigins ? { allowedOrigins: opts.allowedOrigins } : {}),
     touch: (id) => { touches.push(id); },
     log: { info: (o, m) => logTo.app?.log.info(o, m), warn: (o, m) => logTo.app?.log.warn(o, m) },
   };
@@ -113,10 +115,10 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
 export type VncOpen = { ws: WebSocket; reader: WsReader } | { status: number; body: { error: { code: string; message: string; details: Record<string, unknown> } } };
 
 /** Opens the bridge WebSocket; a refused upgrade resolves with its HTTP status and JSON body instead. */
-export function openVnc(base: string, vmId: string, token: string | undefined, protocols: string[] = ['binary']): Promise<VncOpen> {
+export function openVnc(base: string, vmId: string, token: string | undefined, protocols: string[] = ['binary'], origin?: string): Promise<VncOpen> {
   const url = `${base.replace(/^http/, 'ws')}/v1/vms/${encodeURIComponent(vmId)}/vnc${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`;
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, { perMessageDeflate: false });
+    const ws = new WebSocket(url, protocols, { perMessageDeflate: false, ...(origin !== undefined ? { origin } : {}) });
     // Attached before 'open': the first frames can arrive in the same tick as the upgrade answer.
     const reader = new WsReader(ws);
     ws.once('open', () => resolve({ ws, reader }));
