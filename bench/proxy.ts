@@ -465,16 +465,23 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
     const h = results.hangar!;
     const w = results.websockify;
     if (w) figures.min_throughput_ratio = r3(Math.min(...THROUGHPUT.map((m) => h[m]! / w[m]!)));
-    const throughputOk = figures.min_throughput_ratio === undefined ? 'n/a' : (figures.min_throughput_ratio as number) >= 2 ? 'met' : 'MISSED';
+    // No proxy can beat no proxy at all: the backend and the client share this process, so the direct figure is the
+    // ceiling of what any contestant can show here. Where it is below 2x websockify, the target is out of reach for
+    // every implementation on this machine, and the bench says so instead of leaving a bare MISSED.
+    const unreachable = w ? THROUGHPUT.filter((m) => (figures[`direct_${m}`] as number) < 2 * w[m]!) : [];
+    for (const m of w ? THROUGHPUT : []) figures[`ceiling_ratio_${m}`] = r3((figures[`direct_${m}`] as number) / w![m]!);
+    const throughputOk = figures.min_throughput_ratio === undefined ? 'n/a' : (figures.min_throughput_ratio as number) >= 2 ? 'met'
+      : `MISSED${unreachable.length ? ` (out of reach here for ${unreachable.join(', ')}: even with no proxy the client gets less than 2x websockify)` : ''}`;
     figures.target_throughput_2x = throughputOk;
     figures.target_p99_added_lt_1ms = h.added_p99_ms! < 1 ? 'met' : 'MISSED';
     if (!json) {
       const pipe = results['node-tcp-pipe']!;
       const rows: (string | number)[][] = [...THROUGHPUT, 'added_p50_ms', 'added_p99_ms'].map((m) => [
         m, h[m]!, w ? w[m]! : 'n/a', w && m.endsWith('mbps') ? `${r1(h[m]! / w[m]!)}x` : '', pipe[m]!,
+        w && m.endsWith('mbps') ? `${r1((figures[`direct_${m}`] as number) / w[m]!)}x` : '',
         m.endsWith('mbps') ? (figures[`direct_${m}`] as number) : m === 'added_p50_ms' ? `rtt ${figures.direct_rtt_p50_ms}` : `rtt ${figures.direct_rtt_p99_ms}`,
       ]);
-      process.stdout.write(table([`loopback, ${TOTAL / MiB} MiB x ${RUNS} rounds (MB/s: median)`, 'hangar', 'websockify', 'hangar/websockify', 'node tcp pipe', 'no proxy'], rows));
+      process.stdout.write(table([`loopback, ${TOTAL / MiB} MiB x ${RUNS} rounds (MB/s: median)`, 'hangar', 'websockify', 'hangar/websockify', 'node tcp pipe', 'no proxy/websockify', 'no proxy'], rows));
       process.stdout.write(`load average ${figures.loadavg_1m_start} → ${figures.loadavg_1m_end} on ${cpus().length} CPUs\n`);
       process.stdout.write(`targets: throughput ≥ 2x websockify: ${throughputOk}; p99 added latency < 1 ms: ${figures.target_p99_added_lt_1ms}\n`);
     }
