@@ -96,7 +96,7 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
   let logPath: string | null = null;
   const config: {
     machine: Record<string, unknown>; boot?: Record<string, unknown>;
-    drives: Map<string, Record<string, unknown>>; nets: Map<string, Record<string, unknown>>;
+    drives: Map<string, Record<string, unknown>>; nets: Map<string, Record<string, unknown>>; entropy?: boolean;
   } = { machine: { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false }, drives: new Map(), nets: new Map() };
 
   const log = (line: string): void => {
@@ -170,6 +170,11 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
         bootPath = true;
         return { status: 204 };
       }
+      case 'PUT /entropy':
+        preboot();
+        config.entropy = true;
+        bootPath = true;
+        return { status: 204 };
       case 'PUT /actions': {
         if (b.action_type === 'InstanceStart') {
           preboot();

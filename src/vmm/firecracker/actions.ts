@@ -3,7 +3,7 @@
 // action before it is sent when the VMM's state cannot accept it.
 import { HangarError } from '../../errors.js';
 import type {
-  BootSource, Drive, InstanceState, Logger, MachineConfiguration, NetworkInterface, SnapshotCreateParams,
+  BootSource, Drive, EntropyDevice, InstanceState, Logger, MachineConfiguration, NetworkInterface, SnapshotCreateParams,
   SnapshotLoadParams, VmStateChange,
 } from './api-types.js';
 
@@ -14,6 +14,7 @@ export type FirecrackerAction =
   | { kind: 'put-boot-source'; body: BootSource }
   | { kind: 'put-drive'; body: Drive }
   | { kind: 'put-network-interface'; body: NetworkInterface }
+  | { kind: 'put-entropy'; body: EntropyDevice }
   | { kind: 'instance-start' }
   | { kind: 'send-ctrl-alt-del' }
   | { kind: 'patch-vm'; state: VmStateChange }
@@ -44,6 +45,7 @@ export function toHttpRequest(action: FirecrackerAction): HttpRequestSpec {
         method: 'PUT', path: `/network-interfaces/${encodeURIComponent(action.body.iface_id)}`,
         template: '/network-interfaces/{iface_id}', body: action.body,
       };
+    case 'put-entropy': return { method: 'PUT', path: '/entropy', template: '/entropy', body: action.body };
     case 'instance-start': return { method: 'PUT', path: '/actions', template: '/actions', body: { action_type: 'InstanceStart' } };
     case 'send-ctrl-alt-del': return { method: 'PUT', path: '/actions', template: '/actions', body: { action_type: 'SendCtrlAltDel' } };
     case 'patch-vm': return { method: 'PATCH', path: '/vm', template: '/vm', body: { state: action.state } };
@@ -55,13 +57,13 @@ export function toHttpRequest(action: FirecrackerAction): HttpRequestSpec {
 /** What Hangar knows of a Firecracker process: its state, and whether boot-specific resources were configured. */
 export interface VmmModel {
   state: InstanceState;
-  /** Set by machine-config, boot-source, drives and network interfaces; snapshot-load is refused after it. */
+  /** Set by machine-config, boot-source, drives, network interfaces and entropy; snapshot-load is refused after it. */
   bootConfigured: boolean;
 }
 
 export const FRESH_VMM: VmmModel = { state: 'Not started', bootConfigured: false };
 
-const BOOT_RESOURCES: ReadonlySet<ActionKind> = new Set(['put-machine-config', 'put-boot-source', 'put-drive', 'put-network-interface']);
+const BOOT_RESOURCES: ReadonlySet<ActionKind> = new Set(['put-machine-config', 'put-boot-source', 'put-drive', 'put-network-interface', 'put-entropy']);
 
 function notAllowed(action: FirecrackerAction, model: VmmModel, why: string): HangarError {
   return new HangarError('VMM_NOT_ALLOWED_IN_STATE', `${action.kind} not allowed in state ${model.state}: ${why}`, {
@@ -80,6 +82,7 @@ export function refusal(action: FirecrackerAction, model: VmmModel): HangarError
     case 'put-boot-source':
     case 'put-drive':
     case 'put-network-interface':
+    case 'put-entropy':
     case 'instance-start':
       return started ? notAllowed(action, model, 'pre-boot only (the microVM has started)') : null;
     case 'snapshot-load':

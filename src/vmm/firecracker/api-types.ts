@@ -25,6 +25,11 @@ export interface ApiErrorBody {
 export const LOG_LEVELS = ['Error', 'Warning', 'Info', 'Debug', 'Trace', 'Off'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** PUT /entropy: a virtio-rng device fed from the host (Hangar sends no rate limiter). */
+export interface EntropyDevice {
+  rate_limiter?: Record<string, unknown>;
+}
+
 /** PUT /logger. The file at log_path must exist: Firecracker opens it, it does not create it. */
 export interface Logger {
   level?: LogLevel;

@@ -118,6 +118,15 @@ export function networkInterfaceRequest(net: { tap: string; mac: string }, api: 
   return { kind: 'put-network-interface', body: { ...body, mtu: int(opts.mtu, 'mtu', 68, 65535) } };
 }
 
+/**
+ * The entropy device (virtio-rng), like the one the QEMU driver gives its guests: a guest restored from a snapshot
+ * reseeds from the host instead of replaying the random state it was saved with, and early boot does not wait for
+ * entropy. The image kernel has CONFIG_HW_RANDOM_VIRTIO.
+ */
+export function entropyRequest(): FirecrackerAction {
+  return { kind: 'put-entropy', body: {} };
+}
+
 export function pauseRequest(): FirecrackerAction {
   return { kind: 'patch-vm', state: 'Paused' };
 }
@@ -186,7 +195,7 @@ export interface BootInput {
 }
 
 /** The whole cold-boot conversation, in Firecracker's required order, ending with InstanceStart. Pure. */
-export function bootSequence(m: BootInput, paths: BootPaths, api: ApiVersion, opts: { logLevel?: LogLevel; mtu?: number } = {}): FirecrackerAction[] {
+export function bootSequence(m: BootInput, paths: BootPaths, api: ApiVersion, opts: { logLevel?: LogLevel; mtu?: number; entropy?: boolean } = {}): FirecrackerAction[] {
   const actions: FirecrackerAction[] = [
     loggerRequest(paths.logPath, opts.logLevel),
     machineConfigRequest({ vcpus: m.vcpus, memMiB: m.memMiB }),
@@ -194,6 +203,7 @@ export function bootSequence(m: BootInput, paths: BootPaths, api: ApiVersion, op
     rootDriveRequest(paths.rootfsPath),
   ];
   if (m.net) actions.push(networkInterfaceRequest(m.net, api, opts.mtu === undefined ? {} : { mtu: opts.mtu }));
+  if (opts.entropy ?? true) actions.push(entropyRequest());
   actions.push({ kind: 'instance-start' });
   return actions;
 }

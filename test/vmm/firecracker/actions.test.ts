@@ -4,7 +4,7 @@ import { isHangarError } from '../../../src/errors.js';
 import { afterSuccess, FRESH_VMM, refusal, toHttpRequest } from '../../../src/vmm/firecracker/actions.js';
 import type { FirecrackerAction, VmmModel } from '../../../src/vmm/firecracker/actions.js';
 import {
-  bootSourceRequest, loggerRequest, machineConfigRequest, networkInterfaceRequest, pauseRequest, resumeRequest,
+  bootSourceRequest, entropyRequest, loggerRequest, machineConfigRequest, networkInterfaceRequest, pauseRequest, resumeRequest,
   rootDriveRequest, snapshotCreateRequest, snapshotLoadRequest,
 } from '../../../src/vmm/firecracker/requests.js';
 
@@ -18,6 +18,7 @@ const preboot: FirecrackerAction[] = [
   bootSourceRequest('/k/vmlinux', 'console=ttyS0'),
   rootDriveRequest('/d/rootfs.ext4'),
   networkInterfaceRequest({ tap: 'tap0', mac: '02:00:00:00:00:01' }, '1.16.1'),
+  entropyRequest(),
   { kind: 'instance-start' },
 ];
 const load = snapshotLoadRequest({ snapshotPath: '/s/vm.snap', memFilePath: '/s/vm.mem' }, '1.16.1');

@@ -37,7 +37,7 @@ const def = (doc: SwaggerDoc, name: string): Schema => {
 /** Every action kind must be produced below; the Record makes the compiler list them all. */
 const ALL_KINDS: Record<ActionKind, true> = {
   'describe-instance': true, 'put-logger': true, 'put-machine-config': true, 'put-boot-source': true, 'put-drive': true,
-  'put-network-interface': true, 'instance-start': true, 'send-ctrl-alt-del': true, 'patch-vm': true, 'snapshot-create': true,
+  'put-network-interface': true, 'put-entropy': true, 'instance-start': true, 'send-ctrl-alt-del': true, 'patch-vm': true, 'snapshot-create': true,
   'snapshot-load': true,
 };
 

@@ -94,12 +94,15 @@ test('snapshot-create validates its paths', () => {
   assert.equal(code(() => snapshotCreateRequest({ snapshotPath: '/a', memFilePath: '/b', type: 'Incremental' as never })), 'INVALID_ARGUMENT');
 });
 
-test('the cold-boot conversation is logger, machine, boot source, rootfs, network, start', () => {
+test('the cold-boot conversation is logger, machine, boot source, rootfs, network, entropy, start', () => {
   const seq = bootSequence(
     { vcpus: 1, memMiB: 256, bootArgs: 'console=ttyS0', net: { tap: 'tap0', mac: '02:00:00:00:00:01' } },
     { kernelPath: '/k', rootfsPath: '/r', logPath: '/l' }, '1.13.1',
   );
-  assert.deepEqual(seq.map((a) => a.kind), ['put-logger', 'put-machine-config', 'put-boot-source', 'put-drive', 'put-network-interface', 'instance-start']);
+  assert.deepEqual(seq.map((a) => a.kind), ['put-logger', 'put-machine-config', 'put-boot-source', 'put-drive', 'put-network-interface', 'put-entropy', 'instance-start']);
+  assert.deepEqual(seq.find((a) => a.kind === 'put-entropy'), { kind: 'put-entropy', body: {} }, 'a virtio-rng device, as QEMU guests get');
   const noNet = bootSequence({ vcpus: 1, memMiB: 256, bootArgs: '' }, { kernelPath: '/k', rootfsPath: '/r', logPath: '/l' }, '1.9.1');
   assert.equal(noNet.some((a) => a.kind === 'put-network-interface'), false);
+  const noRng = bootSequence({ vcpus: 1, memMiB: 256, bootArgs: '' }, { kernelPath: '/k', rootfsPath: '/r', logPath: '/l' }, '1.9.1', { entropy: false });
+  assert.equal(noRng.some((a) => a.kind === 'put-entropy'), false);
 });
