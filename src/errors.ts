@@ -37,6 +37,7 @@ export const ERRORS = {
   IMAGE_NOT_FOUND: { http: 404, summary: 'No such image' },
   IMAGE_INVALID: { http: 422, summary: 'The image is incomplete or does not match its manifest' },
   IMAGE_BUILD_FAILED: { http: 500, summary: 'The image build failed' },
+  IMAGE_IN_USE: { http: 409, summary: 'A VM or snapshot still uses the image' },
   IMAGE_BUILD_LOCKED: { http: 409, summary: 'Another build of the same image is running' },
 
   // ---- vmm

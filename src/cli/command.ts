@@ -23,6 +23,13 @@ export interface Command {
   run: (args: ParsedArgs, io: CliIO) => Promise<number>;
 }
 
+/** The first positional argument, or the parse error the CLI reports as bad input (exit 2). */
+export function need(positionals: string[], what: string): string {
+  const v = positionals[0];
+  if (!v) throw Object.assign(new TypeError(`missing ${what}`), { code: 'ERR_PARSE_ARGS_MISSING' });
+  return v;
+}
+
 /** Prints a plain table: columns padded to the widest cell. */
 export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map(String))];

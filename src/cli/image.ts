@@ -1,8 +1,10 @@
-// `hangar image build` and `hangar image ls`.
-import { buildImage, listImages, PROFILES, type Profile } from '../image/index.js';
+// `hangar image build|ls|rm|prune`.
+import { resolvePaths } from '../config.js';
+import { buildImage, listImages, PROFILES, resolveImage, type Profile } from '../image/index.js';
+import { listArtifacts, planPrune, readImageUsers, reclaimableBytes, removeArtifacts, removeImage, unusedArtifacts } from '../image/prune.js';
 import { createProgress, progressModeFromEnv } from '../util/progress.js';
-import { oneOf } from '../util/validate.js';
-import { table, type Command } from './command.js';
+import { oneOf, validInt } from '../util/validate.js';
+import { need, table, type Command } from './command.js';
 
 const mib = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MiB`;
 
@@ -59,6 +61,56 @@ export const commands: Command[] = [
       }
       io.out(table(['ID', 'PROFILE', 'KERNEL', 'VMLINUX', 'ROOTFS', 'CREATED'],
         images.map((i) => [i.id, i.profile, i.kernelVersion, mib(i.sizes.vmlinux), mib(i.sizes.rootfs), i.created])));
+      return 0;
+    },
+  },
+  {
+    path: ['image', 'rm'],
+    summary: 'Delete an image (refused while a VM or snapshot uses it)',
+    usage: 'ID|PREFIX|PROFILE [--json]',
+    options: { json: { type: 'boolean' } },
+    run: async ({ values, positionals }, io) => {
+      const paths = resolvePaths();
+      const image = await resolveImage(need(positionals, 'image id'), paths);
+      const freed = await reclaimableBytes([image.dir]);
+      await removeImage(image, await readImageUsers(paths), paths);
+      io.out(values.json ? JSON.stringify({ id: image.id, deleted: true, freedBytes: freed }) + '\n'
+        : `deleted ${image.id} (freed ${mib(freed)}; its build-cache artifacts go with: hangar image prune --artifacts)\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['image', 'prune'],
+    summary: 'Delete old images: per profile the N newest stay (default 1), and every image a VM or snapshot uses; --artifacts also empties the build cache of what no remaining image uses',
+    usage: '[--keep N] [--artifacts] [--dry-run] [--json]',
+    options: { keep: { type: 'string' }, artifacts: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+    run: async ({ values }, io) => {
+      const keep = validInt(values.keep === undefined ? 1 : Number(values.keep), 'keep', 0, 1000);
+      const paths = resolvePaths();
+      const users = await readImageUsers(paths);
+      const plan = planPrune(await listImages(paths), keep, users);
+      const artifacts = values.artifacts ? unusedArtifacts(await listArtifacts(paths), plan.keep.map((k) => k.image)) : [];
+      const dry = values['dry-run'] === true;
+      const freed = await reclaimableBytes([...plan.remove.map((i) => i.dir), ...artifacts.map((a) => a.dir)]);
+      if (!dry) {
+        for (const image of plan.remove) await removeImage(image, users, paths);
+        await removeArtifacts(artifacts, paths);
+      }
+      if (values.json) {
+        io.out(JSON.stringify({
+          dryRun: dry, removed: plan.remove.map((i) => i.id), kept: plan.keep.map((k) => ({ id: k.image.id, reason: k.reason })),
+          artifacts: artifacts.map((a) => `${a.kind}/${a.key}`), freedBytes: freed,
+        }) + '\n');
+        return 0;
+      }
+      const verb = dry ? 'would delete' : 'deleted';
+      const rows = [
+        ...plan.remove.map((i) => [i.id, i.profile, i.created, verb]),
+        ...plan.keep.map((k) => [k.image.id, k.image.profile, k.image.created, `kept: ${k.reason}`]),
+        ...artifacts.map((a) => [`${a.kind} artifact ${a.key}`, '', '', verb]),
+      ];
+      io.out(rows.length ? table(['ID', 'PROFILE', 'CREATED', 'ACTION'], rows) : 'no images\n');
+      io.out(`${dry ? 'would free' : 'freed'} ${mib(freed)}${values.artifacts ? '' : ' (image files are hard links into the build cache: --artifacts frees that too)'}\n`);
       return 0;
     },
   },

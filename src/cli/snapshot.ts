@@ -3,15 +3,9 @@
 import type { VmView } from '../api/routes.js';
 import type { SnapshotView } from '../snapshot/manifest.js';
 import { clientFromEnv } from './client.js';
-import { table, type CliIO, type Command, type OptionSpec } from './command.js';
+import { need, table, type CliIO, type Command, type OptionSpec } from './command.js';
 
 const json = { json: { type: 'boolean' } } as const satisfies OptionSpec;
-
-function need(positionals: string[], what: string): string {
-  const v = positionals[0];
-  if (!v) throw Object.assign(new TypeError(`missing ${what}`), { code: 'ERR_PARSE_ARGS_MISSING' });
-  return v;
-}
 
 const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(0)}M`;
 

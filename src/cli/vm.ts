@@ -2,15 +2,9 @@
 // (0 ok, 1 the VM failed, others from the error registry).
 import type { VmView } from '../api/routes.js';
 import { clientFromEnv, type ApiClient } from './client.js';
-import { table, type CliIO, type Command, type OptionSpec } from './command.js';
+import { need, table, type CliIO, type Command, type OptionSpec } from './command.js';
 
 const json = { json: { type: 'boolean' } } as const satisfies OptionSpec;
-
-function need(positionals: string[], what: string): string {
-  const v = positionals[0];
-  if (!v) throw Object.assign(new TypeError(`missing ${what}`), { code: 'ERR_PARSE_ARGS_MISSING' });
-  return v;
-}
 
 const fmtAge = (iso: string): string => {
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));

@@ -10,7 +10,7 @@ import { KERNEL_FILE, MANIFEST_FILE, MANIFEST_SCHEMA, PROFILES, ROOTFS_FILE, typ
 
 // ---- locks
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -53,9 +53,14 @@ const STAGING_PREFIX = '.staging-';
 /** A fresh staging directory under PARENT (same filesystem as the final place), named with our pid. */
 export async function makeStaging(parent: string, name: string): Promise<string> {
   await mkdir(parent, { recursive: true });
-  const dir = join(parent, `${STAGING_PREFIX}${name}-${process.pid}-${randomBytes(3).toString('hex')}`);
+  const dir = stagingPath(parent, name);
   await mkdir(dir);
   return dir;
+}
+
+/** A staging name under PARENT for this process: cleanStaleStaging reclaims it once the process is gone. */
+export function stagingPath(parent: string, name: string): string {
+  return join(parent, `${STAGING_PREFIX}${name}-${process.pid}-${randomBytes(3).toString('hex')}`);
 }
 
 /** Mount points at or below DIR, deepest first (debootstrap mounts proc/sys in its target). */
