@@ -1,5 +1,6 @@
 // The viewer page (pure rendering) and the headers it is served with. The page carries no token: its script reads
-// the token from the address bar, then removes it from there (history.replaceState).
+// the token from the address bar, then removes it from there (history.replaceState) and keeps it in the tab's
+// sessionStorage, from where the "no token" page's resume.js takes it after a reload.
 import { HANGAR_PREFIX, NOVNC_PREFIX } from './static.js';
 
 /** Only this origin: scripts, styles, the WebSocket and fetches. Cursor images are data: URLs drawn by noVNC. */
@@ -52,10 +53,16 @@ export function renderViewerPage(vmId: string): string {
 `;
 }
 
-export function renderErrorPage(title: string, message: string): string {
+/**
+ * A refusal page. With `resumeVm` (the address had no token at all: typically a reload of a viewer whose script
+ * removed it) the page carries resume.js, which goes back to the viewer with the token this tab kept, if any.
+ */
+export function renderErrorPage(title: string, message: string, opts: { resumeVm?: string } = {}): string {
+  const resume = opts.resumeVm === undefined ? '' : `<script type="module" src="${HANGAR_PREFIX}resume.js"></script>\n`;
+  const body = opts.resumeVm === undefined ? '<body>' : `<body data-vm="${escapeHtml(opts.resumeVm)}">`;
   return `${head(`Hangar — ${title}`)}
-</head>
-<body>
+${resume}</head>
+${body}
 <header id="bar"><span id="status" data-state="refused">${escapeHtml(title)}</span> <span id="message">${escapeHtml(message)}</span></header>
 </body>
 </html>

@@ -82,7 +82,7 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
         if (!ok.ok) {
           ctx.metrics.errors.inc({ code: 'VIEWER_TOKEN_INVALID' });
           const title = ok.reason === 'expired' ? 'Viewer link expired' : 'Viewer link not valid';
-          return reply.code(401).send(renderErrorPage(title, tokenError(ok.reason).message));
+          return reply.code(401).send(renderErrorPage(title, tokenError(ok.reason).message, ok.reason === 'missing' ? { resumeVm: r.params.id } : {}));
         }
         return reply.code(200).send(renderViewerPage(r.params.id));
       },

@@ -338,8 +338,13 @@ test('viewer page: 401 page without a valid token; with one, the page and its he
       const res = await fetch(`${h.base}/view/vm-a${q}`);
       assert.equal(res.status, 401, q);
       assert.match(res.headers.get('content-type') ?? '', /text\/html/);
-      assert.match(await res.text(), /Viewer link (not valid|expired)/);
+      const text = await res.text();
+      assert.match(text, /Viewer link (not valid|expired)/);
+      // Only the "no token" page tries the tab's kept token (a reload); a bad or expired one must not loop.
+      assert.equal(text.includes('/static/hangar/resume.js'), q === '', `resume.js on ${q || 'no token'}`);
+      assert.equal(text.includes('data-vm="vm-a"'), q === '', q);
     }
+    assert.equal((await fetch(`${h.base}/static/hangar/resume.js`)).status, 200);
     const other = (await h.viewer('vm-a')).json.token;
     assert.equal((await fetch(`${h.base}/view/vm-b?token=${other}`)).status, 401, 'a token for vm-a does not open vm-b');
     const res = await fetch(`${h.base}${json.url}`);

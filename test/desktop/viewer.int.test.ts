@@ -35,6 +35,10 @@ test('viewer page in Chromium: connects, shows the desktop, types into it, clipb
     assert.ok(!page.url().includes('token='), `the token is stripped from the address bar: ${page.url()}`);
     assert.equal(await page.evaluate(() => typeof (globalThis as { hangarRfb?: unknown }).hangarRfb), 'object', 'window.hangarRfb');
     assert.equal(await page.evaluate(() => (globalThis as { hangarRfb?: { scaleViewport: boolean } }).hangarRfb?.scaleViewport), true);
+    // A reload comes back: the tab kept the token (sessionStorage), and the address bar still shows none.
+    await page.reload();
+    await waitState(page, 'connected');
+    assert.ok(!page.url().includes('token='), `after a reload too: ${page.url()}`);
 
     // The desktop is drawn: a blue xterm on a black root window.
     const stats = await waitNotBlank(page);
@@ -79,6 +83,10 @@ test('viewer page in Chromium: connects, shows the desktop, types into it, clipb
     h.bridge.disconnect('vm-two', 'test');
     await waitReason(page2, 'expired');
     assert.match((await viewerState(page2)).message, /expired/);
+    await page2.reload(); // the expired token was dropped: the reload ends on the refusal page, and stays there
+    await waitState(page2, 'refused');
+    await page2.waitForTimeout(500);
+    assert.equal((await viewerState(page2)).state, 'refused');
 
     // Clipboard both ways, against an RFB server that shows what it receives and sends what we ask
     // (x11vnc here neither owns an X selection from ClientCutText nor relays one, so it cannot show this).

@@ -1,13 +1,21 @@
 // Hangar viewer page script (browser, ES module). Connects noVNC to /v1/vms/:id/vnc, explains disconnections
 // from /v1/vms/:id/viewer-status, reconnects with backoff while the token is valid, and syncs the clipboard.
 // Test hooks: window.hangarRfb (the RFB object), #status[data-state], #message[data-reason].
-/* global window, document, location, history, fetch, setTimeout, clearTimeout, WebSocket, URLSearchParams */
+/* global window, document, location, history, fetch, setTimeout, clearTimeout, WebSocket, URLSearchParams, sessionStorage */
 import RFB from '/static/novnc/core/rfb.js';
 
 const vmId = document.body.dataset.vm;
 const token = new URLSearchParams(location.search).get('token') || '';
-// The token stays in memory only: out of the address bar, the history and any later Referer.
+// The token leaves the address bar, the history and any later Referer. This tab keeps it in sessionStorage (never
+// sent anywhere, gone with the tab) so that a reload can come back: resume.js on the "no token" page finds it.
 history.replaceState(null, '', location.pathname);
+const STORED = `hangar-viewer:${vmId}`;
+try {
+  if (token) sessionStorage.setItem(STORED, token);
+} catch {
+  // storage disabled: a reload then needs a fresh link
+}
+const forget = () => { try { sessionStorage.removeItem(STORED); } catch { /* nothing stored */ } };
 
 const el = (id) => document.getElementById(id);
 const statusEl = el('status');
@@ -61,10 +69,14 @@ async function explain(close) {
   }
   const body = await res.json().catch(() => ({}));
   if (res.status === 401) {
+    forget(); // a reload could not use it either
     const expired = body.error && body.error.details && body.error.details.reason === 'expired';
     return show('disconnected', expired ? 'The viewer link has expired: ask for a new one' : 'The viewer link is not valid', expired ? 'expired' : 'invalid');
   }
-  if (res.status === 404) return show('disconnected', 'VM not found', 'not_found');
+  if (res.status === 404) {
+    forget();
+    return show('disconnected', 'VM not found', 'not_found');
+  }
   if (!res.ok) {
     show('disconnected', `The controller answered ${res.status}`, 'error');
     return scheduleRetry();
