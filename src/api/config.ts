@@ -23,6 +23,11 @@ export interface ControllerConfigInput {
   hibernateAfterS?: number;
   /** Browser origins besides the controller's own whose pages may open desktops (e.g. a reverse proxy's). */
   viewerOrigins?: string[];
+  /**
+   * Run Firecracker through its jailer: each VMM in its own chroot as an unprivileged user. Needed for clones of
+   * Firecracker snapshots (each clone sees its disk at the same path inside its own jail).
+   */
+  firecracker?: { jailer?: { uid: number; gid: number; chrootBaseDir?: string; binary?: string } };
 }
 
 export interface ControllerConfig {
@@ -39,6 +44,8 @@ export interface ControllerConfig {
   viewerTokenTtlS: number;
   hibernateAfterS: number;
   viewerOrigins: string[];
+  /** Jailer options for the Firecracker driver, or null to run it directly. */
+  firecrackerJailer: JailerConfig | null;
   tokenPath: string;
   dbPath: string;
   /** Where a running controller says how to reach it (url, pid) for the CLI. */
@@ -96,6 +103,7 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     viewerTokenTtlS: validInt(pick('viewerTokenTtlS') ?? 300, 'viewerTokenTtlS', 10, 86_400),
     hibernateAfterS: validInt(pick('hibernateAfterS') ?? 0, 'hibernateAfterS', 0, 30 * 86_400),
     viewerOrigins: viewerOrigins(pick('viewerOrigins')),
+    firecrackerJailer: jailerConfig(pick('firecracker')?.jailer),
     tokenPath: join(paths.stateDir, 'token'),
     dbPath: join(paths.stateDir, 'state.db'),
     endpointPath: join(paths.stateDir, 'controller.json'),
@@ -110,4 +118,33 @@ function viewerOrigins(v: unknown): string[] {
     if (typeof o !== 'string') throw new HangarError('INVALID_ARGUMENT', 'viewerOrigins must be a list of strings', { field: 'viewerOrigins' });
     return normaliseOrigin(o, 'viewerOrigins');
   });
+}
+
+export interface JailerConfig {
+  uid: number;
+  gid: number;
+  chrootBaseDir: string;
+  binary?: string;
+}
+
+/** The jailer's default chroot base; it must share a filesystem with the VM disks (they are hard-linked in). */
+export const DEFAULT_CHROOT_BASE = '/srv/jailer';
+
+function jailerConfig(v: unknown): JailerConfig | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object') throw new HangarError('INVALID_ARGUMENT', 'firecracker.jailer must be an object', { field: 'firecracker.jailer' });
+  const j = v as Record<string, unknown>;
+  const path = (x: unknown, field: string): string => {
+    if (typeof x !== 'string' || !x.startsWith('/') || x.split('/').includes('..') || /[\0\n]/.test(x)) {
+      throw new HangarError('INVALID_ARGUMENT', `${field} must be an absolute path`, { field });
+    }
+    return x;
+  };
+  // uid/gid 0 would defeat the jail: the VMM must drop to an unprivileged user.
+  return {
+    uid: validInt(j.uid, 'firecracker.jailer.uid', 1, 0xfffffffe),
+    gid: validInt(j.gid, 'firecracker.jailer.gid', 1, 0xfffffffe),
+    chrootBaseDir: path(j.chrootBaseDir ?? DEFAULT_CHROOT_BASE, 'firecracker.jailer.chrootBaseDir'),
+    ...(j.binary !== undefined ? { binary: path(j.binary, 'firecracker.jailer.binary') } : {}),
+  };
 }

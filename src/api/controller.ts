@@ -77,7 +77,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       name: 'VM manager',
       run: (c) => {
         // QEMU guests get the agent channel: snapshots and hibernation resync their clock and entropy through it.
-        const drivers = hooks.drivers ?? { qemu: new QemuDriver({ guestAgent: true }), firecracker: new FirecrackerDriver() };
+        const drivers = hooks.drivers ?? { qemu: new QemuDriver({ guestAgent: true }), firecracker: new FirecrackerDriver(config.firecrackerJailer ? { jailer: config.firecrackerJailer } : {}) };
         c.manager = new VmManager({
           store: c.store, stateDir: config.paths.stateDir, net, drivers, defaultVmm: config.defaultVmm,
           images: { resolve: (ref) => resolveImage(ref, config.paths), list: () => listImages(config.paths) },

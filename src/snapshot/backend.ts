@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { HangarError } from '../errors.js';
 import type { VmmDriver, VmmHandle } from '../vmm/driver.js';
 import { FirecrackerDriver, FirecrackerHandle } from '../vmm/firecracker/driver.js';
-import { planLaunch } from '../vmm/firecracker/launch.js';
 import { apiVersionFor, hasField } from '../vmm/firecracker/version.js';
 import { QemuDriver, QemuHandle } from '../vmm/qemu/driver.js';
 import type { MachineSpec, VmmKind } from '../vmm/types.js';
@@ -107,16 +106,15 @@ export const FC_MEMORY_FILE = 'memory';
 /**
  * Firecracker: PATCH /vm Paused, PUT /snapshot/create (vmstate + memory); a fresh process loads them with
  * PUT /snapshot/load as its first call after the logger. The snapshot records the drive path as the VMM saw it,
- * and the VMM reopens that path: a restore must put the disk there (the same VM's run directory: hibernation).
- * Clones need per-clone paths that look the same, i.e. a jailer chroot each, with the state files staged inside
- * it before the load — the driver has no hook for that staging yet, so jailed snapshots are refused here.
+ * and the VMM reopens that path. Unjailed that is the VM's own run directory, so only the same VM can come back
+ * (hibernation). Jailed, every VMM sees its disk at /rootfs.ext4 inside its own chroot, and the state files are
+ * staged there too: any number of clones restore from one snapshot, each writing its own disk.
  */
 export const firecrackerBackend: SnapshotBackend = {
   kind: 'firecracker',
   stateFiles: [FC_VMSTATE_FILE, FC_MEMORY_FILE],
   async save(handle, dir) {
     if (!(handle instanceof FirecrackerHandle)) throw failed('not a Firecracker VM');
-    if (handle.plan.jail) throw failed('snapshots of jailed Firecracker VMs are not supported yet (the state files would have to be staged in the jail)');
     const t0 = performance.now();
     if ((await handle.status()) !== 'paused') await handle.pause();
     const snapshotPath = join(dir, FC_VMSTATE_FILE);
@@ -129,14 +127,9 @@ export const firecrackerBackend: SnapshotBackend = {
   async restore(driver, spec, dir, opts = {}) {
     if (!(driver instanceof FirecrackerDriver)) throw failed('the Firecracker state needs the Firecracker driver');
     if (opts.files) await checkFiles(dir, opts.files);
+    const refused = await firecrackerDiskRefusal(driver, spec, opts.diskPathInVmm);
+    if (refused) throw refused;
     const probe = await driver.probe();
-    const plan = planLaunch(spec, { binary: probe.binary ?? 'firecracker' });
-    if (plan.jail) throw failed('restoring into a jailed Firecracker is not supported yet');
-    if (opts.diskPathInVmm && opts.diskPathInVmm !== plan.vmmPaths.rootfsPath) {
-      throw failed(`the Firecracker snapshot reopens its disk at ${opts.diskPathInVmm}, not at this VM's ${plan.vmmPaths.rootfsPath}: Firecracker clones need a jailer chroot per clone`, {
-        recorded: opts.diskPathInVmm, wanted: plan.vmmPaths.rootfsPath,
-      });
-    }
     const t0 = performance.now();
     // The guest clock jumps forward by the time spent saved, where the VMM can do it (clock_realtime, 1.16.1+).
     const clockRealtime = probe.version ? hasField(apiVersionFor(probe.version), 'snapshot-load.clock_realtime') : false;
@@ -149,6 +142,19 @@ export const firecrackerBackend: SnapshotBackend = {
     return null;
   },
 };
+
+/**
+ * Why `spec` cannot be restored from a Firecracker snapshot that reopens its disk at `recorded`, or null: the VMM
+ * would see this VM's disk elsewhere (an unjailed clone, whose run directory differs from the snapshot's VM).
+ */
+export async function firecrackerDiskRefusal(driver: FirecrackerDriver, spec: MachineSpec, recorded: string | undefined): Promise<HangarError | null> {
+  if (!recorded) return null;
+  const wanted = (await driver.plan(spec)).vmmPaths.rootfsPath;
+  if (recorded === wanted) return null;
+  return failed(`the Firecracker snapshot reopens its disk at ${recorded}, but this VM's disk is at ${wanted}: clones of a Firecracker VM need the jailer (each clone sees its disk at /rootfs.ext4 in its own chroot)`, {
+    recorded, wanted,
+  });
+}
 
 export function backendFor(kind: VmmKind): SnapshotBackend {
   return kind === 'qemu' ? qemuBackend : firecrackerBackend;

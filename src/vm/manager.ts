@@ -25,7 +25,7 @@ import { createDialer, readBanner, type Dialer } from '../net/dial.js';
 import { gatewayMac, listCloneNetns, planCloneNetwork, removeCloneNetwork, setupCloneNetwork, type CloneNetPlan, type GuestNetIdentity } from '../net/clone.js';
 import { attachVm, detachVm, listHangarTaps } from '../net/host.js';
 import { planVmNetwork, poolCapacity, type NetAllocation, type VmNetPlan } from '../net/plan.js';
-import { backendFor, hashFile, type FileInfo } from '../snapshot/backend.js';
+import { backendFor, firecrackerDiskRefusal, hashFile, type FileInfo } from '../snapshot/backend.js';
 import { SNAPSHOT_DISK, type SnapshotManifest } from '../snapshot/manifest.js';
 import { SnapshotService } from '../snapshot/service.js';
 import { SnapshotStore } from '../snapshot/store.js';
@@ -36,6 +36,7 @@ import { runSteps, UndoStack, type Step, type Undo } from '../util/steps.js';
 import { tailFile } from '../util/tail.js';
 import { waitForMarker } from '../vmm/console.js';
 import type { VmmDriver, VmmHandle } from '../vmm/driver.js';
+import { FirecrackerDriver } from '../vmm/firecracker/driver.js';
 import type { MachineSpec, ProcessExit, VmmKind } from '../vmm/types.js';
 import { DEFAULT_LIMITS, type CreateVmRequest, type VmLimits } from './input.js';
 import type { HostInfo, ImageSummary, LifecycleAction, VmService } from './service.js';
@@ -265,9 +266,14 @@ export class VmManager implements VmService {
     const id = newId();
     const name = req.name ?? id;
     const runDir = this.runDir(id);
-    if (m.diskPathInVmm && m.diskPathInVmm !== join(runDir, 'rootfs.ext4')) {
-      // Firecracker reopens the disk at the path its snapshot recorded: see firecrackerBackend.
-      throw new HangarError('SNAPSHOT_FAILED', `snapshot ${m.id} reopens its disk at ${m.diskPathInVmm}: ${m.vmm.kind} clones need a jailer chroot per clone, not supported yet`, { id: m.id });
+    const base: MachineSpec = {
+      id, kernelPath: m.machine.kernelPath, rootfsPath: join(runDir, 'rootfs.ext4'), bootArgs: m.machine.bootArgs,
+      vcpus: m.machine.vcpus, memMiB: m.machine.memMiB, consoleLogPath: join(runDir, 'console.log'), runDir,
+    };
+    if (driver instanceof FirecrackerDriver) {
+      // Firecracker reopens the disk where its snapshot recorded it: refused here, before any record or network.
+      const refused = await firecrackerDiskRefusal(driver, base, m.diskPathInVmm);
+      if (refused) throw refused;
     }
     const expiresAt = req.ttlSeconds ? new Date(Date.now() + req.ttlSeconds * 1000).toISOString() : null;
     const g = m.guestNet;
@@ -291,11 +297,7 @@ export class VmManager implements VmService {
       return this.o.store.mustGetVm(id);
     })();
     const plan = vm.net as unknown as VmNet;
-    const spec: MachineSpec = {
-      id, kernelPath: m.machine.kernelPath, rootfsPath: join(runDir, 'rootfs.ext4'), bootArgs: m.machine.bootArgs,
-      vcpus: m.machine.vcpus, memMiB: m.machine.memMiB, net: { tap: g.tap, mac: g.mac }, consoleLogPath: join(runDir, 'console.log'),
-      runDir, netns: plan.clone!.netns,
-    };
+    const spec: MachineSpec = { ...base, net: { tap: g.tap, mac: g.mac }, netns: plan.clone!.netns };
     const stateFiles = Object.fromEntries(Object.entries(m.files).filter(([k]) => backendFor(m.vmm.kind).stateFiles.includes(k)));
     this.log('vm created', { id, name, snapshot: m.id, vmm: m.vmm.kind, address: plan.ip });
     this.touch(id);

@@ -76,10 +76,10 @@ test('FAKE Firecracker 1.13.1: no clock_realtime in that API; a clone at another
   const saved = await backendFor('firecracker').save(h, stateDir);
   await h.stop({ graceMs: 100 });
   const before = trace().length;
-  // The snapshot reopens its disk where it was: another VM's run directory cannot receive it (no jailer chroot).
+  // The snapshot reopens its disk where it was: another VM's run directory cannot receive it (unjailed).
   const other = { ...spec, id: 'fcsnap-other', runDir: join(root, 'other'), rootfsPath: join(root, 'other', 'rootfs.ext4') };
   await assert.rejects(firecrackerBackend.restore(driver, other, stateDir, { files: saved.files, diskPathInVmm: saved.diskPathInVmm! }),
-    (e: unknown) => isHangarError(e, 'SNAPSHOT_FAILED') && /jailer chroot per clone/.test((e as Error).message));
+    (e: unknown) => isHangarError(e, 'SNAPSHOT_FAILED') && /clones of a Firecracker VM need the jailer/.test((e as Error).message));
   assert.equal(trace().length, before, 'refused before a process was started');
   // A truncated memory file is refused by its recorded size.
   writeFileSync(join(stateDir, FC_MEMORY_FILE), '');

@@ -214,7 +214,7 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
         if (bootPath) throw new Fault('Load snapshot error: Loading a microVM snapshot not allowed after configuring boot-specific resources.');
         const mem = (b.mem_backend as { backend_path?: string } | undefined)?.backend_path ?? (b.mem_file_path as string | undefined);
         if ((b.mem_backend === undefined) === (b.mem_file_path === undefined)) throw new Fault('Load snapshot error: exactly one of mem_backend and mem_file_path is required', true);
-        let snap: { magic?: string; machine?: Record<string, unknown>; nets?: Record<string, unknown>[] };
+        let snap: { magic?: string; machine?: Record<string, unknown>; nets?: Record<string, unknown>[]; drives?: Record<string, unknown>[] };
         try {
           snap = JSON.parse(readFileSync(host(b.snapshot_path), 'utf8')) as typeof snap;
           mustExist(host(mem), 'memory file');
@@ -222,6 +222,12 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
           throw new Fault(`Load snapshot error: Failed to restore from snapshot: ${(e as Error).message}`, true);
         }
         if (snap.magic !== FAKE_SNAPSHOT_MAGIC) throw new Fault('Load snapshot error: Failed to restore from snapshot: not a snapshot this fake wrote', true);
+        // Like the real VMM: the block devices are reopened read-write at the paths the snapshot recorded.
+        try {
+          for (const d of snap.drives ?? []) mustExist(host(String(d.path_on_host)), `drive ${String(d.drive_id)}`, d.is_read_only ? constants.R_OK : constants.R_OK | constants.W_OK);
+        } catch (e) {
+          throw new Fault(`Load snapshot error: Failed to restore from snapshot: ${(e as Error).message}`, true);
+        }
         config.machine = snap.machine ?? config.machine;
         state = b.resume_vm ? 'Running' : 'Paused';
         bootPath = true;

@@ -1,7 +1,7 @@
 // The Firecracker VmmDriver: spawn `firecracker --api-sock` (directly, in a network namespace, or through the
 // jailer) under the process supervisor, wait for the API, configure and boot over the socket, then
 // pause/resume/status/stop through it. Adopt re-attaches through the pidfile and the socket.
-import { chown, copyFile, link, mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
 import { HangarError, isHangarError } from '../../errors.js';
 import { tailFile } from '../../util/tail.js';
@@ -13,7 +13,7 @@ import type { MachineSpec, ProcessExit } from '../types.js';
 import type { InstanceInfo, LogLevel, SnapshotType } from './api-types.js';
 import { FirecrackerApi } from './http.js';
 import type { FirecrackerAction, VmmModel } from './actions.js';
-import { isOurVmm, planLaunch } from './launch.js';
+import { hostPathInJail, IN_JAIL_SNAPSHOT, isOurVmm, planLaunch } from './launch.js';
 import type { JailerOptions, LaunchPlan } from './launch.js';
 import { gatherFacts, probeVerdict, resolveBinary } from './probe.js';
 import type { HostFacts } from './probe.js';
@@ -64,8 +64,9 @@ const POLL_MS = 20;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Stages the files a jailed VMM must find inside its chroot; returns the undo. */
-async function stageJail(plan: LaunchPlan, uid: number, gid: number): Promise<() => Promise<void>> {
+async function stageJail(plan: LaunchPlan): Promise<() => Promise<void>> {
   const jail = plan.jail!;
+  const { uid, gid } = jail.owner;
   await mkdir(jail.chrootDir, { recursive: true });
   const undo = (): Promise<void> => removeJail(plan);
   try {
@@ -82,6 +83,12 @@ async function stageJail(plan: LaunchPlan, uid: number, gid: number): Promise<()
           throw e;
         }
       }
+      if (f.how === 'link-shared') {
+        // One inode shared by every clone of the snapshot: root keeps it, the jail group may only read it.
+        await chown(f.to, 0, gid);
+        await chmod(f.to, 0o640);
+        continue;
+      }
       // The VMM runs as uid:gid once the jailer drops privileges. For the hard-linked disk this changes the
       // original's owner too (one inode): the unprivileged VMM must be able to write it.
       await chown(f.to, uid, gid);
@@ -91,6 +98,17 @@ async function stageJail(plan: LaunchPlan, uid: number, gid: number): Promise<()
     throw e;
   }
   return undo;
+}
+
+/** rename(2), or copy and delete across filesystems (the chroot base need not share one with the state). */
+async function moveFile(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+    await copyFile(from, to);
+    await rm(from, { force: true });
+  }
 }
 
 async function removeJail(plan: LaunchPlan): Promise<void> {
@@ -138,9 +156,31 @@ export class FirecrackerHandle implements VmmHandle {
     await this.api.send(resumeRequest());
   }
 
-  /** Needs Paused; the VMM writes the files (paths as it sees them: inside the chroot when jailed). */
+  /**
+   * Needs Paused. Writes the snapshot to these host paths. Jailed, the VMM can only write inside its chroot: it
+   * writes files prepared there for the jail user, which are then moved out and handed to root (0600).
+   */
   async snapshotCreate(p: { snapshotPath: string; memFilePath: string; type?: SnapshotType }): Promise<void> {
-    await this.api.send(snapshotCreateRequest(p));
+    const jail = this.plan.jail;
+    if (!jail) {
+      await this.api.send(snapshotCreateRequest(p));
+      return;
+    }
+    const inside = { snapshotPath: hostPathInJail(jail, IN_JAIL_SNAPSHOT.snapshotPath), memFilePath: hostPathInJail(jail, IN_JAIL_SNAPSHOT.memFilePath) };
+    try {
+      for (const f of Object.values(inside)) {
+        await writeFile(f, '', { mode: 0o600 });
+        await chown(f, jail.owner.uid, jail.owner.gid);
+      }
+      await this.api.send(snapshotCreateRequest({ ...p, ...IN_JAIL_SNAPSHOT }));
+      for (const k of ['snapshotPath', 'memFilePath'] as const) {
+        await moveFile(inside[k], p[k]);
+        await chown(p[k], 0, 0);
+        await chmod(p[k], 0o600);
+      }
+    } finally {
+      for (const f of Object.values(inside)) await rm(f, { force: true });
+    }
   }
 
   async status(): Promise<VmmRunState> {
@@ -225,9 +265,12 @@ export class FirecrackerDriver implements VmmDriver {
    */
   async startFirecracker(spec: MachineSpec, opts: { restore?: SnapshotLoadInput } = {}): Promise<FirecrackerHandle> {
     const bins = await this.binaries();
-    const plan = planLaunch(spec, { binary: bins.firecracker, ...(bins.jailer ? { jailer: bins.jailer } : {}) });
-    const conversation = (api: ApiVersion): FirecrackerAction[] => opts.restore
-      ? [loggerRequest(plan.vmmPaths.logPath, this.opts.logLevel), snapshotLoadRequest(opts.restore, api)]
+    const restoreFiles = opts.restore ? { snapshotPath: opts.restore.snapshotPath, memFilePath: opts.restore.memFilePath } : undefined;
+    const plan = planLaunch(spec, { binary: bins.firecracker, ...(bins.jailer ? { jailer: bins.jailer } : {}), ...(restoreFiles ? { restore: restoreFiles } : {}) });
+    // Jailed, the VMM loads the state from the copies staged in its chroot.
+    const load = opts.restore && plan.jail ? { ...opts.restore, ...IN_JAIL_SNAPSHOT } : opts.restore;
+    const conversation = (api: ApiVersion): FirecrackerAction[] => load
+      ? [loggerRequest(plan.vmmPaths.logPath, this.opts.logLevel), snapshotLoadRequest(load, api)]
       : bootSequence(spec, plan.vmmPaths, api, this.logOpts());
     // Validate the whole conversation before any side effect (re-built below for the version that answers).
     conversation(this.opts.apiVersion ? apiVersionFor(this.opts.apiVersion) : VERIFIED_API_VERSIONS[VERIFIED_API_VERSIONS.length - 1]!);
@@ -249,7 +292,7 @@ export class FirecrackerDriver implements VmmDriver {
           await rm(plan.apiSocket, { force: true });
           if (plan.jail) {
             await removeJail(plan); // a dead VMM's jail: its hard links would make staging fail
-            return stageJail(plan, bins.jailer!.uid, bins.jailer!.gid);
+            return stageJail(plan);
           }
           await (await open(plan.logFile, 'a')).close(); // the logger opens its file, it never creates it
         },
@@ -310,12 +353,19 @@ export class FirecrackerDriver implements VmmDriver {
     return this.adoptFirecracker(spec);
   }
 
-  async adoptFirecracker(spec: MachineSpec): Promise<FirecrackerHandle | null> {
+  /**
+   * The launch plan of a spec under this driver's options, for its paths and identity (which paths the VMM sees,
+   * where its jail is). Needs no binary: one may be gone from PATH since the VMM started.
+   */
+  async plan(spec: MachineSpec): Promise<LaunchPlan> {
     const env = this.opts.env ?? process.env;
-    // Adopt needs only the plan's paths and identity; the binary may be gone from PATH since the VMM started.
     const binary = this.opts.binary ?? (await resolveBinary('FIRECRACKER_BIN', 'firecracker', env)).binary ?? 'firecracker';
     const jailer = this.opts.jailer ? { ...this.opts.jailer, binary: this.opts.jailer.binary ?? 'jailer' } : undefined;
-    const plan = planLaunch(spec, { binary, ...(jailer ? { jailer } : {}) });
+    return planLaunch(spec, { binary, ...(jailer ? { jailer } : {}) });
+  }
+
+  async adoptFirecracker(spec: MachineSpec): Promise<FirecrackerHandle | null> {
+    const plan = await this.plan(spec);
     const proc = (await this.liveProcess(plan, spec)) === null ? null : await this.launcher.adopt(plan.pidfile, this.identity(plan));
     if (!proc) {
       await cleanupAfterExit(plan).catch(() => undefined);

@@ -20,15 +20,35 @@ export interface JailerOptions {
   cgroupVersion?: 1 | 2;
 }
 
+/**
+ * How a file gets into the jail:
+ * - copy: the kernel (small, read-only), owned by the jail user;
+ * - link: the VM's own disk, hard-linked (the VM must write the real one), owned by the jail user;
+ * - link-shared: a golden snapshot's state, hard-linked (clones share it), left owned by root and made readable by
+ *   the jail group only (0640): a compromised VMM can read what it restores from but not alter it for other clones;
+ * - create: an empty file the VMM writes (its log, a snapshot it is about to save), owned by the jail user.
+ */
+export type JailFileMode = 'copy' | 'link' | 'link-shared' | 'create';
+
 /** What a staged jail needs: files placed inside the chroot before the API names them. */
 export interface JailStage {
   /** <chroot_base>/<exec_file_name>/<id>/root, as the jailer builds it. */
   chrootDir: string;
   /** The per-VM jail directory (parent of root), removed after the VMM is gone. */
   jailDir: string;
-  /** kernel: copied (small, read-only); rootfs: hard-linked (the VM must write the real disk); log: created. */
-  files: { from: string | null; to: string; how: 'copy' | 'link' | 'create' }[];
+  /** The jail user the VMM runs as once the jailer drops privileges. */
+  owner: { uid: number; gid: number };
+  files: { from: string | null; to: string; how: JailFileMode }[];
 }
+
+/** A snapshot's two state files (vmstate and guest memory). */
+export interface SnapshotFiles {
+  snapshotPath: string;
+  memFilePath: string;
+}
+
+/** Where a jailed VMM sees snapshot state: the same names in every jail, so clones of one snapshot line up. */
+export const IN_JAIL_SNAPSHOT: Readonly<SnapshotFiles> = Object.freeze({ snapshotPath: '/vmstate', memFilePath: '/memory' });
 
 export interface LaunchPlan {
   /** The executable (firecracker, or the jailer) and its arguments. */
@@ -98,8 +118,17 @@ export function jailerArgv(j: JailerOptions & { id: string; execFile: string; ne
   ];
 }
 
-/** The complete launch for a spec. Validates the spec's paths; throws before any side effect. */
-export function planLaunch(spec: MachineSpec, opts: { binary: string; jailer?: JailerOptions }): LaunchPlan {
+/** The host path of a path as the jailed VMM sees it. */
+export function hostPathInJail(jail: JailStage, inJail: string): string {
+  return join(jail.chrootDir, inJail);
+}
+
+/**
+ * The complete launch for a spec. Validates the spec's paths; throws before any side effect. With `restore`, the
+ * VMM will load that snapshot instead of booting: jailed, its files are staged in the chroot (and the kernel,
+ * which a load does not read, is not).
+ */
+export function planLaunch(spec: MachineSpec, opts: { binary: string; jailer?: JailerOptions; restore?: SnapshotFiles }): LaunchPlan {
   const runDir = absPath(spec.runDir, 'runDir');
   const kernelPath = absPath(spec.kernelPath, 'kernelPath');
   const rootfsPath = absPath(spec.rootfsPath, 'rootfsPath');
@@ -130,9 +159,14 @@ export function planLaunch(spec: MachineSpec, opts: { binary: string; jailer?: J
     identity: { binary: `/${basename(opts.binary)}`, markers: [inJail.sock, `--id=${spec.id}`] },
     vmmPaths: { kernelPath: inJail.kernel, rootfsPath: inJail.rootfs, logPath: inJail.log },
     jail: {
-      chrootDir, jailDir,
+      chrootDir, jailDir, owner: { uid: j.uid, gid: j.gid },
       files: [
-        { from: kernelPath, to: join(chrootDir, inJail.kernel), how: 'copy' },
+        ...(opts.restore
+          ? [
+            { from: absPath(opts.restore.snapshotPath, 'snapshotPath'), to: join(chrootDir, IN_JAIL_SNAPSHOT.snapshotPath), how: 'link-shared' as const },
+            { from: absPath(opts.restore.memFilePath, 'memFilePath'), to: join(chrootDir, IN_JAIL_SNAPSHOT.memFilePath), how: 'link-shared' as const },
+          ]
+          : [{ from: kernelPath, to: join(chrootDir, inJail.kernel), how: 'copy' as const }]),
         { from: rootfsPath, to: join(chrootDir, inJail.rootfs), how: 'link' },
         { from: null, to: join(chrootDir, inJail.log), how: 'create' },
       ],
