@@ -5,7 +5,8 @@
 // the production attachVncBridge, token check included); the backend and the client share this process. A third,
 // reference contestant is a plain Node TCP pipe (no WebSocket, no checks): what Node itself costs per byte here.
 // Targets: ≥ 2× websockify's throughput, p99 added latency < 1 ms.
-// HANGAR_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the bridge process.
+// HANGAR_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the bridge process; HANGAR_BENCH_VM_READ_BYTES sets
+// the bridge's read size from the backend (0: Node's default), to compare.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
@@ -14,6 +15,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { table } from '../src/cli/command.js';
 import { attachVncBridge } from '../src/desktop/bridge.js';
+import { createDialer } from '../src/net/dial.js';
 import { newViewerSecret, signViewerToken } from '../src/desktop/token.js';
 import { HangarMetrics } from '../src/metrics.js';
 import { killGroup, which } from '../src/util/exec.js';
@@ -24,7 +26,7 @@ export const summary = 'VNC bridge vs websockify: throughput both ways and added
 
 const MiB = 1024 * 1024;
 const TOTAL = 256 * MiB; // per throughput run
-const RUNS = 3; // median of
+const RUNS = 5; // median of (the machine is noisy: ±25% between single runs)
 const PINGS = 1000; // per round
 const WARMUP = 100;
 const EVENT = Buffer.from([5, 0, 1, 0, 2, 0]); // a PointerEvent-sized message
@@ -187,13 +189,14 @@ async function startWebsockify(backendPort: number): Promise<Proxy> {
 /** The child process side: the production bridge on a bare HTTP server, one VM 'bench' whose desktop is the backend. */
 async function bridgeChild(backendPort: number): Promise<void> {
   const secret = newViewerSecret();
+  const dialer = createDialer({});
+  const readBytes = process.env.HANGAR_BENCH_VM_READ_BYTES === undefined ? undefined : Number(process.env.HANGAR_BENCH_VM_READ_BYTES);
   const server = createServer((_req, res) => { res.writeHead(404).end(); });
   attachVncBridge(server, {
     lookup: (id) => (id === 'bench' ? { state: 'ready' } : null),
-    dial: () => new Promise((resolve, reject) => {
-      const s = net.connect(backendPort, '127.0.0.1', () => resolve(s));
-      s.once('error', reject);
-    }),
+    // The controller's own dialer (a direct connection, as on a dedicated host), with the read size the bridge asks
+    // (HANGAR_BENCH_VM_READ_BYTES overrides it; 0: Node's default 64 KiB reads).
+    dial: (_id, o) => dialer.connect('127.0.0.1', backendPort, readBytes === undefined ? o ?? {} : readBytes > 0 ? { readBufferBytes: readBytes } : {}),
     metrics: new HangarMetrics(),
     secret,
     limits: { viewersPerVm: 64 },
@@ -226,9 +229,23 @@ function ready(words: string): void {
   process.on('SIGTERM', () => process.exit(0)); // a normal exit (lets --cpu-prof write its profile)
 }
 
-// ---- a lean WebSocket client: raw TCP, one handshake, frames parsed by header only (payload never copied), and
-// outgoing frames masked once up front and written again and again. It costs next to nothing, so the proxy is what
-// the numbers measure (a ws client masking in JavaScript would be the bottleneck for both proxies).
+// ---- a lean WebSocket client: raw TCP read in 1 MiB pieces into one buffer per connection (net's onread: far fewer
+// system calls than Node's default 64 KiB, nothing allocated per read), one handshake, frames parsed by header only
+// (payload never copied), and outgoing frames masked once up front and written again and again. It costs next to
+// nothing, so the proxy is what the numbers measure (a ws client masking in JavaScript would be the bottleneck for
+// both proxies). Every contestant, and the no-proxy run, is read by this same client.
+const CLIENT_READ_BYTES = 1024 * 1024;
+
+/** A TCP connection whose reads go to `sink.fn` (a view of the connection's read buffer, valid during the call). */
+async function rawConnect(port: number, host: string, sink: { fn: (d: Buffer) => void }): Promise<net.Socket> {
+  const s = net.connect({
+    port, host,
+    onread: { buffer: Buffer.allocUnsafe(CLIENT_READ_BYTES), callback: (n: number, buf: Uint8Array) => { sink.fn(Buffer.from(buf.buffer, buf.byteOffset, n)); return true; } },
+  });
+  await once(s, 'connect');
+  s.setNoDelay(true);
+  return s;
+}
 const MASK = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
 
 /** One masked binary frame carrying `payload`. */
@@ -253,24 +270,24 @@ interface Conn {
 
 async function connectWs(url: string): Promise<Conn> {
   const u = new URL(url);
-  const s = net.connect(Number(u.port), u.hostname);
-  await once(s, 'connect');
-  s.setNoDelay(true);
+  const sink = { fn: (_d: Buffer): void => undefined };
+  const s = await rawConnect(Number(u.port), u.hostname, sink);
   s.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     `Sec-WebSocket-Key: ${Buffer.from('hangar-bench-key').toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n`);
   let head: Buffer = Buffer.alloc(0);
-  const rest = await withTimeout(new Promise<Buffer>((resolve, reject) => {
-    const onData = (d: Buffer): void => {
+  // Bytes after the handshake, until the caller attaches its payload counter (copied: the read buffer is reused).
+  const early: Buffer[] = [];
+  await withTimeout(new Promise<void>((resolve, reject) => {
+    sink.fn = (d: Buffer): void => {
       head = Buffer.concat([head, d]);
       const end = head.indexOf('\r\n\r\n');
       if (end < 0) return;
-      s.off('data', onData);
-      s.pause();
       const status = head.subarray(0, head.indexOf('\r\n')).toString();
-      if (!/^HTTP\/1\.1 101 /.test(status)) reject(new Error(`upgrade refused: ${status}`));
-      else resolve(head.subarray(end + 4));
+      if (!/^HTTP\/1\.1 101 /.test(status)) { reject(new Error(`upgrade refused: ${status}`)); return; }
+      early.push(head.subarray(end + 4));
+      sink.fn = (more: Buffer): void => { early.push(Buffer.from(more)); };
+      resolve();
     };
-    s.on('data', onData);
     s.once('error', reject);
   }), 'handshake');
   let cb: (n: number) => void = () => undefined;
@@ -302,9 +319,8 @@ async function connectWs(url: string): Promise<Conn> {
     s,
     onPayload: (f) => {
       cb = f;
-      s.on('data', feed);
-      if (rest.length) feed(rest);
-      s.resume();
+      for (const d of early.splice(0)) feed(d);
+      sink.fn = feed;
     },
   };
 }
@@ -329,10 +345,9 @@ async function link(target: Target): Promise<Link> {
     const c = await connectWs(target.ws);
     return { s: c.s, send: (b) => c.s.write(b), prepare: frame, onPayload: (cb) => c.onPayload(cb) };
   }
-  const s = net.connect(target.tcp, '127.0.0.1');
-  await once(s, 'connect');
-  s.setNoDelay(true);
-  return { s, send: (b) => s.write(b), prepare: (b) => b, onPayload: (cb) => s.on('data', (d: Buffer) => cb(d.length)) };
+  const sink = { fn: (_d: Buffer): void => undefined };
+  const s = await rawConnect(target.tcp, '127.0.0.1', sink);
+  return { s, send: (b) => s.write(b), prepare: (b) => b, onPayload: (cb) => { sink.fn = (d) => cb(d.length); } };
 }
 
 /** MB/s (10^6 bytes) backend → viewer, the backend writing `chunk`-sized buffers. */

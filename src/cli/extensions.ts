@@ -28,10 +28,10 @@ export const controllerExtensions: NonNullable<ControllerHooks['extend']> = (ctx
       if (!vm) return null;
       return { state: vm.hibernation ? 'ready' : vm.state };
     },
-    dial: async (id) => {
+    dial: async (id, opts) => {
       const vm = ctx.store.mustGetVm(id);
       if (vm.hibernation || vm.state === 'paused') await manager.ensureRunning(id);
-      return manager.dialVm(id, VNC_PORT);
+      return manager.dialVm(id, VNC_PORT, opts);
     },
     touch: (id) => manager.touch(id),
     metrics: ctx.metrics,

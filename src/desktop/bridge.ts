@@ -3,8 +3,8 @@
 // completes, and a refusal is a plain HTTP answer with the API's JSON error body. No byte reaches a VM for a refused
 // viewer: the VM is dialled only after all checks passed.
 //
-// Data path: one WebSocket binary message per TCP chunk towards the viewer (ws writes header + chunk with writev,
-// no copy), one TCP write per message towards the VM. Flow control both ways: the VM socket pauses while the
+// Data path: one WebSocket binary message per read from the VM (up to limits.vmReadBufferBytes; ws writes header +
+// chunk with writev, no copy), one TCP write per message towards the VM. Flow control both ways: the VM socket pauses while the
 // viewer's socket holds more than highWaterBytes, and the viewer's socket pauses while the VM socket's write
 // buffer is full. No compression (RFB encodings are already compact, and deflate costs latency).
 import type { IncomingMessage, Server } from 'node:http';
@@ -132,9 +132,9 @@ export function originAllowed(origin: string | undefined, host: string | undefin
   return host !== undefined && u.host === host.toLowerCase();
 }
 
-async function dialWithTimeout(deps: DesktopDeps, vmId: string, ms: number): Promise<Duplex> {
+async function dialWithTimeout(deps: DesktopDeps, vmId: string, ms: number, readBufferBytes: number): Promise<Duplex> {
   let timer: NodeJS.Timeout | undefined;
-  const dialing = Promise.resolve().then(() => deps.dial(vmId));
+  const dialing = Promise.resolve().then(() => deps.dial(vmId, { readBufferBytes }));
   try {
     return await Promise.race([
       dialing,
@@ -301,7 +301,7 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
     const release = registry.reserve(vmId, limits.viewersPerVm);
     let tcp: Duplex;
     try {
-      tcp = await dialWithTimeout(deps, vmId, limits.dialTimeoutMs);
+      tcp = await dialWithTimeout(deps, vmId, limits.dialTimeoutMs, limits.vmReadBufferBytes);
     } catch (e) {
       release();
       throw e;

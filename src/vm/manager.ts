@@ -21,7 +21,7 @@ import type { ImageInfo } from '../image/store.js';
 import { buildBootArgs } from '../kernel/bootargs.js';
 import type { HangarMetrics } from '../metrics.js';
 import type { NetConfig } from '../net/config.js';
-import { createDialer, readBanner, type Dialer } from '../net/dial.js';
+import { createDialer, readBanner, type DialOptions, type Dialer } from '../net/dial.js';
 import { gatewayMac, listCloneNetns, planCloneNetwork, removeCloneNetwork, setupCloneNetwork, type CloneNetPlan, type GuestNetIdentity } from '../net/clone.js';
 import { attachVm, detachVm, listHangarTaps } from '../net/host.js';
 import { planVmNetwork, poolCapacity, type NetAllocation, type VmNetPlan } from '../net/plan.js';
@@ -583,13 +583,13 @@ export class VmManager implements VmService {
    * A TCP connection to a VM's port from the host side (the viewer bridge's RFB, health probes): to the pool
    * address, which for a clone is its own host-visible address, translated inside its namespace.
    */
-  async dialVm(idOrName: string, port: number, timeoutMs = 5000): Promise<Duplex> {
+  async dialVm(idOrName: string, port: number, opts: DialOptions = {}): Promise<Duplex> {
     const vm = this.get(idOrName);
     if (vm.hibernation) throw new HangarError('VM_INVALID_STATE', `VM ${vm.id} is hibernated: ensureRunning() restores it`, { id: vm.id, state: vm.state, hibernated: true });
     const ip = (vm.net as VmNet | null)?.ip;
     if (!ip) throw new HangarError('VM_UNREACHABLE', `VM ${vm.id} has no address`, { id: vm.id });
     this.touch(vm.id);
-    return this.dialer.connect(ip, port, timeoutMs);
+    return this.dialer.connect(ip, port, opts);
   }
 
   /** Records activity on a VM (API action, viewer input): it is not idle for the hibernator. */

@@ -47,6 +47,7 @@ test('right token: the RFB handshake runs through the bridge, subprotocol binary
     ws.send(ev);
     assert.deepEqual(await r.read(6), ev);
     assert.deepEqual(h.touches, ['vm-a'], 'viewer input marks the VM active (throttled to once a second)');
+    assert.deepEqual(h.dialOpts, [{ readBufferBytes: 256 * 1024 }], 'the VM is read in 256 KiB pieces (framebuffer bursts)');
     ws.close(1000);
     await until(() => h.bridge.viewers('vm-a') === 0, 5000, 'the viewer slot to be released');
     const toVm = 12 + 1 + 1 + 6;

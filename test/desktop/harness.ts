@@ -33,6 +33,8 @@ export interface Harness {
   logs: string[];
   /** How many times the bridge dialled a VM. */
   dials(): number;
+  /** The options of each dial (the read size the bridge asks for). */
+  dialOpts: unknown[];
   /** VM ids the bridge reported viewer input for (deps.touch). */
   touches: string[];
   /** Inserts a VM row in `state` (default ready). */
@@ -67,13 +69,14 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const stream = new Writable({ write(chunk: Buffer, _enc, cb) { logs.push(chunk.toString()); cb(); } });
   let dials = 0;
   const touches: string[] = [];
+  const dialOpts: unknown[] = [];
   const dial = opts.dial ?? (opts.rfbPort !== undefined ? tcpDial(opts.rfbPort) : undefined);
   if (!dial) throw new Error('startHarness needs rfbPort or dial');
   const ctx: ApiContext = { service: offlineManager(store, dir, metrics), store, metrics, token: API_TOKEN };
   const logTo: { app?: FastifyInstance } = {}; // the server's own logger, once it exists
   const desk: DesktopDeps = {
     lookup: (id) => store.getVm(id),
-    dial: (id) => { dials++; return dial(id); },
+    dial: (id, o) => { dials++; dialOpts.push(o); return dial(id); },
     metrics,
     secret: newViewerSecret(),
     limits: opts.limits ?? {},
@@ -89,6 +92,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   return {
     base, app, bridge, store, metrics, desk, logs,
     dials: () => dials,
+    dialOpts,
     touches,
     addVm: (id, state = 'ready') => store.insertVm({
       id, name: id, state, imageId: 'img', profile: 'desktop', vmm: 'qemu', vcpus: 1, memMiB: 512, ttlS: null,

@@ -23,7 +23,7 @@ import { snapshotTestController } from './cleanup.js';
 const skip = skipUnlessRoot() || (await imageSkipReason()) || false;
 
 async function readBannerVia(t: TestController, vmId: string): Promise<string> {
-  const s = await t.manager.dialVm(vmId, 5900, 10_000);
+  const s = await t.manager.dialVm(vmId, 5900, { timeoutMs: 10_000 });
   try {
     return await new Promise<string>((resolve, reject) => {
       s.once('data', (d: Buffer) => resolve(d.toString('latin1')));

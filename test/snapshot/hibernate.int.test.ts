@@ -27,7 +27,7 @@ describe('hibernation on QEMU (TCG)', { skip, concurrency: false }, () => {
 
   /** A viewer session on the VM's xterm (twm focuses the window under the pointer). */
   async function viewer(vmId: string): Promise<RfbSession> {
-    const rfb = await rfbConnect(await ctx.t.manager.dialVm(vmId, 5900, 10_000));
+    const rfb = await rfbConnect(await ctx.t.manager.dialVm(vmId, 5900, { timeoutMs: 10_000 }));
     rfb.pointer(300, 200);
     await new Promise((r) => setTimeout(r, 300));
     return rfb;

@@ -1,0 +1,63 @@
+// The direct dialer (src/net/dial.ts) on the host loopback: with readBufferBytes the connection reads into its own
+// large buffer and still behaves as a stream: every byte in order, pause() stops reading (backpressure), resume()
+// restarts it, 'end' arrives, and a chunk handed out stays valid after the next read reuses the buffer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { createDialer } from '../../src/net/dial.js';
+
+async function server(payload: Buffer): Promise<{ port: number; close(): Promise<void> }> {
+  const srv = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.end(payload);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return { port: (srv.address() as net.AddressInfo).port, close: () => new Promise((r) => srv.close(() => r())) };
+}
+
+test('large reads: every byte in order, chunks up to the buffer size that stay valid, pause/resume, end', async () => {
+  const payload = randomBytes(24 * 1024 * 1024);
+  const srv = await server(payload);
+  try {
+    const dialer = createDialer({});
+    assert.equal(dialer.via, 'direct');
+    for (const readBufferBytes of [undefined, 256 * 1024]) {
+      const s = await dialer.connect('127.0.0.1', srv.port, readBufferBytes ? { readBufferBytes } : {});
+      const chunks: Buffer[] = [];
+      let paused = 0;
+      let largest = 0;
+      await new Promise<void>((resolve, reject) => {
+        s.on('data', (d: Buffer) => {
+          chunks.push(d); // kept: must not be overwritten by later reads
+          largest = Math.max(largest, d.length);
+          if (chunks.length % 8 === 0) {
+            // A slow consumer: no 'data' may arrive while paused.
+            s.pause();
+            paused++;
+            const before = chunks.length;
+            setTimeout(() => {
+              if (chunks.length !== before) reject(new Error('data while paused'));
+              s.resume();
+            }, 5);
+          }
+        });
+        s.once('end', resolve);
+        s.once('error', reject);
+      });
+      s.destroy();
+      const got = Buffer.concat(chunks);
+      assert.equal(got.length, payload.length, String(readBufferBytes));
+      assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(payload).digest('hex'), 'every byte, in order');
+      assert.ok(paused > 0);
+      if (readBufferBytes) {
+        assert.ok(largest <= readBufferBytes, `no chunk above the buffer size (${largest})`);
+        assert.ok(largest > 64 * 1024, `reads larger than Node's default 64 KiB happen (${largest})`);
+      } else {
+        assert.ok(largest <= 64 * 1024, `default reads are at most 64 KiB (${largest})`);
+      }
+    }
+  } finally {
+    await srv.close();
+  }
+});
