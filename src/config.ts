@@ -8,11 +8,13 @@ export interface HangarPaths {
   cacheDir: string;
   /** Published images: one directory per image id. */
   imagesDir: string;
+  /** Golden snapshots, beside the images (they pin the image they were taken from). */
+  snapshotsDir: string;
 }
 
 export function resolvePaths(env: NodeJS.ProcessEnv = process.env): HangarPaths {
   const stateDir = env.HANGAR_STATE_DIR || '/var/lib/hangar';
   const cacheDir = env.HANGAR_CACHE_DIR || '/var/cache/hangar';
   const imagesDir = env.HANGAR_IMAGES_DIR || join(cacheDir, 'images');
-  return { stateDir, cacheDir, imagesDir };
+  return { stateDir, cacheDir, imagesDir, snapshotsDir: join(cacheDir, 'snapshots') };
 }

@@ -82,7 +82,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           store: c.store, stateDir: config.paths.stateDir, net, drivers, defaultVmm: config.defaultVmm,
           images: { resolve: (ref) => resolveImage(ref, config.paths), list: () => listImages(config.paths) },
           readyTimeoutMs: config.readyTimeoutMs, maxVms: config.maxVms, metrics,
-          snapshotsDir: join(config.paths.cacheDir, 'snapshots'),
+          snapshotsDir: config.paths.snapshotsDir,
           ...(hooks.progress ? { progress: hooks.progress } : {}),
           log: (msg, data) => logger.info(data ?? {}, msg),
         });

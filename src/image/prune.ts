@@ -51,7 +51,7 @@ export function removalRefusal(image: ImageInfo, users: ImageUsers): HangarError
  * Reads who uses which image from the controller's database (read-only: a running controller is not disturbed)
  * and the snapshot manifests. A database that cannot be read is an error, not "nothing in use".
  */
-export async function readImageUsers(paths: HangarPaths, snapshotsDir = join(paths.stateDir, 'snapshots')): Promise<Map<string, string[]>> {
+export async function readImageUsers(paths: HangarPaths): Promise<Map<string, string[]>> {
   const users = new Map<string, string[]>();
   const add = (id: string, who: string): void => { users.set(id, [...(users.get(id) ?? []), who]); };
   const dbPath = join(paths.stateDir, 'state.db');
@@ -68,9 +68,9 @@ export async function readImageUsers(paths: HangarPaths, snapshotsDir = join(pat
       db?.close();
     }
   }
-  for (const name of await readdir(snapshotsDir).catch(() => [] as string[])) {
+  for (const name of await readdir(paths.snapshotsDir).catch(() => [] as string[])) {
     if (name.startsWith('.')) continue;
-    const m = await readJsonFile<unknown>(join(snapshotsDir, name, SNAPSHOT_MANIFEST)).catch(() => null);
+    const m = await readJsonFile<unknown>(join(paths.snapshotsDir, name, SNAPSHOT_MANIFEST)).catch(() => null);
     if (isSnapshotManifest(m)) add(m.image.id, `snapshot ${m.id}`);
   }
   return users;

@@ -24,7 +24,7 @@ const okChecks: HostChecks = { isRoot: () => true, which: async (t) => `/usr/bin
 
 async function tmpPaths(): Promise<HangarPaths & { root: string }> {
   const root = await mkdtemp(join(tmpdir(), 'hangar-build-'));
-  return { root, stateDir: join(root, 'state'), cacheDir: join(root, 'cache'), imagesDir: join(root, 'cache', 'images') };
+  return { root, stateDir: join(root, 'state'), cacheDir: join(root, 'cache'), imagesDir: join(root, 'cache', 'images'), snapshotsDir: join(root, 'cache', 'snapshots') };
 }
 
 /** Cached artifacts for INPUTS, as a finished build would leave them (small fake files). */

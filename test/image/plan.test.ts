@@ -14,7 +14,7 @@ import { ROOT } from '../support/env.js';
 
 const FRAG = { name: 'base.config', content: 'CONFIG_VIRTIO_BLK=y\nCONFIG_PVH=y\n# CONFIG_PCI is not set\n' };
 const INIT = { name: 'hangar-init', content: '#!/bin/bash\necho HANGAR-INIT\n' };
-const paths = { stateDir: '/s', cacheDir: '/c', imagesDir: '/c/images' };
+const paths = { stateDir: '/s', cacheDir: '/c', imagesDir: '/c/images', snapshotsDir: '/c/snapshots' };
 const inputs = (over: Partial<GatheredInputs> = {}): GatheredInputs => ({
   sourceVersion: '6.1.192-2', fragments: [{ ...FRAG, path: '/f/base.config' }], guestFiles: [INIT], ...over,
 });

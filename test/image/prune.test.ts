@@ -92,7 +92,7 @@ test('a VM row and a snapshot pin their images: rm refuses with IMAGE_IN_USE and
         id: 'vm-1', name: 'web-1', state: 'stopped', imageId: 'desktop-old1', profile: 'desktop', vmm: 'qemu', vcpus: 1, memMiB: 512,
         ttlS: null, expiresAt: null, runDir: join(paths.stateDir, 'vms', 'vm-1'), spec: {}, net: null,
       });
-      const snapDir = join(paths.stateDir, 'snapshots', 'snap-0000abcd');
+      const snapDir = join(paths.snapshotsDir, 'snap-0000abcd'); // where the controller keeps them
       await mkdir(snapDir, { recursive: true });
       await writeFile(join(snapDir, SNAPSHOT_MANIFEST), JSON.stringify({
         schema: SNAPSHOT_SCHEMA, id: 'snap-0000abcd', created: '2026-01-04T00:00:00Z', image: { id: 'desktop-old2', profile: 'desktop' },

@@ -87,7 +87,7 @@ test('stale staging directories (builder gone) are removed; a live builder keeps
 
 test('listImages: newest first, skips staging and broken directories; resolveImage by id, prefix, profile', async () => {
   const d = await tmp();
-  const paths = { stateDir: d, cacheDir: d, imagesDir: join(d, 'images') };
+  const paths = { stateDir: d, cacheDir: d, imagesDir: join(d, 'images'), snapshotsDir: join(d, 'snapshots') };
   try {
     assert.deepEqual(await listImages(paths), []);
     await fakeImage(paths.imagesDir, 'desktop-aaaaaaaaaaaa', 'desktop', '2026-01-01T00:00:00.000Z');
@@ -121,7 +121,7 @@ test('an image whose file changed size or mtime since publish is IMAGE_INVALID (
     await assert.rejects(readImage(dir), (e) => isHangarError(e, 'IMAGE_INVALID') && /modified/.test(e.message));
     await writeFile(join(dir, 'vmlinux'), 'longer kernel');
     await assert.rejects(readImage(dir), (e) => isHangarError(e, 'IMAGE_INVALID') && /size/.test(e.message));
-    assert.deepEqual(await listImages({ stateDir: d, cacheDir: d, imagesDir: d }), []);
+    assert.deepEqual(await listImages({ stateDir: d, cacheDir: d, imagesDir: d, snapshotsDir: d }), []);
   } finally {
     await rm(d, { recursive: true, force: true });
   }
