@@ -2,7 +2,6 @@
 // named steps with their undos, and shut down gracefully (VMs keep running and are adopted at the next start).
 import { rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { listImages, resolveImage } from '../image/store.js';
