@@ -24,7 +24,7 @@ import {
 import { checkForbidden, customizeRootfs, debootstrap, fileInfo, listPackages, makeExt4, slimRootfs } from './rootfs.js';
 import { findHostMirror, type Mirror } from './sources.js';
 import {
-  acquireLock, cleanStaleStaging, linkOrCopy, makeStaging, publishDir, readImage, readJsonFile, removeTree, writeJsonFile, type ImageInfo,
+  acquireLock, cleanStaleStaging, linkOrCopy, makeStaging, publishDir, readImage, readJsonFile, removeTree, waitForLock, writeJsonFile, type ImageInfo,
 } from './store.js';
 import { oneOf } from '../util/validate.js';
 
@@ -225,7 +225,13 @@ export function buildSteps(work: Work): Step<BuildCtx>[] {
       c.rootfsTree = join(tree, 'root');
       const undo = async (): Promise<void> => removeTree(tree);
       try {
-        await debootstrap({ suite: DEBIAN_SUITE, mirror: c.mirror.uri, target: c.rootfsTree, packages: c.plan.rootfsInputs.packages, debCache: c.plan.layout.debCache }, c);
+        // One debootstrap at a time writes the shared deb cache (another build's rootfs, e.g. the other profile).
+        const release = await waitForLock(join(c.plan.layout.locks, 'debs.lock'), 'the deb cache', { timeoutMs: 60 * 60_000, onWait: (m) => c.progress.info(m) });
+        try {
+          await debootstrap({ suite: DEBIAN_SUITE, mirror: c.mirror.uri, target: c.rootfsTree, packages: c.plan.rootfsInputs.packages, debCache: c.plan.layout.debCache }, c);
+        } finally {
+          await release();
+        }
       } catch (e) {
         await undo().catch(() => undefined);
         throw e;

@@ -46,6 +46,27 @@ export async function acquireLock(path: string, what: string): Promise<() => Pro
   throw new HangarError('IMAGE_BUILD_LOCKED', `cannot take the lock ${path}`, { lock: path });
 }
 
+/**
+ * acquireLock, waiting while a live process holds it (e.g. two builds sharing the deb cache: the second waits
+ * rather than fails). `onWait` hears once who holds it. IMAGE_BUILD_LOCKED after timeoutMs.
+ */
+export async function waitForLock(path: string, what: string, opts: { timeoutMs: number; pollMs?: number; onWait?: (holder: string) => void }): Promise<() => Promise<void>> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let told = false;
+  for (;;) {
+    try {
+      return await acquireLock(path, what);
+    } catch (e) {
+      if (!isHangarError(e, 'IMAGE_BUILD_LOCKED') || e.details.pid === process.pid || Date.now() >= deadline) throw e;
+      if (!told) {
+        told = true;
+        opts.onWait?.(`waiting for ${what}: held by pid ${String(e.details.pid)}`);
+      }
+      await new Promise((r) => setTimeout(r, opts.pollMs ?? 1000));
+    }
+  }
+}
+
 // ---- staging and removal
 
 const STAGING_PREFIX = '.staging-';

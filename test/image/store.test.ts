@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isHangarError } from '../../src/errors.js';
 import { MANIFEST_SCHEMA, type ImageManifest } from '../../src/image/plan.js';
-import { acquireLock, cleanStaleStaging, listImages, makeStaging, publishDir, readImage, resolveImage } from '../../src/image/store.js';
+import { acquireLock, cleanStaleStaging, listImages, makeStaging, publishDir, readImage, resolveImage, waitForLock } from '../../src/image/store.js';
 
 async function tmp(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'hangar-store-'));
@@ -48,6 +48,31 @@ test('lock: a second holder gets IMAGE_BUILD_LOCKED; a dead holder is taken over
     await writeFile(lock, JSON.stringify({ pid: process.ppid, started: 'now' }));
     await assert.rejects(acquireLock(lock, 'image x'), (e) => isHangarError(e, 'IMAGE_BUILD_LOCKED') && /pid/.test(e.message));
   } finally {
+    await rm(d, { recursive: true, force: true });
+  }
+});
+
+test('waitForLock: waits while another live process holds the lock, takes it once that process is gone; times out otherwise', async () => {
+  const d = await tmp();
+  const holder = spawn('sleep', ['30']);
+  try {
+    const lock = join(d, 'locks', 'debs.lock');
+    await mkdir(join(d, 'locks'));
+    await writeFile(lock, JSON.stringify({ pid: holder.pid, started: 'now' }));
+    const heard: string[] = [];
+    await assert.rejects(waitForLock(lock, 'the deb cache', { timeoutMs: 200, pollMs: 20, onWait: (m) => heard.push(m) }), (e) => isHangarError(e, 'IMAGE_BUILD_LOCKED'));
+    assert.deepEqual(heard, [`waiting for the deb cache: held by pid ${holder.pid}`], 'said once who holds it');
+    const t0 = Date.now();
+    const waiting = waitForLock(lock, 'the deb cache', { timeoutMs: 10_000, pollMs: 20 });
+    setTimeout(() => holder.kill('SIGKILL'), 300);
+    const release = await waiting;
+    assert.ok(Date.now() - t0 >= 250, 'it waited for the holder');
+    assert.equal(JSON.parse(await readFile(lock, 'utf8')).pid, process.pid);
+    // Our own lock is never waited for (that would wait forever).
+    await assert.rejects(waitForLock(lock, 'the deb cache', { timeoutMs: 5_000 }), (e) => isHangarError(e, 'IMAGE_BUILD_LOCKED'));
+    await release();
+  } finally {
+    holder.kill('SIGKILL');
     await rm(d, { recursive: true, force: true });
   }
 });
