@@ -44,14 +44,31 @@ const MAX_READ_BUFFER = 4 * 1024 * 1024;
  * net.connect's `onread`: libuv reads into one buffer of `size` bytes owned by this connection, and each read's
  * bytes are copied out (one memcpy, far cheaper than the system calls saved) and emitted as 'data'. Node keeps
  * pause()/resume() working in this mode (reading stops and restarts), and end and errors are reported as usual.
+ * Unlike a stream, 'data' emitted with nobody listening would be lost (an RFB server speaks first): until the first
+ * 'data' listener comes, reads are kept and reading stops; they are handed over, in order, when it arrives.
  */
-function largeReads(size: number, socket: () => Socket): OnReadOpts {
+function largeReads(size: number, socket: () => Socket): OnReadOpts & { attach(s: Socket): void } {
+  const early: Buffer[] = [];
   return {
     buffer: Buffer.allocUnsafe(size),
     callback: (n: number, buf: Uint8Array): boolean => {
       const s = socket();
-      s.emit('data', Buffer.from(buf.subarray(0, n)));
+      const chunk = Buffer.from(buf.subarray(0, n));
+      if (s.listenerCount('data') === 0) {
+        early.push(chunk);
+        return false;
+      }
+      s.emit('data', chunk);
       return !s.isPaused();
+    },
+    attach: (s) => {
+      const onListener = (event: string | symbol): void => {
+        if (event !== 'data') return;
+        s.off('newListener', onListener);
+        // After the listener is in place (it is added right after this event), before any later read.
+        process.nextTick(() => { for (const c of early.splice(0)) s.emit('data', c); });
+      };
+      s.on('newListener', onListener);
     },
   };
 }
@@ -60,8 +77,9 @@ function directConnect(host: string, port: number, timeoutMs: number, readBuffer
   return new Promise((resolve, reject) => {
     const ref: { s?: Socket } = {}; // the reads' callback needs the socket that connect() is about to return
     const onread = readBufferBytes ? largeReads(Math.min(Math.max(readBufferBytes, 4096), MAX_READ_BUFFER), () => ref.s!) : undefined;
-    const s = connect({ host, port, noDelay: true, ...(onread ? { onread } : {}) });
+    const s = connect({ host, port, noDelay: true, ...(onread ? { onread: { buffer: onread.buffer, callback: onread.callback } } : {}) });
     ref.s = s;
+    onread?.attach(s);
     const timer = setTimeout(() => { s.destroy(); reject(new HangarError('VM_UNREACHABLE', `${host}:${port} did not answer within ${timeoutMs} ms`, { host, port })); }, timeoutMs);
     s.once('connect', () => { clearTimeout(timer); resolve(s); });
     s.once('error', (e) => { clearTimeout(timer); reject(new HangarError('VM_UNREACHABLE', `${host}:${port}: ${e.message}`, { host, port }, { cause: e })); });

@@ -61,3 +61,29 @@ test('large reads: every byte in order, chunks up to the buffer size that stay v
     await srv.close();
   }
 });
+
+test('large reads: what the server says first is kept until someone listens (an RFB banner), then the rest in order', { timeout: 10_000 }, async () => {
+  const srv = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.write('RFB 003.008\n'); // servers that speak first
+    s.once('data', () => s.end('after'));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const s = await createDialer({}).connect('127.0.0.1', (srv.address() as net.AddressInfo).port, { readBufferBytes: 64 * 1024 });
+    await new Promise((r) => setTimeout(r, 150)); // the banner has arrived by now, with no listener
+    const got: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      s.on('data', (d: Buffer) => {
+        got.push(d.toString());
+        if (got.length === 1) s.write('go');
+      });
+      s.once('end', resolve);
+      s.once('error', reject);
+    });
+    s.destroy();
+    assert.deepEqual(got, ['RFB 003.008\n', 'after']);
+  } finally {
+    await new Promise((r) => srv.close(r));
+  }
+});
