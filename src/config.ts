@@ -18,3 +18,8 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env): HangarPaths 
   const imagesDir = env.HANGAR_IMAGES_DIR || join(cacheDir, 'images');
   return { stateDir, cacheDir, imagesDir, snapshotsDir: join(cacheDir, 'snapshots') };
 }
+
+/** The controller's state database (read-only readers such as `hangar image prune` open it too). */
+export function stateDbPath(paths: HangarPaths): string {
+  return join(paths.stateDir, 'state.db');
+}

@@ -3,9 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HangarError } from '../errors.js';
 import { normaliseNetConfig, type NetConfig, type NetConfigInput } from '../net/config.js';
-import { resolvePaths, type HangarPaths } from '../config.js';
+import { resolvePaths, stateDbPath, type HangarPaths } from '../config.js';
 import { normaliseOrigin } from '../desktop/deps.js';
 import { oneOf, validInt } from '../util/validate.js';
+import { absPath } from '../vmm/firecracker/requests.js';
 import type { VmmKind } from '../vmm/types.js';
 
 export interface ControllerConfigInput {
@@ -105,7 +106,7 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     viewerOrigins: viewerOrigins(pick('viewerOrigins')),
     firecrackerJailer: jailerConfig(pick('firecracker')?.jailer),
     tokenPath: join(paths.stateDir, 'token'),
-    dbPath: join(paths.stateDir, 'state.db'),
+    dbPath: stateDbPath(paths),
     endpointPath: join(paths.stateDir, 'controller.json'),
     logPath: join(paths.stateDir, 'controller.log'),
   };
@@ -134,17 +135,11 @@ function jailerConfig(v: unknown): JailerConfig | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'object') throw new HangarError('INVALID_ARGUMENT', 'firecracker.jailer must be an object', { field: 'firecracker.jailer' });
   const j = v as Record<string, unknown>;
-  const path = (x: unknown, field: string): string => {
-    if (typeof x !== 'string' || !x.startsWith('/') || x.split('/').includes('..') || /[\0\n]/.test(x)) {
-      throw new HangarError('INVALID_ARGUMENT', `${field} must be an absolute path`, { field });
-    }
-    return x;
-  };
   // uid/gid 0 would defeat the jail: the VMM must drop to an unprivileged user.
   return {
     uid: validInt(j.uid, 'firecracker.jailer.uid', 1, 0xfffffffe),
     gid: validInt(j.gid, 'firecracker.jailer.gid', 1, 0xfffffffe),
-    chrootBaseDir: path(j.chrootBaseDir ?? DEFAULT_CHROOT_BASE, 'firecracker.jailer.chrootBaseDir'),
-    ...(j.binary !== undefined ? { binary: path(j.binary, 'firecracker.jailer.binary') } : {}),
+    chrootBaseDir: absPath(j.chrootBaseDir ?? DEFAULT_CHROOT_BASE, 'firecracker.jailer.chrootBaseDir'),
+    ...(j.binary !== undefined ? { binary: absPath(j.binary, 'firecracker.jailer.binary') } : {}),
   };
 }

@@ -1,7 +1,7 @@
 // `hangar image build|ls|rm|prune`.
 import { resolvePaths } from '../config.js';
 import { buildImage, listImages, PROFILES, resolveImage, type Profile } from '../image/index.js';
-import { listArtifacts, planPrune, readImageUsers, reclaimableBytes, removeArtifacts, removeImage, unusedArtifacts } from '../image/prune.js';
+import { assertNoBuildRunning, listArtifacts, planPrune, readImageUsers, reclaimableBytes, removeArtifacts, removeImage, unusedArtifacts } from '../image/prune.js';
 import { createProgress, progressModeFromEnv } from '../util/progress.js';
 import { oneOf, validInt } from '../util/validate.js';
 import { need, table, type Command } from './command.js';
@@ -93,6 +93,7 @@ export const commands: Command[] = [
       const dry = values['dry-run'] === true;
       const freed = await reclaimableBytes([...plan.remove.map((i) => i.dir), ...artifacts.map((a) => a.dir)]);
       if (!dry) {
+        if (values.artifacts) await assertNoBuildRunning(paths); // before anything goes, not halfway
         for (const image of plan.remove) await removeImage(image, users, paths);
         await removeArtifacts(artifacts, paths);
       }

@@ -4,9 +4,9 @@
 // viewer: the VM is dialled only after all checks passed.
 //
 // Data path: one WebSocket binary message per read from the VM (up to limits.vmReadBufferBytes; ws writes header +
-// chunk with writev, no copy), one TCP write per message towards the VM. Flow control both ways: the VM socket pauses while the
-// viewer's socket holds more than highWaterBytes, and the viewer's socket pauses while the VM socket's write
-// buffer is full. No compression (RFB encodings are already compact, and deflate costs latency).
+// chunk with writev, no copy), one TCP write per message towards the VM. Flow control both ways: the VM socket
+// pauses while the viewer's socket holds more than highWaterBytes, and the viewer's socket pauses while the VM
+// socket's write buffer is full. No compression (RFB encodings are already compact, and deflate costs latency).
 import type { IncomingMessage, Server } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';

@@ -7,7 +7,7 @@ import { lstat, readdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { HangarError } from '../errors.js';
-import type { HangarPaths } from '../config.js';
+import { stateDbPath, type HangarPaths } from '../config.js';
 import { isSnapshotManifest, SNAPSHOT_MANIFEST } from '../snapshot/manifest.js';
 import { cacheLayout, shortKey } from './plan.js';
 import { pidAlive, readJsonFile, removeTree, stagingPath, type ImageInfo } from './store.js';
@@ -54,7 +54,7 @@ export function removalRefusal(image: ImageInfo, users: ImageUsers): HangarError
 export async function readImageUsers(paths: HangarPaths): Promise<Map<string, string[]>> {
   const users = new Map<string, string[]>();
   const add = (id: string, who: string): void => { users.set(id, [...(users.get(id) ?? []), who]); };
-  const dbPath = join(paths.stateDir, 'state.db');
+  const dbPath = stateDbPath(paths);
   if (existsSync(dbPath)) {
     let db: Database.Database | undefined;
     try {
@@ -131,11 +131,8 @@ export async function reclaimableBytes(paths: readonly string[]): Promise<number
   return n;
 }
 
-/**
- * Removes build-cache artifacts (after the images made from them are gone). Refused (IMAGE_BUILD_LOCKED) while
- * any build runs: a build reuses artifacts without locking them, and must not find one half gone.
- */
-export async function removeArtifacts(artifacts: readonly Artifact[], paths: HangarPaths): Promise<void> {
+/** IMAGE_BUILD_LOCKED while a live process holds any build lock (a build, or a debootstrap filling the deb cache). */
+export async function assertNoBuildRunning(paths: HangarPaths): Promise<void> {
   const locks = cacheLayout(paths.cacheDir).locks;
   for (const name of await readdir(locks).catch(() => [] as string[])) {
     const holder = await readJsonFile<{ pid?: number }>(join(locks, name)).catch(() => null);
@@ -143,6 +140,14 @@ export async function removeArtifacts(artifacts: readonly Artifact[], paths: Han
       throw new HangarError('IMAGE_BUILD_LOCKED', `an image build is running (pid ${holder.pid}, lock ${name}): the build cache is left alone`, { pid: holder.pid, lock: name });
     }
   }
+}
+
+/**
+ * Removes build-cache artifacts (after the images made from them are gone). Refused (IMAGE_BUILD_LOCKED) while
+ * any build runs: a build reuses artifacts without locking them, and must not find one half gone.
+ */
+export async function removeArtifacts(artifacts: readonly Artifact[], paths: HangarPaths): Promise<void> {
+  await assertNoBuildRunning(paths);
   for (const a of artifacts) {
     const doomed = stagingPath(dirname(a.dir), `rm-${a.key}`);
     await rename(a.dir, doomed);

@@ -51,7 +51,9 @@ test('firecracker.jailer: off by default; uid/gid of an unprivileged user, an ab
     assert.deepEqual(loadControllerConfig({ env }).firecrackerJailer, { uid: 990, gid: 990, chrootBaseDir: '/srv/jailer' });
     writeFileSync(file, JSON.stringify({ firecracker: { jailer: { uid: 990, gid: 991, chrootBaseDir: '/var/lib/hangar/jail', binary: '/usr/local/bin/jailer' } } }));
     assert.deepEqual(loadControllerConfig({ env }).firecrackerJailer, { uid: 990, gid: 991, chrootBaseDir: '/var/lib/hangar/jail', binary: '/usr/local/bin/jailer' });
-    for (const bad of [{ uid: 0, gid: 990 }, { uid: 990 }, { uid: 990, gid: 990, chrootBaseDir: 'jail' }, { uid: 990, gid: 990, chrootBaseDir: '/srv/../etc' }, 'yes']) {
+    writeFileSync(file, JSON.stringify({ firecracker: { jailer: { uid: 990, gid: 990, chrootBaseDir: '/srv/x/../jail/' } } }));
+    assert.equal(loadControllerConfig({ env }).firecrackerJailer?.chrootBaseDir, '/srv/jail/', 'normalised');
+    for (const bad of [{ uid: 0, gid: 990 }, { uid: 990 }, { uid: 990, gid: 990, chrootBaseDir: 'jail' }, { uid: 990, gid: 990, chrootBaseDir: '/a\nb' }, 'yes']) {
       writeFileSync(file, JSON.stringify({ firecracker: { jailer: bad } }));
       assert.throws(() => loadControllerConfig({ env }), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT') && /firecracker\.jailer/.test(e.message), JSON.stringify(bad));
     }

@@ -158,6 +158,10 @@ test('the build cache is left alone while a build runs (a live lock holder): IMA
     assert.equal(artifacts.length, 2);
     await assert.rejects(removeArtifacts(artifacts, paths), (e: unknown) => isHangarError(e, 'IMAGE_BUILD_LOCKED'));
     assert.equal((await listArtifacts(paths)).length, 2);
+    const cli = io();
+    assert.equal(await main(['image', 'prune', '--keep', '0', '--artifacts', '--json'], cli.io), 4);
+    assert.equal(JSON.parse(cli.out.join('')).error.code, 'IMAGE_BUILD_LOCKED');
+    assert.deepEqual((await listImages(paths)).map((i) => i.id), ['desktop-a'], 'refused before any image went, not halfway');
     await writeFile(join(layout.locks, 'image-desktop-b.lock'), JSON.stringify({ pid: 2 ** 22 + 1 })); // a crashed build's lock
     await removeArtifacts(artifacts, paths);
     assert.deepEqual(await listArtifacts(paths), []);
