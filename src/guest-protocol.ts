@@ -8,3 +8,9 @@ export const INIT_MARKER = 'HANGAR-INIT';
 export const VNC_PORT = 5900;
 /** Path of the init inside the rootfs, passed as init= on the kernel command line. */
 export const GUEST_INIT_PATH = '/sbin/hangar-init';
+/**
+ * Written by the host into a VM's console log before a VMM restores saved state (hibernation, clone): the log is
+ * appended to, never rewritten, so the boot's history stays and what follows the last marker is the restored run.
+ * Line shape: `HANGAR-CONSOLE-RESTORED <what> <ISO time>`.
+ */
+export const CONSOLE_RESTORED_MARKER = 'HANGAR-CONSOLE-RESTORED';

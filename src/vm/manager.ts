@@ -12,11 +12,11 @@
 // 'stopped' with `hibernation` set (where its saved state is); start/resume restores it (stopped → booting →
 // ready, the usual transitions), destroy removes the state with the run directory.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { HangarError, isHangarError, toHangarError } from '../errors.js';
-import { GUEST_INIT_PATH, READY_MARKER, VNC_PORT } from '../guest-protocol.js';
+import { CONSOLE_RESTORED_MARKER, GUEST_INIT_PATH, READY_MARKER, VNC_PORT } from '../guest-protocol.js';
 import type { ImageInfo } from '../image/store.js';
 import { buildBootArgs } from '../kernel/bootargs.js';
 import type { HangarMetrics } from '../metrics.js';
@@ -384,7 +384,9 @@ export class VmManager implements VmService {
         name: from.kind === 'cold' ? `${id}: start ${driver.kind}` : `${id}: restore ${driver.kind} from ${from.what}`,
         run: async (c) => {
           vm = this.o.store.setState(id, 'booting', { spec: spec as unknown as Record<string, unknown> });
-          await rm(spec.consoleLogPath, { force: true });
+          // A cold boot starts a new log; a restore appends to the history after a marker (the doctor reads both).
+          if (from.kind === 'cold') await rm(spec.consoleLogPath, { force: true });
+          else await appendFile(spec.consoleLogPath, `\n${CONSOLE_RESTORED_MARKER} ${from.what.replace(/\s+/g, '_')} ${new Date().toISOString()}\n`, { mode: 0o600 });
           c.handle = from.kind === 'cold'
             ? await driver.start(spec)
             : (await backend.restore(driver, spec, from.stateDir, {

@@ -125,7 +125,7 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
     '-nodefaults', '-no-user-config', '-display', 'none',
     // A guest reboot (reboot=k, panic=1) ends the process, as with Firecracker: Hangar sees it and decides.
     '-no-reboot',
-    '-chardev', `file,id=con0,path=${consoleLog}`,
+    '-chardev', `file,id=con0,path=${consoleLog},append=on`,
     '-serial', 'chardev:con0',
     // The PS/2 controller Firecracker also has: QMP send-key ctrl-alt-delete reaches the guest through it, a
     // graceful stop that works with acpi=off (system_powerdown needs ACPI).

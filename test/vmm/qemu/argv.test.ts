@@ -26,7 +26,7 @@ test('golden: TCG with network', () => {
     '-smp', '2',
     '-nodefaults', '-no-user-config', '-display', 'none',
     '-no-reboot',
-    '-chardev', 'file,id=con0,path=/var/lib/hangar/vms/desk-1/console.log',
+    '-chardev', 'file,id=con0,path=/var/lib/hangar/vms/desk-1/console.log,append=on',
     '-serial', 'chardev:con0',
     '-device', 'i8042',
     '-kernel', '/var/cache/hangar/images/abc/vmlinux',
@@ -57,7 +57,7 @@ test('commas in paths inside option strings are doubled; literal options are lef
   }, { accel: 'tcg', qmpSocket: '/d/q,mp.sock' });
   const after = (flag: string, nth = 0): string => argv[argv.flatMap((a, i) => (a === flag ? [i] : []))[nth]! + 1]!;
   assert.equal(after('-drive'), 'id=root,file=/d/root,,fs=x,,format=qcow2,format=raw,if=none');
-  assert.equal(after('-chardev'), 'file,id=con0,path=/d/con,,sole.log');
+  assert.equal(after('-chardev'), 'file,id=con0,path=/d/con,,sole.log,append=on');
   assert.equal(after('-chardev', 1), 'socket,id=qmp,path=/d/q,,mp.sock,server=on,wait=off');
   assert.equal(after('-kernel'), '/k/vm,linux'); // -kernel is literal in QEMU: escaping would break it
   assert.equal(after('-append'), 'console=ttyS0,115200 root=/dev/vda');
