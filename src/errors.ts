@@ -82,6 +82,8 @@ export const ERRORS = {
   // ---- snapshot
   SNAPSHOT_NOT_FOUND: { http: 404, summary: 'No such snapshot' },
   SNAPSHOT_FAILED: { http: 500, summary: 'Taking or restoring a snapshot failed' },
+  SNAPSHOT_IN_USE: { http: 409, summary: 'VMs still depend on the snapshot (force=convert or force=destroy them first)' },
+  SNAPSHOT_FIXED: { http: 400, summary: 'The snapshot fixes this option: a clone cannot have another value' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -14,3 +14,5 @@ export const GUEST_INIT_PATH = '/sbin/hangar-init';
  * Line shape: `HANGAR-CONSOLE-RESTORED <what> <ISO time>`.
  */
 export const CONSOLE_RESTORED_MARKER = 'HANGAR-CONSOLE-RESTORED';
+/** Printed by the guest's resume agent on the console once it has resynchronised: `HANGAR-RESUMED <guest epoch seconds>`. */
+export const RESUMED_MARKER = 'HANGAR-RESUMED';

@@ -2,8 +2,8 @@
 // instant, and manifest.json describing them. Pure: shapes, validation and the API view.
 import { HangarError } from '../errors.js';
 import type { GuestNetIdentity } from '../net/clone.js';
-import type { VmmKind } from '../vmm/types.js';
-import type { FileInfo } from './backend.js';
+import type { FileInfo } from '../util/files.js';
+import { isVmmKind, type VmmKind } from '../vmm/types.js';
 
 export const SNAPSHOT_SCHEMA = 1;
 export const SNAPSHOT_MANIFEST = 'manifest.json';
@@ -58,7 +58,7 @@ export function isSnapshotId(value: unknown): value is string {
 export function isSnapshotManifest(m: unknown): m is SnapshotManifest {
   const x = m as SnapshotManifest | null;
   return !!x && x.schema === SNAPSHOT_SCHEMA && isSnapshotId(x.id) && typeof x.created === 'string'
-    && !!x.image?.id && (x.vmm?.kind === 'qemu' || x.vmm?.kind === 'firecracker') && !!x.machine && !!x.guestNet
+    && !!x.image?.id && isVmmKind(x.vmm?.kind) && !!x.machine && !!x.guestNet
     && !!x.files && !!x.files[SNAPSHOT_DISK];
 }
 

@@ -5,7 +5,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HangarError, isHangarError } from '../errors.js';
 import { cleanStaleStaging, makeStaging, publishDir, readJsonFile, writeJsonFile } from '../image/store.js';
-import { checkFiles } from './backend.js';
+import { checkFiles } from '../util/files.js';
 import { isSnapshotManifest, SNAPSHOT_MANIFEST, validSnapshotId, type SnapshotManifest } from './manifest.js';
 
 export interface StoredSnapshot {

@@ -1,34 +1,15 @@
-// Typed access to the state database. Rows are mapped to records here and nowhere else.
+// Typed access to the state database. Rows are mapped to records here and nowhere else: the JSON columns (spec,
+// network, hibernation, …) pass through one codec each way, and every transaction is the store's own — no raw
+// database handle leaves this file. `StateStore` is the narrow interface the rest of Hangar uses, so a second
+// implementation (PostgreSQL, when Hangar spans hosts) has one list of operations to provide.
 import { HangarError } from '../errors.js';
-import type { VmState } from '../vm/states.js';
-import { assertTransition } from '../vm/states.js';
+import { assertTransition, type VmState } from '../domain/states.js';
+import type { LastError, NewVm, VmNet, VmPatch, VmRecord } from '../domain/vm.js';
+import type { MachineSpec, ProcessExit, VmmKind } from '../vmm/types.js';
+import type { Hibernation } from '../domain/vm.js';
 import { openDb, type Db } from './db.js';
 
-export interface VmRecord {
-  id: string;
-  name: string;
-  state: VmState;
-  imageId: string;
-  profile: string;
-  vmm: string;
-  vcpus: number;
-  memMiB: number;
-  ttlS: number | null;
-  createdAt: string;
-  updatedAt: string;
-  expiresAt: string | null;
-  pid: number | null;
-  runDir: string;
-  spec: Record<string, unknown>;
-  net: Record<string, unknown> | null;
-  bootMs: number | null;
-  lastError: { code: string; message: string; details?: unknown } | null;
-  exit: Record<string, unknown> | null;
-  /** The golden snapshot this VM was cloned from (null: booted from its image). */
-  snapshotId: string | null;
-  /** Set while the VM is hibernated (state 'stopped'): where its saved state is and when it was taken. */
-  hibernation: Record<string, unknown> | null;
-}
+export type { NewVm, VmPatch, VmRecord } from '../domain/vm.js';
 
 export interface Allocation {
   vmId: string;
@@ -51,25 +32,50 @@ interface VmRow {
   last_error: string | null; exit: string | null; snapshot_id: string | null; hibernation: string | null;
 }
 
-const parse = <T>(s: string | null): T | null => (s === null ? null : (JSON.parse(s) as T));
+/** The codec of one JSON column: what Hangar wrote is what it reads back (an empty object means "none yet"). */
+function json<T extends object>(s: string | null): T | null {
+  if (s === null) return null;
+  const v = JSON.parse(s) as unknown;
+  return v && typeof v === 'object' && Object.keys(v).length > 0 ? (v as T) : null;
+}
+const enc = (v: object | null | undefined): string | null => (v ? JSON.stringify(v) : null);
 
 function toRecord(r: VmRow): VmRecord {
   return {
-    id: r.id, name: r.name, state: r.state as VmState, imageId: r.image_id, profile: r.profile, vmm: r.vmm,
+    id: r.id, name: r.name, state: r.state as VmState, imageId: r.image_id, profile: r.profile, vmm: r.vmm as VmmKind,
     vcpus: r.vcpus, memMiB: r.mem_mib, ttlS: r.ttl_s, createdAt: r.created_at, updatedAt: r.updated_at,
-    expiresAt: r.expires_at, pid: r.pid, runDir: r.run_dir, spec: parse(r.spec) ?? {}, net: parse(r.net),
-    bootMs: r.boot_ms, lastError: parse(r.last_error), exit: parse(r.exit), snapshotId: r.snapshot_id ?? null,
-    hibernation: parse(r.hibernation ?? null),
+    expiresAt: r.expires_at, pid: r.pid, runDir: r.run_dir, spec: json<MachineSpec>(r.spec), net: json<VmNet>(r.net),
+    bootMs: r.boot_ms, lastError: json<LastError>(r.last_error), exit: json<ProcessExit>(r.exit), snapshotId: r.snapshot_id ?? null,
+    hibernation: json<Hibernation>(r.hibernation ?? null),
   };
 }
 
-export type NewVm = Omit<VmRecord, 'createdAt' | 'updatedAt' | 'pid' | 'bootMs' | 'lastError' | 'exit' | 'snapshotId' | 'hibernation'> & { snapshotId?: string | null };
-export type VmPatch = Partial<Pick<VmRecord, 'pid' | 'spec' | 'net' | 'bootMs' | 'lastError' | 'exit' | 'expiresAt' | 'hibernation'>>;
+/** How a new VM takes its addresses: sees every allocation, returns its network and the rows to record. */
+export type NetPlanner = (taken: Allocation[]) => { net: VmNet; allocations: Omit<Allocation, 'vmId'>[] };
+
+/** What the rest of Hangar may do with its state. */
+export interface StateStore {
+  readonly version: number;
+  createVm(vm: NewVm, opts: { maxVms: number; plan: NetPlanner }): VmRecord;
+  getVm(idOrName: string): VmRecord | null;
+  mustGetVm(idOrName: string): VmRecord;
+  listVms(): VmRecord[];
+  countByState(): Record<string, number>;
+  setState(id: string, to: VmState, patch?: VmPatch, data?: Record<string, unknown>): VmRecord;
+  patchVm(id: string, patch: VmPatch): void;
+  deleteVm(id: string): void;
+  allocations(kind?: Allocation['kind']): Allocation[];
+  appendEvent(vmId: string | null, type: string, data?: Record<string, unknown>): EventRecord;
+  events(opts?: { since?: number; vmId?: string; limit?: number }): EventRecord[];
+  lastEventSeq(): number;
+  onEvent(listener: (e: EventRecord) => void): () => void;
+  close(): void;
+}
 
 const now = (): string => new Date().toISOString();
 
-export class Store {
-  readonly db: Db;
+export class Store implements StateStore {
+  private readonly db: Db;
   private listeners = new Set<(e: EventRecord) => void>();
   private writes = 0;
 
@@ -87,13 +93,31 @@ export class Store {
   }
 
   // ---- VMs
+  /**
+   * A new VM's row and its addresses in one transaction: the VM limit is checked inside it (concurrent creates
+   * cannot exceed it), and a taken name or an exhausted pool leaves nothing behind.
+   */
+  createVm(vm: NewVm, opts: { maxVms: number; plan: NetPlanner }): VmRecord {
+    return this.db.transaction(() => {
+      const n = (this.db.prepare('SELECT COUNT(*) AS n FROM vms').get() as { n: number }).n;
+      if (n >= opts.maxVms) throw new HangarError('VM_LIMIT_REACHED', `this host runs at most ${opts.maxVms} VMs`, { max: opts.maxVms });
+      this.insertVm(vm);
+      const net = this.allocate(vm.id, (taken) => {
+        const p = opts.plan(taken);
+        return { result: p.net, allocations: p.allocations };
+      });
+      this.patchVm(vm.id, { net });
+      return this.mustGetVm(vm.id);
+    })();
+  }
+
   insertVm(vm: NewVm): VmRecord {
     this.writes++;
     const t = now();
     try {
       this.db.prepare(`INSERT INTO vms (id, name, state, image_id, profile, vmm, vcpus, mem_mib, ttl_s, created_at, updated_at,
         expires_at, run_dir, spec, net, snapshot_id) VALUES (@id, @name, @state, @imageId, @profile, @vmm, @vcpus, @memMiB, @ttlS, @t, @t,
-        @expiresAt, @runDir, @spec, @net, @snapshotId)`).run({ ...vm, t, spec: JSON.stringify(vm.spec), net: vm.net ? JSON.stringify(vm.net) : null, snapshotId: vm.snapshotId ?? null });
+        @expiresAt, @runDir, @spec, @net, @snapshotId)`).run({ ...vm, t, spec: enc(vm.spec) ?? '{}', net: enc(vm.net), snapshotId: vm.snapshotId ?? null });
     } catch (e) {
       if (String((e as Error).message).includes('UNIQUE constraint failed: vms.name')) {
         throw new HangarError('VM_NAME_TAKEN', `a VM named ${vm.name} exists`, { name: vm.name });
@@ -142,10 +166,10 @@ export class Store {
     const cols: Record<keyof VmPatch, string> = {
       pid: 'pid', spec: 'spec', net: 'net', bootMs: 'boot_ms', lastError: 'last_error', exit: 'exit', expiresAt: 'expires_at', hibernation: 'hibernation',
     };
-    const json = new Set(['spec', 'net', 'lastError', 'exit', 'hibernation']);
+    const jsonCols = new Set(['spec', 'net', 'lastError', 'exit', 'hibernation']);
     for (const [k, v] of Object.entries(patch) as [keyof VmPatch, unknown][]) {
       if (v === undefined) continue;
-      const value = json.has(k) && v !== null ? JSON.stringify(v) : v;
+      const value = jsonCols.has(k) ? (k === 'spec' ? enc(v as object | null) ?? '{}' : enc(v as object | null)) : v;
       this.db.prepare(`UPDATE vms SET ${cols[k]} = ?, updated_at = ? WHERE id = ?`).run(value, now(), id);
     }
   }
@@ -199,6 +223,11 @@ export class Store {
     const rows = this.db.prepare(`SELECT * FROM events WHERE seq > ? ${opts.vmId ? 'AND vm_id = ?' : ''} ORDER BY seq LIMIT ?`)
       .all(...[opts.since ?? 0, ...(opts.vmId ? [opts.vmId] : []), opts.limit ?? 1000]) as { seq: number; at: string; vm_id: string | null; type: string; data: string }[];
     return rows.map((r) => ({ seq: r.seq, at: r.at, vmId: r.vm_id, type: r.type, data: JSON.parse(r.data) as Record<string, unknown> }));
+  }
+
+  /** The newest event's sequence number (0 when there is none): where a live-only stream starts. */
+  lastEventSeq(): number {
+    return (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM events').get() as { s: number }).s;
   }
 
   /** Live events (for SSE/WebSocket streams); returns the unsubscribe. */

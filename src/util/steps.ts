@@ -15,6 +15,16 @@ export class UndoStack {
     return this.undos.length;
   }
 
+  /** The names of the undos, oldest first (tests, logs). */
+  get names(): string[] {
+    return this.undos.map((u) => u.name);
+  }
+
+  /** Forgets every undo without running it (another stack that holds them runs them). */
+  clear(): void {
+    this.undos.length = 0;
+  }
+
   /** Runs every undo once, newest first. Errors are collected, not thrown, so one failure does not leak the rest. */
   async unwind(): Promise<{ name: string; error: unknown }[]> {
     const errors: { name: string; error: unknown }[] = [];
@@ -33,6 +43,11 @@ export class UndoStack {
 export interface Step<C> {
   name: string;
   run: (ctx: C) => Promise<Undo | void> | Undo | void;
+  /**
+   * The undo runs only if a later step fails; on success it is not handed back with the resource's teardown
+   * stack (a VM's disk copy: a failed boot removes it, a stop of the running VM keeps it).
+   */
+  rollbackOnly?: boolean;
 }
 
 export interface StepTiming {
@@ -45,17 +60,23 @@ export interface StepTiming {
  * error (with rollback failures attached as `rollbackErrors`). On success the undos are handed back on `stack`
  * so the caller can tear the resource down later.
  */
-export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, progress?: Progress, stack = new UndoStack()): Promise<{ stack: UndoStack; timings: StepTiming[] }> {
+export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, progress?: Progress): Promise<{ stack: UndoStack; timings: StepTiming[] }> {
   const timings: StepTiming[] = [];
+  const stack = new UndoStack();
+  // Every undo, in order, for a failure; `stack` gets only those the resource keeps.
+  const all = new UndoStack();
   for (const step of steps) {
     const t0 = performance.now();
     progress?.phase(step.name);
     try {
       const undo = await step.run(ctx);
-      if (undo) stack.push(step.name, undo);
+      if (undo) {
+        all.push(step.name, undo);
+        if (!step.rollbackOnly) stack.push(step.name, undo);
+      }
     } catch (error) {
       progress?.fail(step.name, error);
-      const rollbackErrors = await stack.unwind();
+      const rollbackErrors = await all.unwind();
       if (rollbackErrors.length && error instanceof Error) {
         Object.assign(error, { rollbackErrors });
       }

@@ -2,7 +2,7 @@
 // can never leave anything half-created.
 import { HangarError } from '../errors.js';
 import { PROFILES, type Profile } from '../image/plan.js';
-import type { VmmKind } from '../vmm/types.js';
+import { VMM_KINDS, type VmmKind } from '../vmm/types.js';
 import { oneOf, validInt, validName } from '../util/validate.js';
 
 
@@ -35,6 +35,8 @@ export interface CreateVmRequest {
   ttlSeconds: number | null;
   vmm: VmmKind | null;
   fromSnapshot: string | null;
+  /** Which options the request gave (the rest are defaults): a clone refuses given ones its snapshot fixes. */
+  given: { vcpus: boolean; memMiB: boolean; profile: boolean };
 }
 
 const IMAGE_REF = /^[a-z0-9][a-z0-9._-]{0,127}$/;
@@ -56,7 +58,8 @@ export function normalizeCreate(input: CreateVmInput, limits: VmLimits = DEFAULT
     memMiB: input.memMiB === undefined ? (profile === 'browser' ? 1024 : 512) : validInt(input.memMiB, 'memMiB', limits.minMemMiB, limits.maxMemMiB),
     name: input.name === undefined ? null : validName(input.name, 'name'),
     ttlSeconds: input.ttlSeconds === undefined ? null : validInt(input.ttlSeconds, 'ttlSeconds', 60, limits.maxTtlSeconds),
-    vmm: input.vmm === undefined ? null : oneOf(input.vmm, 'vmm', ['qemu', 'firecracker'] as const),
+    vmm: input.vmm === undefined ? null : oneOf(input.vmm, 'vmm', VMM_KINDS),
     fromSnapshot,
+    given: { vcpus: input.vcpus !== undefined, memMiB: input.memMiB !== undefined, profile: input.profile !== undefined },
   };
 }

@@ -1,8 +1,16 @@
 // What the controller's front ends (API, CLI in-process, reapers) need from the VM layer.
-import type { VmRecord } from '../store/store.js';
+import type { LifecycleAction } from '../domain/states.js';
+import type { VmRecord } from '../domain/vm.js';
+import type { ImageInfo } from '../image/store.js';
 import type { CreateVmRequest } from './input.js';
 
-export type LifecycleAction = 'start' | 'stop' | 'pause' | 'resume';
+export type { LifecycleAction } from '../domain/states.js';
+
+/** Where images resolve (by id, id prefix or profile). */
+export interface ImageSource {
+  resolve(ref: string): Promise<ImageInfo>;
+  list(): Promise<ImageInfo[]>;
+}
 
 export interface HostInfo {
   accel: { accel: string; reason: string };

@@ -1,5 +1,35 @@
 // The driver interface every VMM implements. The VM lifecycle (src/vm/) speaks only this.
+import type { HangarError } from '../errors.js';
+import type { FileInfo } from '../util/files.js';
 import type { MachineSpec, ProcessExit, VmmKind } from './types.js';
+
+/** A paused guest written to disk by its VMM (hibernation, golden snapshots). */
+export interface SavedState {
+  /** File name (in the state directory) → hash and size. */
+  files: Record<string, FileInfo>;
+  /** The VMM's version, recorded so a restore on another version is explained, not attempted blindly. */
+  vmmVersion: string;
+  /** Firecracker reopens the disk at the path its snapshot recorded (as the VMM saw it). */
+  diskPathInVmm?: string;
+  /** QEMU: started with the agent channel and virtio-rng; a restore must have the same devices. */
+  guestAgent?: boolean;
+  ms: number;
+}
+
+export interface RestoreOptions {
+  /** Verify the state files against these (golden snapshots); hibernation files are trusted by their size. */
+  files?: Record<string, FileInfo>;
+  diskPathInVmm?: string;
+  guestAgent?: boolean;
+}
+
+/** What the guest was told right after a restore (clock, entropy), where the VMM does not do it itself. */
+export interface ResumeSync {
+  sentAt: number;
+  /** The guest's clock after it set it (null: no agent answered). */
+  guestTime: number | null;
+  agent: boolean;
+}
 
 export type VmmRunState = 'running' | 'paused' | 'stopped';
 
@@ -27,6 +57,10 @@ export interface VmmHandle {
   readonly exited: Promise<ProcessExit>;
   /** Stops watching without stopping the VMM (controller shutdown: the VM keeps running and is adopted later). */
   release?(): void;
+  /** Writes the state of a PAUSED guest into dir. The VMM stays alive (the caller resumes or stops it). */
+  saveState(dir: string): Promise<SavedState>;
+  /** Right after a restored guest is resumed: clock and entropy for it (null when the VMM does it itself). */
+  afterResume(): Promise<ResumeSync | null>;
 }
 
 export interface VmmDriver {
@@ -35,4 +69,13 @@ export interface VmmDriver {
   start(spec: MachineSpec): Promise<VmmHandle>;
   /** Re-attaches to a VMM still running from an earlier controller (pidfile + control socket); null if gone. */
   adopt(spec: MachineSpec): Promise<VmmHandle | null>;
+  /** File names this VMM's saved state consists of. */
+  readonly stateFiles: readonly string[];
+  /**
+   * Why `spec` cannot be restored from state saved with `opts`, or null. Pure of side effects: callers ask before
+   * they create anything (a record, an address, a directory).
+   */
+  restoreRefusal(spec: MachineSpec, opts?: RestoreOptions): Promise<HangarError | null>;
+  /** Starts a VMM for spec from the state in dir; the guest is left paused (the caller resumes it). */
+  restore(spec: MachineSpec, dir: string, opts?: RestoreOptions): Promise<VmmHandle>;
 }

@@ -1,6 +1,12 @@
 // What every VMM driver is given and reports. Drivers differ in how they start a machine, not in what it is.
 
-export type VmmKind = 'qemu' | 'firecracker';
+/** Every VMM Hangar drives. The one list: schemas, config, manifests and the doctor derive theirs from it. */
+export const VMM_KINDS = ['qemu', 'firecracker'] as const;
+export type VmmKind = (typeof VMM_KINDS)[number];
+
+export function isVmmKind(x: unknown): x is VmmKind {
+  return typeof x === 'string' && (VMM_KINDS as readonly string[]).includes(x);
+}
 
 export interface MachineSpec {
   /** Hangar's VM id (validated name). */

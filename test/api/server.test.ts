@@ -91,7 +91,7 @@ describe('controller API (injection)', () => {
       ['DELETE', '/v1/vms/nope', 404, 'VM_NOT_FOUND'],
       ['POST', '/v1/vms/vm-stopped/pause', 409, 'VM_INVALID_STATE'],
       ['POST', '/v1/vms/vm-stopped/resume', 409, 'VM_INVALID_STATE'],
-      ['POST', '/v1/vms/vm-stopped/stop', 409, 'VM_INVALID_STATE'],
+      ['POST', '/v1/vms/vm-stopped/hibernate', 409, 'VM_INVALID_STATE'],
       ['GET', '/v1/nothing-here', 404, 'NOT_FOUND'],
       ['POST', '/v1/vms', 404, 'IMAGE_NOT_FOUND', { image: 'no-such-image' }],
       ['POST', '/v1/vms', 404, 'SNAPSHOT_NOT_FOUND', { fromSnapshot: 'no-such-snapshot' }],
@@ -102,6 +102,10 @@ describe('controller API (injection)', () => {
       assert.equal(res.json().error.code, code, `${method} ${url}`);
     }
     assert.match(String(h.store.mustGetVm('vm-stopped').state), /stopped/);
+    // An action whose end state the VM is already in is done, not an error (stop of a stopped VM).
+    const stop = await h.app.inject({ method: 'POST', url: '/v1/vms/vm-stopped/stop', headers: auth });
+    assert.equal(stop.statusCode, 200);
+    assert.equal(stop.json().state, 'stopped');
   });
 
   test('console tail returns the last lines', async () => {

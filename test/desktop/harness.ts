@@ -16,7 +16,7 @@ import { desktopRoutes } from '../../src/desktop/routes.js';
 import { newViewerSecret } from '../../src/desktop/token.js';
 import { HangarMetrics } from '../../src/metrics.js';
 import { Store, type VmRecord } from '../../src/store/store.js';
-import type { VmState } from '../../src/vm/states.js';
+import type { VmState } from '../../src/domain/states.js';
 import { offlineManager } from '../support/api.js';
 
 export const API_TOKEN = 'test-api-token-0123456789abcdef0123456789';
@@ -96,7 +96,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     touches,
     addVm: (id, state = 'ready') => store.insertVm({
       id, name: id, state, imageId: 'img', profile: 'desktop', vmm: 'qemu', vcpus: 1, memMiB: 512, ttlS: null,
-      expiresAt: null, runDir: join(dir, id), spec: {}, net: null,
+      expiresAt: null, runDir: join(dir, id), spec: null, net: null,
     }),
     setState: (id, to) => { store.setState(id, to); },
     viewer: async (id, body) => {

@@ -1,5 +1,6 @@
 // The doctor's judges on synthetic facts: each rule fires on its evidence and stays quiet on a healthy picture.
 import { test } from 'node:test';
+import type { MachineSpec } from '../../src/vmm/types.js';
 import assert from 'node:assert/strict';
 import { normaliseNetConfig } from '../../src/net/config.js';
 import { planVmNetwork } from '../../src/net/plan.js';
@@ -13,7 +14,7 @@ import { parseDebugfs, type LinkFact, type NeighFact } from '../../src/doctor/pr
 const cfg = normaliseNetConfig({ mode: 'netns', netns: 'hgt-vms-x', hostNetns: 'hgt-host-x', bridge: 'hgbr0', cidr: '10.213.0.0/24' });
 const codes = (v: { findings: { code: string }[] }): string[] => v.findings.map((f) => f.code);
 
-function vm(id: string, index: number, state: VmRecord['state'] = 'ready', specEdit: (s: Record<string, unknown>) => Record<string, unknown> = (s) => s): VmRecord {
+function vm(id: string, index: number, state: VmRecord['state'] = 'ready', specEdit: (s: MachineSpec) => MachineSpec = (s) => s): VmRecord {
   const taken = Array.from({ length: index }, (_, i) => ({ vmId: `o${i}`, index: i, tap: `hgtap${i}`, mac: `02:48:0a:d5:00:0${i + 2}`, ip: `10.213.0.${i + 2}` }));
   const plan = planVmNetwork(cfg, taken, id);
   const spec = specEdit({
@@ -24,7 +25,7 @@ function vm(id: string, index: number, state: VmRecord['state'] = 'ready', specE
   return {
     id, name: id, state, imageId: 'img', profile: 'desktop', vmm: 'qemu', vcpus: 1, memMiB: 512, ttlS: null,
     createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', expiresAt: null, pid: 100 + index, runDir: `/run/${id}`,
-    spec, net: plan as unknown as Record<string, unknown>, bootMs: 1000, lastError: null, exit: null, snapshotId: null, hibernation: null,
+    spec, net: plan, bootMs: 1000, lastError: null, exit: null, snapshotId: null, hibernation: null,
   };
 }
 

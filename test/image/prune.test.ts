@@ -90,7 +90,7 @@ test('a VM row and a snapshot pin their images: rm refuses with IMAGE_IN_USE and
     try {
       store.insertVm({
         id: 'vm-1', name: 'web-1', state: 'stopped', imageId: 'desktop-old1', profile: 'desktop', vmm: 'qemu', vcpus: 1, memMiB: 512,
-        ttlS: null, expiresAt: null, runDir: join(paths.stateDir, 'vms', 'vm-1'), spec: {}, net: null,
+        ttlS: null, expiresAt: null, runDir: join(paths.stateDir, 'vms', 'vm-1'), spec: null, net: null,
       });
       const snapDir = join(paths.snapshotsDir, 'snap-0000abcd'); // where the controller keeps them
       await mkdir(snapDir, { recursive: true });

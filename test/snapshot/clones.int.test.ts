@@ -9,7 +9,7 @@ import { vmView } from '../../src/api/core-routes.js';
 import { isHangarError } from '../../src/errors.js';
 import { listCloneNetns } from '../../src/net/clone.js';
 import { listHangarTaps, listNetns } from '../../src/net/host.js';
-import { RESUMED_MARKER } from '../../src/snapshot/agent.js';
+import { RESUMED_MARKER } from '../../src/vmm/qemu/agent.js';
 import { SNAPSHOT_DISK } from '../../src/snapshot/manifest.js';
 import type { VmNet } from '../../src/vm/manager.js';
 import { normalizeCreate } from '../../src/vm/input.js';

@@ -10,7 +10,7 @@ import { vmView } from '../../src/api/core-routes.js';
 import { hibernator } from '../../src/api/workers.js';
 import { isHangarError } from '../../src/errors.js';
 import { listHangarTaps } from '../../src/net/host.js';
-import { RESUMED_MARKER } from '../../src/snapshot/agent.js';
+import { RESUMED_MARKER } from '../../src/vmm/qemu/agent.js';
 import type { Hibernation } from '../../src/vm/manager.js';
 import { normalizeCreate } from '../../src/vm/input.js';
 import { logSize, waitForMarker } from '../../src/vmm/console.js';

@@ -44,7 +44,7 @@ test('the VM view says hibernated and clone', async () => {
   const one = (await h.app.inject({ method: 'GET', url: '/v1/vms/vm-stopped', headers: auth })).json();
   assert.equal(one.hibernated, false);
   assert.equal(one.clone, null);
-  h.store.patchVm('vm-stopped', { hibernation: { dir: '/x', files: {}, at: 'now' } });
+  h.store.patchVm('vm-stopped', { hibernation: { dir: '/x', files: {}, at: 'now', vmmVersion: '7.2', saveMs: 1 } });
   const list = (await h.app.inject({ method: 'GET', url: '/v1/vms', headers: auth })).json();
   assert.equal(list.vms.find((v: { id: string }) => v.id === 'vm-stopped').hibernated, true);
   // Resuming a hibernated VM restores it: here its state files do not exist, so it fails and says why.

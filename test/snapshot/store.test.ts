@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isHangarError } from '../../src/errors.js';
-import { hashFile } from '../../src/snapshot/backend.js';
+import { hashFile } from '../../src/util/files.js';
 import { isSnapshotManifest, SNAPSHOT_DISK, SNAPSHOT_SCHEMA, toSnapshotView, validSnapshotId, type SnapshotManifest } from '../../src/snapshot/manifest.js';
 import { normalizeSnapshotRequest } from '../../src/snapshot/service.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';

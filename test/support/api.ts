@@ -46,7 +46,7 @@ export async function createApiHarness(opts: ServerOptions = {}): Promise<ApiHar
   return {
     app, ctx, store, manager, stateDir,
     insertVm: (id, state) => {
-      store.insertVm({ id, name: id, state: 'creating', imageId: 'img', profile: 'desktop', vmm: 'qemu', vcpus: 1, memMiB: 512, ttlS: null, expiresAt: null, runDir: join(stateDir, 'vms', id), spec: {}, net: null });
+      store.insertVm({ id, name: id, state: 'creating', imageId: 'img', profile: 'desktop', vmm: 'qemu', vcpus: 1, memMiB: 512, ttlS: null, expiresAt: null, runDir: join(stateDir, 'vms', id), spec: null, net: null });
       const path: Record<string, NewVm['state'][]> = { creating: [], booting: ['booting'], ready: ['booting', 'ready'], paused: ['booting', 'ready', 'paused'], stopped: ['booting', 'ready', 'stopping', 'stopped'], failed: ['failed'] };
       for (const s of path[state] ?? []) store.setState(id, s);
     },

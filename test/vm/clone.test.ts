@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { isHangarError } from '../../src/errors.js';
 import { HangarMetrics } from '../../src/metrics.js';
 import { normaliseNetConfig } from '../../src/net/config.js';
-import { firecrackerDiskRefusal, hashFile } from '../../src/snapshot/backend.js';
+import { hashFile } from '../../src/util/files.js';
 import { SNAPSHOT_DISK, SNAPSHOT_SCHEMA, type SnapshotManifest } from '../../src/snapshot/manifest.js';
 import { SnapshotStore } from '../../src/snapshot/store.js';
 import { Store } from '../../src/store/store.js';
@@ -24,18 +24,18 @@ const spec = (id: string): MachineSpec => ({
   consoleLogPath: `/var/lib/hangar/vms/${id}/console.log`, runDir: `/var/lib/hangar/vms/${id}`,
 });
 
-test('firecrackerDiskRefusal: unjailed only the same VM lines up; jailed every VM does', async () => {
+test('restoreRefusal: unjailed only the same VM lines up; jailed every VM does', async () => {
   const plain = new FirecrackerDriver({ binary: '/usr/bin/firecracker' });
   const jailed = new FirecrackerDriver({ binary: '/usr/bin/firecracker', jailer: { binary: '/usr/bin/jailer', uid: 123, gid: 123, chrootBaseDir: '/srv/jailer' } });
-  assert.equal(await firecrackerDiskRefusal(plain, spec('vm-a'), '/var/lib/hangar/vms/vm-a/rootfs.ext4'), null, 'hibernation: the same VM');
-  const refused = await firecrackerDiskRefusal(plain, spec('vm-b'), '/var/lib/hangar/vms/vm-a/rootfs.ext4');
+  assert.equal(await plain.restoreRefusal(spec('vm-a'), { diskPathInVmm: '/var/lib/hangar/vms/vm-a/rootfs.ext4' }), null, 'hibernation: the same VM');
+  const refused = await plain.restoreRefusal(spec('vm-b'), { diskPathInVmm: '/var/lib/hangar/vms/vm-a/rootfs.ext4' });
   assert.ok(isHangarError(refused, 'SNAPSHOT_FAILED'));
   assert.deepEqual(refused.details, { recorded: '/var/lib/hangar/vms/vm-a/rootfs.ext4', wanted: '/var/lib/hangar/vms/vm-b/rootfs.ext4' });
   assert.match(refused.message, /need the jailer/);
-  assert.equal(await firecrackerDiskRefusal(jailed, spec('vm-b'), '/rootfs.ext4'), null, 'a jailed snapshot fits any jailed clone');
-  assert.ok(isHangarError(await firecrackerDiskRefusal(jailed, spec('vm-b'), '/var/lib/hangar/vms/vm-a/rootfs.ext4'), 'SNAPSHOT_FAILED'),
+  assert.equal(await jailed.restoreRefusal(spec('vm-b'), { diskPathInVmm: '/rootfs.ext4' }), null, 'a jailed snapshot fits any jailed clone');
+  assert.ok(isHangarError(await jailed.restoreRefusal(spec('vm-b'), { diskPathInVmm: '/var/lib/hangar/vms/vm-a/rootfs.ext4' }), 'SNAPSHOT_FAILED'),
     'an unjailed snapshot does not fit a jailed clone either');
-  assert.equal(await firecrackerDiskRefusal(plain, spec('vm-b'), undefined), null, 'QEMU-style snapshots record no path');
+  assert.equal(await plain.restoreRefusal(spec('vm-b'), {}), null, 'QEMU-style snapshots record no path');
 });
 
 test('a clone the snapshot cannot serve is refused before any VM record, address or file exists', async () => {

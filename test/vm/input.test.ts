@@ -4,7 +4,8 @@ import { normalizeCreate } from '../../src/vm/input.js';
 import { isHangarError } from '../../src/errors.js';
 
 test('defaults are filled once at the edge', () => {
-  assert.deepEqual(normalizeCreate({}), { image: 'desktop', profile: 'desktop', vcpus: 1, memMiB: 512, name: null, ttlSeconds: null, vmm: null, fromSnapshot: null });
+  assert.deepEqual(normalizeCreate({}), { image: 'desktop', profile: 'desktop', vcpus: 1, memMiB: 512, name: null, ttlSeconds: null, vmm: null, fromSnapshot: null, given: { vcpus: false, memMiB: false, profile: false } });
+  assert.deepEqual(normalizeCreate({ vcpus: 2, profile: 'browser' }).given, { vcpus: true, memMiB: false, profile: true });
   assert.equal(normalizeCreate({ profile: 'browser' }).memMiB, 1024);
 });
 

@@ -2,11 +2,12 @@
 // jailer) under the process supervisor, wait for the API, configure and boot over the socket, then
 // pause/resume/status/stop through it. Adopt re-attaches through the pidfile and the socket.
 import { chmod, chown, copyFile, link, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, sep } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { HangarError, isHangarError } from '../../errors.js';
 import { tailFile } from '../../util/tail.js';
 import { runSteps } from '../../util/steps.js';
-import type { DriverProbe, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
+import { checkFiles } from '../../util/files.js';
+import type { DriverProbe, RestoreOptions, SavedState, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
 import { readPidFile, readProc, SupervisedProcess } from '../supervisor.js';
 import type { ProcessIdentity, SpawnSpec } from '../supervisor.js';
 import type { MachineSpec, ProcessExit } from '../types.js';
@@ -19,7 +20,8 @@ import { gatherFacts, probeVerdict, resolveBinary } from './probe.js';
 import type { HostFacts } from './probe.js';
 import { bootSequence, loggerRequest, pauseRequest, resumeRequest, snapshotCreateRequest, snapshotLoadRequest } from './requests.js';
 import type { SnapshotLoadInput } from './requests.js';
-import { apiVersionFor, VERIFIED_API_VERSIONS } from './version.js';
+import { diskPathRefusal, FC_MEMORY_FILE, FC_STATE_FILES, FC_VMSTATE_FILE, saveFirecrackerState } from './snapshot.js';
+import { apiVersionFor, hasField, VERIFIED_API_VERSIONS } from './version.js';
 import type { ApiVersion } from './version.js';
 
 /** The seam through which the driver starts and finds processes (the supervisor by default). */
@@ -156,6 +158,15 @@ export class FirecrackerHandle implements VmmHandle {
     await this.api.send(resumeRequest());
   }
 
+  saveState(dir: string): Promise<SavedState> {
+    return saveFirecrackerState(this, dir);
+  }
+
+  /** The guest clock is moved on by snapshot-load (clock_realtime) where the VMM can; nothing to send. */
+  afterResume(): Promise<null> {
+    return Promise.resolve(null);
+  }
+
   /**
    * Needs Paused. Writes the snapshot to these host paths. Jailed, the VMM can only write inside its chroot: it
    * writes files prepared there for the jail user, which are then moved out and handed to root (0600).
@@ -210,6 +221,7 @@ export class FirecrackerHandle implements VmmHandle {
 
 export class FirecrackerDriver implements VmmDriver {
   readonly kind = 'firecracker' as const;
+  readonly stateFiles = FC_STATE_FILES;
   private readonly launcher: VmmLauncher;
 
   constructor(private readonly opts: FirecrackerDriverOptions = {}) {
@@ -257,6 +269,23 @@ export class FirecrackerDriver implements VmmDriver {
 
   async start(spec: MachineSpec): Promise<VmmHandle> {
     return this.startFirecracker(spec);
+  }
+
+  /** Firecracker reopens the disk where its snapshot recorded it: a VM that would see it elsewhere is refused. */
+  async restoreRefusal(spec: MachineSpec, opts: RestoreOptions = {}): Promise<HangarError | null> {
+    return diskPathRefusal(opts.diskPathInVmm, (await this.plan(spec)).vmmPaths.rootfsPath);
+  }
+
+  async restore(spec: MachineSpec, dir: string, opts: RestoreOptions = {}): Promise<FirecrackerHandle> {
+    if (opts.files) await checkFiles(dir, opts.files);
+    const refused = await this.restoreRefusal(spec, opts);
+    if (refused) throw refused;
+    const probe = await this.probe();
+    // The guest clock jumps forward by the time spent saved, where the VMM can do it (clock_realtime, 1.16.1+).
+    const clockRealtime = probe.version ? hasField(apiVersionFor(probe.version), 'snapshot-load.clock_realtime') : false;
+    return this.startFirecracker(spec, {
+      restore: { snapshotPath: join(dir, FC_VMSTATE_FILE), memFilePath: join(dir, FC_MEMORY_FILE), resume: false, ...(clockRealtime ? { clockRealtime: true } : {}) },
+    });
   }
 
   /**

@@ -8,11 +8,18 @@ import { HangarError, isHangarError } from '../../errors.js';
 import { run, which } from '../../util/exec.js';
 import { chooseAccel, type Accel, type AccelChoice } from '../accel.js';
 import { tail } from '../console.js';
-import type { DriverProbe, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
+import { checkFiles } from '../../util/files.js';
+import type { DriverProbe, RestoreOptions, ResumeSync, SavedState, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
 import { SupervisedProcess, verifyProcess, readPidFile, type ProcessIdentity } from '../supervisor.js';
 import type { MachineSpec, ProcessExit } from '../types.js';
 import { buildQemuArgv, qmpSocketArg } from './argv.js';
+import { sendResumeSync } from './agent.js';
+import { qemuRunPaths, type QemuRunPaths } from './paths.js';
 import { connectQmpWhenReady, QmpClient, type QmpEvent } from './qmp.js';
+import { agentListening, restoreQemuState, saveQemuState } from './state.js';
+
+/** The one file a QEMU guest's saved state is (a migration stream). */
+export const QEMU_STATE_FILE = 'state.bin';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
@@ -40,25 +47,6 @@ export interface QemuStartOptions {
   incoming?: string;
   /** Overrides the driver's guestAgent: a restore must recreate the device set the state was saved with. */
   guestAgent?: boolean;
-}
-
-export interface QemuRunPaths {
-  qmpSocket: string;
-  pidFile: string;
-  /** QEMU's own stdout/stderr (the guest console is spec.consoleLogPath). */
-  vmmLog: string;
-  /** The guest agent channel (virtio-serial) QEMU listens on. */
-  agentSocket: string;
-  /** Where QEMU sends (migrate) or receives (-incoming) a migration stream. */
-  migrateOutSocket: string;
-  migrateInSocket: string;
-}
-
-export function qemuRunPaths(runDir: string): QemuRunPaths {
-  return {
-    qmpSocket: join(runDir, 'qmp.sock'), pidFile: join(runDir, 'qemu.pid'), vmmLog: join(runDir, 'vmm.log'),
-    agentSocket: join(runDir, 'agent.sock'), migrateOutSocket: join(runDir, 'migrate-out.sock'), migrateInSocket: join(runDir, 'migrate-in.sock'),
-  };
 }
 
 /** How long a guest gets to end itself after Ctrl-Alt-Del before QMP quit. */
@@ -123,6 +111,17 @@ export class QemuHandle implements VmmHandle {
     await (await this.client()).stop();
   }
 
+  async saveState(dir: string): Promise<SavedState> {
+    const r = await saveQemuState(this, join(dir, QEMU_STATE_FILE));
+    return { files: { [QEMU_STATE_FILE]: { sha256: r.sha256, size: r.bytes } }, vmmVersion: (await this.client()).version, guestAgent: this.guestAgent, ms: r.ms };
+  }
+
+  /** The clock and entropy resync through the agent channel, if the guest holds it open (an older image may not). */
+  async afterResume(): Promise<ResumeSync> {
+    if (!(await agentListening(this))) return { sentAt: 0, guestTime: null, agent: false };
+    return { ...(await sendResumeSync(this.paths.agentSocket, { timeoutMs: 5000 })), agent: true };
+  }
+
   async resume(): Promise<void> {
     await (await this.client()).cont();
   }
@@ -169,6 +168,7 @@ export class QemuHandle implements VmmHandle {
 
 export class QemuDriver implements VmmDriver {
   readonly kind = 'qemu' as const;
+  readonly stateFiles = [QEMU_STATE_FILE] as const;
   private binaryPath: string | null = null;
 
   constructor(private readonly opts: QemuDriverOptions = {}) {}
@@ -280,5 +280,18 @@ export class QemuDriver implements VmmDriver {
       // Ours and alive but deaf: not "gone". The caller decides (usually: stop it by signal and start afresh).
       throw new HangarError('QMP_ERROR', `QEMU ${proc.pid} for ${spec.id} runs but its QMP socket does not answer`, { pid: proc.pid, id: spec.id }, { cause: e });
     }
+  }
+
+  /** A QEMU state restores into any run directory: nothing to refuse up front. */
+  restoreRefusal(): Promise<null> {
+    return Promise.resolve(null);
+  }
+
+  /** QEMU waits for the migration stream (-incoming) with the device set the state was saved with, then loads it. */
+  async restore(spec: MachineSpec, dir: string, opts: RestoreOptions = {}): Promise<QemuHandle> {
+    if (opts.files) await checkFiles(dir, opts.files);
+    const sha256 = opts.files?.[QEMU_STATE_FILE]?.sha256;
+    const r = await restoreQemuState((incoming) => this.start(spec, { incoming, ...(opts.guestAgent !== undefined ? { guestAgent: opts.guestAgent } : {}) }), spec, join(dir, QEMU_STATE_FILE), sha256 ? { sha256 } : {});
+    return r.handle;
   }
 }

@@ -9,7 +9,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { FC_MEMORY_FILE, FC_VMSTATE_FILE, firecrackerBackend, hashFile } from '../../../src/snapshot/backend.js';
+import { hashFile } from '../../../src/util/files.js';
+import type { SavedState } from '../../../src/vmm/driver.js';
+import { FC_MEMORY_FILE, FC_VMSTATE_FILE } from '../../../src/vmm/firecracker/snapshot.js';
 import { FirecrackerDriver } from '../../../src/vmm/firecracker/driver.js';
 import type { FirecrackerHandle } from '../../../src/vmm/firecracker/driver.js';
 import type { MachineSpec } from '../../../src/vmm/types.js';
@@ -85,9 +87,9 @@ test('jailer mode snapshots: written inside the jail and handed to root; two clo
 
   const source = vm('jsrc');
   const h = await driver.startFirecracker(source);
-  let saved: Awaited<ReturnType<typeof firecrackerBackend.save>>;
+  let saved: SavedState;
   try {
-    saved = await firecrackerBackend.save(h, snapDir);
+    saved = await h.saveState(snapDir);
     assert.equal(saved.diskPathInVmm, '/rootfs.ext4', 'recorded as the jailed VMM sees it: the same path in every jail');
     for (const f of [FC_VMSTATE_FILE, FC_MEMORY_FILE]) {
       const st = statSync(join(snapDir, f));
@@ -102,8 +104,7 @@ test('jailer mode snapshots: written inside the jail and handed to root; two clo
   try {
     for (const id of ['jclone-1', 'jclone-2']) {
       const spec = vm(id);
-      const r = await firecrackerBackend.restore(driver, spec, snapDir, { files: saved.files, diskPathInVmm: saved.diskPathInVmm! });
-      const c = r.handle as FirecrackerHandle;
+      const c = await driver.restore(spec, snapDir, { files: saved.files, diskPathInVmm: saved.diskPathInVmm! });
       clones.push(c);
       assert.equal(await c.status(), 'paused');
       await c.resume();

@@ -6,9 +6,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isHangarError } from '../../src/errors.js';
-import { AGENT_PORT_NAME, formatSyncLine, RESUMED_MARKER, SEED_BYTES, sendResumeSync, SYNC_LINE_RE } from '../../src/snapshot/agent.js';
-import { ROOT } from '../support/env.js';
+import { isHangarError } from '../../../src/errors.js';
+import { AGENT_PORT_NAME, formatSyncLine, RESUMED_MARKER, SEED_BYTES, sendResumeSync, SYNC_LINE_RE } from '../../../src/vmm/qemu/agent.js';
+import { ROOT } from '../../support/env.js';
 
 const script = readFileSync(join(ROOT, 'src/image/guest/resume-agent.sh'), 'utf8');
 

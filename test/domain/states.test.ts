@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACTION_FROM, VM_STATES, assertAction, canTransition } from '../../src/vm/states.js';
+import { ACTION_FROM, VM_STATES, assertAction, canTransition } from '../../src/domain/states.js';
 import { isHangarError } from '../../src/errors.js';
 
 test('destroyed is terminal and every state can reach destroyed or stopped', () => {

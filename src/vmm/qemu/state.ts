@@ -13,10 +13,25 @@ import { rm, stat } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HangarError, toHangarError } from '../errors.js';
-import { tailFile } from '../util/tail.js';
-import { qemuRunPaths, type QemuDriver, type QemuHandle } from '../vmm/qemu/driver.js';
-import type { MachineSpec } from '../vmm/types.js';
+import { HangarError, toHangarError } from '../../errors.js';
+import { tailFile } from '../../util/tail.js';
+import type { MachineSpec } from '../types.js';
+import { qemuRunPaths, type QemuRunPaths } from './paths.js';
+import type { QmpClient } from './qmp.js';
+
+/** What saving needs of a running QEMU (QemuHandle is one). */
+export interface QemuStateSource {
+  readonly pid: number;
+  readonly paths: QemuRunPaths;
+  client(): Promise<QmpClient>;
+}
+
+/** What loading needs of a QEMU started with -incoming (QemuHandle is one). */
+export interface QemuIncoming extends QemuStateSource {
+  readonly process: { readonly alive: boolean };
+  readonly exited: Promise<unknown>;
+  stop(opts?: { graceMs?: number }): Promise<unknown>;
+}
 
 /** What QEMU may be handed as a socket path: absolute, plain characters only, fits in sun_path. */
 const SAFE_PATH_RE = /^\/[A-Za-z0-9._/-]{1,106}$/;
@@ -91,7 +106,7 @@ function listen(path: string): Promise<Server> {
  * (QMP stop) so the stream and a disk copy taken afterwards describe the same instant. QEMU is left in
  * 'postmigrate': `cont` runs the guest on, `quit` ends it.
  */
-export async function saveQemuState(handle: QemuHandle, file: string, opts: { timeoutMs?: number } = {}): Promise<StreamResult> {
+export async function saveQemuState(handle: QemuStateSource, file: string, opts: { timeoutMs?: number } = {}): Promise<StreamResult> {
   const t0 = performance.now();
   const qmp = await handle.client();
   const status = await qmp.queryStatus();
@@ -160,11 +175,13 @@ async function connectWhenListening(path: string, timeoutMs: number, alive: () =
  * loaded and the guest is paused (nothing of the guest has run yet: the caller checks, then `cont`). With
  * `sha256`, a stream that does not hash to it fails the restore before the guest runs.
  */
-export async function restoreQemuState(driver: QemuDriver, spec: MachineSpec, file: string, opts: { sha256?: string; timeoutMs?: number; guestAgent?: boolean } = {}): Promise<{ handle: QemuHandle } & StreamResult> {
+export async function restoreQemuState<H extends QemuIncoming>(
+  start: (incoming: string) => Promise<H>, spec: MachineSpec, file: string, opts: { sha256?: string; timeoutMs?: number } = {},
+): Promise<{ handle: H } & StreamResult> {
   const t0 = performance.now();
   const sock = safeSocketPath(qemuRunPaths(spec.runDir).migrateInSocket, 'migrateInSocket');
   await rm(sock, { force: true });
-  const handle = await driver.start(spec, { incoming: `unix:${sock}`, ...(opts.guestAgent !== undefined ? { guestAgent: opts.guestAgent } : {}) });
+  const handle = await start(`unix:${sock}`);
   const timeoutMs = opts.timeoutMs ?? 300_000;
   try {
     const s = await connectWhenListening(sock, 10_000, () => handle.process.alive);
@@ -202,7 +219,7 @@ export async function restoreQemuState(driver: QemuDriver, spec: MachineSpec, fi
  * frontend-open). The resume agent keeps it open for good, so after a restore this says whether anyone will read
  * the sync line — an image without the agent costs no wait.
  */
-export async function agentListening(handle: QemuHandle): Promise<boolean> {
+export async function agentListening(handle: QemuStateSource): Promise<boolean> {
   const list = await (await handle.client()).execute<{ label: string; 'frontend-open'?: boolean }[]>('query-chardev');
   return list.some((c) => c.label === 'agent' && c['frontend-open'] === true);
 }

@@ -12,11 +12,11 @@
 // clone its own host entropy after that. Firecracker guests get their clock from snapshot-load clock_realtime.
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import { HangarError } from '../errors.js';
+import { HangarError } from '../../errors.js';
+import { RESUMED_MARKER } from '../../guest-protocol.js';
 
-export { AGENT_PORT_NAME } from '../vmm/qemu/argv.js';
-/** Printed by the guest agent on the console once it has resynchronised: `HANGAR-RESUMED <guest epoch seconds>`. */
-export const RESUMED_MARKER = 'HANGAR-RESUMED';
+export { AGENT_PORT_NAME } from './argv.js';
+export { RESUMED_MARKER };
 export const SEED_BYTES = 64;
 
 /** The one line the host sends. Pure. */

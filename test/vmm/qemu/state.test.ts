@@ -2,13 +2,13 @@
 // a stream QEMU closes as soon as it has read it all.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isHangarError } from '../../src/errors.js';
+import { isHangarError } from '../../../src/errors.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { safeSocketPath, sendFile } from '../../src/snapshot/qemu.js';
+import { safeSocketPath, sendFile } from '../../../src/vmm/qemu/state.js';
 
 test('QEMU is only ever handed plain absolute socket paths', () => {
   assert.equal(safeSocketPath('/var/lib/hangar/vms/vm-1/migrate-in.sock'), '/var/lib/hangar/vms/vm-1/migrate-in.sock');

@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { isHangarError } from '../../src/errors.js';
-import { backendFor, FC_MEMORY_FILE, FC_VMSTATE_FILE, firecrackerBackend } from '../../src/snapshot/backend.js';
-import { FirecrackerDriver, type FirecrackerHandle } from '../../src/vmm/firecracker/driver.js';
-import type { MachineSpec } from '../../src/vmm/types.js';
-import { skipUnlessShared } from '../support/env.js';
-import { fakeFirecrackerWorkspace, type FakeTraceEntry } from '../support/fake-firecracker.js';
+import { isHangarError } from '../../../src/errors.js';
+import { FC_MEMORY_FILE, FC_VMSTATE_FILE } from '../../../src/vmm/firecracker/snapshot.js';
+import { FirecrackerDriver } from '../../../src/vmm/firecracker/driver.js';
+import type { MachineSpec } from '../../../src/vmm/types.js';
+import { skipUnlessShared } from '../../support/env.js';
+import { fakeFirecrackerWorkspace, type FakeTraceEntry } from '../../support/fake-firecracker.js';
 
 const skip = skipUnlessShared();
 const { root, fakeBin, kernel, handles } = fakeFirecrackerWorkspace('hangar-fc-snap-');
@@ -43,7 +43,7 @@ test('FAKE Firecracker 1.16.1: save = pause + snapshot/create; restore = logger,
   const { driver, spec, trace, stateDir } = setup('1.16.1');
   const h = await driver.startFirecracker(spec);
   handles.push(h);
-  const saved = await firecrackerBackend.save(h, stateDir);
+  const saved = await h.saveState(stateDir);
   assert.deepEqual(calls(trace()).filter((c) => !c.startsWith('GET ')).slice(-2), ['PATCH /vm 204', 'PUT /snapshot/create 204']);
   const patch = trace().find((e) => e.path === '/vm')!.body as Record<string, unknown>;
   assert.equal(patch.state, 'Paused');
@@ -54,8 +54,8 @@ test('FAKE Firecracker 1.16.1: save = pause + snapshot/create; restore = logger,
   await h.stop({ graceMs: 100 });
 
   const before = trace().length;
-  const r = await firecrackerBackend.restore(driver, spec, stateDir, { files: saved.files, diskPathInVmm: saved.diskPathInVmm! });
-  handles.push(r.handle as FirecrackerHandle);
+  const r = { handle: await driver.restore(spec, stateDir, { files: saved.files, diskPathInVmm: saved.diskPathInVmm! }) };
+  handles.push(r.handle);
   const second = trace().slice(before);
   assert.deepEqual(calls(second), ['GET / 200', 'PUT /logger 204', 'PUT /snapshot/load 204'], 'nothing boot-specific before the load');
   const load = second.at(-1)!.body as Record<string, unknown>;
@@ -65,7 +65,7 @@ test('FAKE Firecracker 1.16.1: save = pause + snapshot/create; restore = logger,
   assert.equal(await r.handle.status(), 'paused');
   await r.handle.resume();
   assert.equal(await r.handle.status(), 'running');
-  assert.equal(await firecrackerBackend.afterResume(r.handle), null);
+  assert.equal(await r.handle.afterResume(), null);
   await r.handle.stop({ graceMs: 100 });
 });
 
@@ -73,21 +73,21 @@ test('FAKE Firecracker 1.13.1: no clock_realtime in that API; a clone at another
   const { driver, spec, trace, stateDir } = setup('1.13.1');
   const h = await driver.startFirecracker(spec);
   handles.push(h);
-  const saved = await backendFor('firecracker').save(h, stateDir);
+  const saved = await h.saveState(stateDir);
   await h.stop({ graceMs: 100 });
   const before = trace().length;
   // The snapshot reopens its disk where it was: another VM's run directory cannot receive it (unjailed).
   const other = { ...spec, id: 'fcsnap-other', runDir: join(root, 'other'), rootfsPath: join(root, 'other', 'rootfs.ext4') };
-  await assert.rejects(firecrackerBackend.restore(driver, other, stateDir, { files: saved.files, diskPathInVmm: saved.diskPathInVmm! }),
+  await assert.rejects(driver.restore(other, stateDir, { files: saved.files, diskPathInVmm: saved.diskPathInVmm! }),
     (e: unknown) => isHangarError(e, 'SNAPSHOT_FAILED') && /clones of a Firecracker VM need the jailer/.test((e as Error).message));
   assert.equal(trace().length, before, 'refused before a process was started');
   // A truncated memory file is refused by its recorded size.
   writeFileSync(join(stateDir, FC_MEMORY_FILE), '');
-  await assert.rejects(firecrackerBackend.restore(driver, spec, stateDir, { files: saved.files }), (e: unknown) => isHangarError(e, 'SNAPSHOT_FAILED'));
+  await assert.rejects(driver.restore(spec, stateDir, { files: saved.files }), (e: unknown) => isHangarError(e, 'SNAPSHOT_FAILED'));
   writeFileSync(join(stateDir, FC_MEMORY_FILE), readFileSync(join(stateDir, FC_VMSTATE_FILE)).length ? 'x' : '');
-  const ok = await firecrackerBackend.restore(driver, spec, stateDir, {});
-  handles.push(ok.handle as FirecrackerHandle);
+  const ok = await driver.restore(spec, stateDir, {});
+  handles.push(ok);
   const load = trace().filter((e) => e.path === '/snapshot/load').at(-1)!.body as Record<string, unknown>;
   assert.equal('clock_realtime' in load, false);
-  await ok.handle.stop({ graceMs: 100 });
+  await ok.stop({ graceMs: 100 });
 });
