@@ -1,24 +1,31 @@
-// The controller process: state, network, drivers, manager, background loops and the HTTP server, started as
-// named steps with their undos, and shut down gracefully (VMs keep running and are adopted at the next start).
+// The composition root: the one place that wires Hangar's parts — state, network, VMM drivers (from the registry),
+// the VM manager, golden snapshots, the desktop bridge, the doctor, background loops and the HTTP server — started
+// as named steps with their undos, and shut down gracefully (VMs keep running and are adopted at the next start).
+// Route modules receive typed ports (ApiContext) in one way; nothing else constructs parts.
 import { rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
+import { attachVncBridge, desktopRoutes, type DesktopDeps } from '../desktop/index.js';
+import { loadOrCreateViewerSecret } from '../desktop/secret.js';
+import { doctorRoutes } from '../doctor/routes.js';
+import { VNC_PORT } from '../guest-protocol.js';
 import { listImages, resolveImage } from '../image/store.js';
 import { HangarMetrics } from '../metrics.js';
 import { listNetns, setupHostNetwork } from '../net/host.js';
+import { SnapshotStore } from '../snapshot/store.js';
 import { Store } from '../store/store.js';
 import { run } from '../util/exec.js';
 import type { Progress } from '../util/progress.js';
 import { runSteps } from '../util/steps.js';
 import { VmManager, type ReconcileReport } from '../vm/manager.js';
-import { FirecrackerDriver } from '../vmm/firecracker/driver.js';
-import { QemuDriver } from '../vmm/qemu/driver.js';
 import type { VmmDriver } from '../vmm/driver.js';
+import { createDrivers } from '../vmm/registry.js';
 import type { VmmKind } from '../vmm/types.js';
 import { loadOrCreateToken } from './auth.js';
 import type { ControllerConfig } from './config.js';
-import type { ApiContext, ApiRoute } from './routes.js';
+import type { ApiContext, ApiRouteModule } from './routes.js';
 import { buildServer, redactUrl } from './server.js';
 import { healthLoop, hibernator, ttlReaper, type Loop } from './workers.js';
 
@@ -37,13 +44,34 @@ export interface Controller {
 }
 
 export interface ControllerHooks {
-  /** Extra route modules (desktop bridge, doctor, snapshots) and what they attach to the raw server. */
-  extend?: (ctx: ApiContext, manager: VmManager, config: ControllerConfig) => { routes: ApiRoute[]; attach?: (app: FastifyInstance) => void | (() => void) };
+  /** Drivers instead of the registry's (tests: a FAKE Firecracker). */
   drivers?: Partial<Record<VmmKind, VmmDriver>>;
   progress?: Progress;
   /** Log destination (default: stdout as JSON lines). */
   logStream?: NodeJS.WritableStream;
   logLevel?: string;
+}
+
+/** The desktop module's dependencies over the manager: viewers reach VMs only through it. */
+function desktopDeps(ctx: ApiContext, manager: VmManager, config: ControllerConfig, metrics: HangarMetrics): DesktopDeps {
+  return {
+    // A hibernated VM counts as ready for a viewer: dialling restores it transparently.
+    lookup: (id) => {
+      const vm = manager.find(id);
+      if (!vm) return null;
+      return { state: vm.hibernation ? 'ready' : vm.state };
+    },
+    dial: async (id, opts) => {
+      const vm = ctx.vms.get(id);
+      if (vm.hibernation || vm.state === 'paused') await manager.ensureRunning(id);
+      return manager.dialVm(id, VNC_PORT, opts);
+    },
+    touch: (id) => manager.touch(id),
+    metrics,
+    secret: loadOrCreateViewerSecret(join(config.paths.stateDir, 'viewer.key')),
+    limits: { tokenTtlMs: config.viewerTokenTtlS * 1000, dialTimeoutMs: 120_000 },
+    allowedOrigins: config.viewerOrigins,
+  };
 }
 
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
@@ -76,12 +104,15 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       name: 'VM manager',
       run: (c) => {
         // QEMU guests get the agent channel: snapshots and hibernation resync their clock and entropy through it.
-        const drivers = hooks.drivers ?? { qemu: new QemuDriver({ guestAgent: true }), firecracker: new FirecrackerDriver(config.firecrackerJailer ? { jailer: config.firecrackerJailer } : {}) };
+        const drivers = hooks.drivers ?? createDrivers({
+          qemu: { guestAgent: true },
+          firecracker: config.firecrackerJailer ? { jailer: config.firecrackerJailer } : {},
+        });
         c.manager = new VmManager({
           store: c.store, stateDir: config.paths.stateDir, net, drivers, defaultVmm: config.defaultVmm,
           images: { resolve: (ref) => resolveImage(ref, config.paths), list: () => listImages(config.paths) },
           readyTimeoutMs: config.readyTimeoutMs, maxVms: config.maxVms, metrics,
-          snapshotsDir: config.paths.snapshotsDir,
+          snapshotStore: new SnapshotStore(config.paths.snapshotsDir),
           ...(hooks.progress ? { progress: hooks.progress } : {}),
           log: (msg, data) => logger.info(data ?? {}, msg),
         });
@@ -92,17 +123,20 @@ export async function startController(config: ControllerConfig, hooks: Controlle
     {
       name: 'HTTP server',
       run: async (c) => {
-        let attach: ((app: FastifyInstance) => void | (() => void)) | undefined;
-        c.app = await buildServer({ service: c.manager, store: c.store, metrics, token: c.token }, {
-          loggerInstance: logger as never,
-          extraRoutes: (api) => {
-            const ext = hooks.extend?.(api, c.manager, config);
-            attach = ext?.attach;
-            return ext?.routes ?? [];
-          },
+        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token };
+        const desk = desktopDeps(ports, c.manager, config, metrics);
+        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];
+        c.app = await buildServer(ports, { loggerInstance: logger as never, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
+        desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
+        const bridge = attachVncBridge(c.app.server, desk);
+        // Viewers of a VM that pauses, stops or goes away are told so at once instead of hanging.
+        const off = c.store.onEvent((e) => {
+          const to = (e.data as { to?: string }).to;
+          if (e.vmId && (e.type === 'vm.destroyed' || (e.type === 'vm.state' && to && ['paused', 'stopping', 'stopped', 'failed'].includes(to)))) {
+            bridge.disconnect(e.vmId, e.type === 'vm.destroyed' ? 'VM destroyed' : `VM ${to}`);
+          }
         });
-        const detach = attach?.(c.app);
-        if (detach) c.detach = detach;
+        c.detach = () => { off(); void bridge.close(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },

@@ -3,9 +3,8 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HangarError } from '../errors.js';
-import type { VmRecord } from '../store/store.js';
+import type { VmRecord } from '../domain/vm.js';
 import { snapshotRoutes } from '../snapshot/routes.js';
-import { VmManager } from '../vm/manager.js';
 import { normalizeCreate, type CreateVmInput } from '../vm/input.js';
 import type { LifecycleAction } from '../vm/service.js';
 import { tailFile } from '../util/tail.js';
@@ -27,9 +26,20 @@ async function waitFor<T>(p: Promise<T>, timeoutMs: number): Promise<T> {
   }
 }
 
+/**
+ * Where an event stream starts: after Last-Event-ID (a reconnecting client), else after ?since=SEQ (0 replays all
+ * that is kept), else — and for since=now — after the newest event: live only. Pure.
+ */
+export function eventsStart(since: string | undefined, lastEventId: string | string[] | undefined, newest: number): number {
+  const id = Array.isArray(lastEventId) ? lastEventId[0] : lastEventId;
+  if (id !== undefined && /^[0-9]{1,15}$/.test(id)) return Number(id);
+  if (since !== undefined && since !== 'now') return Number(since);
+  return newest;
+}
+
 /** The VM view plus what snapshots add: hibernation and, for a clone, where its guest really lives. */
 export function vmView(r: VmRecord): VmView & { hibernated: boolean; clone: { snapshot: string; netns: string; guestIp: string } | null } {
-  const clone = (r.net as { clone?: { netns: string; guest: { ip: string } } } | null)?.clone;
+  const clone = r.net?.clone;
   return {
     ...toVmView(r),
     hibernated: !!r.hibernation,
@@ -38,12 +48,23 @@ export function vmView(r: VmRecord): VmView & { hibernated: boolean; clone: { sn
 }
 
 export function coreRoutes(ctx: ApiContext): ApiRoute[] {
-  const { service, store, metrics } = ctx;
+  const { vms: service, events, metrics } = ctx;
   let listCache = { version: -1, body: '' };
+  const summaries: Record<LifecycleAction, string> = {
+    start: 'Start a VM (boots from its disk, or restores a hibernated one; ?wait=true waits until ready; a running VM is already started)',
+    stop: 'Stop a VM (a stopped VM is already stopped)',
+    pause: 'Pause a VM',
+    resume: 'Resume a paused VM, or restore a hibernated one',
+    hibernate: 'Save the VM to disk and stop it (start/resume restores it)',
+  };
   const action = (a: LifecycleAction): ApiRoute => ({
-    method: 'POST', url: `/v1/vms/:id/${a}`, summary: `${a[0]!.toUpperCase()}${a.slice(1)} a VM`, auth: 'bearer',
-    schema: { params: idParams, response: vmResponse },
-    handler: async (req) => vmView(await service.action((req as IdReq).params.id, a)),
+    method: 'POST', url: `/v1/vms/:id/${a}`, summary: summaries[a], auth: 'bearer',
+    schema: { params: idParams, querystring: waitQuery, response: vmResponse },
+    handler: async (req) => {
+      const q = req.query as { wait?: boolean; timeoutMs?: number };
+      const { vm, ready } = await service.act((req as IdReq).params.id, a);
+      return vmView(q.wait ? await waitFor(ready, q.timeoutMs ?? 300_000) : vm);
+    },
   });
   return [
     {
@@ -69,7 +90,7 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
       method: 'GET', url: '/v1/vms', summary: 'List VMs', auth: 'bearer', schema: { response: listResponse },
       handler: (_req, reply) => {
         // The list is derived state: serialise it once per store version, not once per request.
-        if (listCache.version !== store.version) listCache = { version: store.version, body: JSON.stringify({ vms: service.list().map(vmView) }) };
+        if (listCache.version !== events.version) listCache = { version: events.version, body: JSON.stringify({ vms: service.list().map(vmView) }) };
         return reply.type('application/json; charset=utf-8').send(listCache.body);
       },
     },
@@ -77,15 +98,7 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
       method: 'GET', url: '/v1/vms/:id', summary: 'Show a VM', auth: 'bearer', schema: { params: idParams, response: vmResponse },
       handler: (req) => vmView(service.get((req as IdReq).params.id)),
     },
-    action('start'), action('stop'), action('pause'), action('resume'),
-    {
-      method: 'POST', url: '/v1/vms/:id/hibernate', summary: 'Save the VM to disk and stop it (start/resume restores it)', auth: 'bearer',
-      schema: { params: idParams, response: vmResponse },
-      handler: async (req) => {
-        if (!(service instanceof VmManager)) throw new HangarError('VMM_NOT_AVAILABLE', 'this controller cannot hibernate VMs');
-        return vmView(await service.hibernate((req as IdReq).params.id));
-      },
-    },
+    action('start'), action('stop'), action('pause'), action('resume'), action('hibernate'),
     {
       method: 'DELETE', url: '/v1/vms/:id', summary: 'Destroy a VM and everything it holds', auth: 'bearer',
       schema: { params: idParams, response: { 204: { type: 'null' }, '4xx': errorSchema, '5xx': errorSchema } },
@@ -118,12 +131,12 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
       handler: () => service.host(),
     },
     {
-      method: 'GET', url: '/v1/events', summary: 'Lifecycle events as Server-Sent Events (Last-Event-ID or ?since= resumes)', auth: 'bearer',
+      method: 'GET', url: '/v1/events', summary: 'Lifecycle events as Server-Sent Events: live only, unless ?since=SEQ (0: all kept) or Last-Event-ID replays', auth: 'bearer',
       produces: 'text/event-stream',
       schema: { querystring: eventsQuery },
       handler: (req, reply) => {
-        const q = req.query as { since?: number; vm?: string };
-        const last = Number(req.headers['last-event-id'] ?? q.since ?? 0) || 0;
+        const q = req.query as { since?: string; vm?: string };
+        const last = eventsStart(q.since, req.headers['last-event-id'], events.lastEventSeq());
         reply.hijack();
         const res = reply.raw;
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
@@ -131,8 +144,8 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
           if (q.vm && e.vmId !== q.vm) return;
           res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(full)}\n\n`);
         };
-        for (const e of store.events({ since: last, ...(q.vm ? { vmId: q.vm } : {}) })) send(e, e);
-        const off = store.onEvent((e) => send(e, e));
+        for (const e of events.events({ since: last, ...(q.vm ? { vmId: q.vm } : {}) })) send(e, e);
+        const off = events.onEvent((e) => send(e, e));
         const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
         req.raw.on('close', () => { off(); clearInterval(ping); });
       },

@@ -115,7 +115,7 @@ export const consoleQuery = {
 export const eventsQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { since: { type: 'integer', minimum: 0 }, vm: { type: 'string', maxLength: 128 } },
+  properties: { since: { type: 'string', pattern: '^([0-9]{1,15}|now)$', description: 'replay events after this sequence number (0: all kept); default and now: live only' }, vm: { type: 'string', maxLength: 128 } },
 } as const;
 
 export const imageSchema = {

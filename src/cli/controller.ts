@@ -9,7 +9,6 @@ import { startController } from '../api/controller.js';
 import { HangarError } from '../errors.js';
 import { createProgress, progressModeFromEnv } from '../util/progress.js';
 import { validInt } from '../util/validate.js';
-import { controllerExtensions } from './extensions.js';
 import { clientFromEnv } from './client.js';
 import { listNetns, removeHostNetwork } from '../net/host.js';
 import { run } from '../util/exec.js';
@@ -61,7 +60,7 @@ export const commands: Command[] = [
       }
       if (values.foreground) {
         const progress = createProgress(progressModeFromEnv({ quiet: values.quiet === true }));
-        const c = await startController(cfg, { extend: controllerExtensions, progress });
+        const c = await startController(cfg, { progress });
         io.err(`hangar: controller at ${c.url} (token in ${cfg.tokenPath})\n`);
         await new Promise<void>((res) => {
           const stop = (): void => { process.off('SIGTERM', stop); process.off('SIGINT', stop); res(); };

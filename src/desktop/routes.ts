@@ -60,7 +60,7 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
       method: 'POST', url: '/v1/vms/:id/viewer', summary: 'A short-lived viewer token and page URL for the VM desktop', auth: 'bearer',
       schema: { params: idParams, body: viewerBody, response: { 200: viewerResponse, '4xx': errorSchema, '5xx': errorSchema } },
       handler: (req) => {
-        const vm = ctx.service.get((req as IdReq).params.id); // ids and names; the token binds the canonical id
+        const vm = ctx.vms.get((req as IdReq).params.id); // ids and names; the token binds the canonical id
         const ttlS = (req.body as { ttlSeconds?: number } | null | undefined)?.ttlSeconds;
         const ttlMs = ttlS === undefined ? limits.tokenTtlMs : ttlS * 1000;
         if (ttlMs > limits.maxTokenTtlMs) {

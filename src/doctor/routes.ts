@@ -1,6 +1,6 @@
 // GET /v1/doctor[?vm=ID]: the doctor run by the controller, which owns the VMs, the network and the images.
 import type { FastifyRequest } from 'fastify';
-import type { ApiContext, ApiRoute } from '../api/routes.js';
+import type { ApiRoute } from '../api/routes.js';
 import { errorSchema } from '../api/schemas.js';
 import { runDoctor, type DoctorTarget } from './doctor.js';
 
@@ -68,9 +68,8 @@ const doctorQuery = {
   properties: { vm: { type: 'string', minLength: 1, maxLength: 128, description: 'also examine this VM (id or name)' } },
 } as const;
 
-/** The doctor's routes; ctx.service must be the controller's VmManager (it is). */
-export function doctorRoutes(ctx: ApiContext): ApiRoute[] {
-  const manager = ctx.service as unknown as DoctorTarget;
+/** The doctor's routes over what it examines (the composition root passes the VM manager). */
+export function doctorRoutes(manager: DoctorTarget): ApiRoute[] {
   return [
     {
       method: 'GET', url: '/v1/doctor', summary: 'Host, image and VM checks, most likely cause first (?vm=ID adds that VM)', auth: 'bearer',

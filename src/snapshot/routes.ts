@@ -1,20 +1,17 @@
-// HTTP routes of golden snapshots and hibernation. They need the VM manager itself (live VMMs), not only the
-// VmService view; a controller whose service is something else answers them with VMM_NOT_AVAILABLE.
+// HTTP routes of golden snapshots, over the snapshots port.
 import type { FastifyRequest } from 'fastify';
-import { HangarError } from '../errors.js';
 import type { ApiContext, ApiRoute } from '../api/routes.js';
 import { errorSchema, idParams, snapshotBody, snapshotSchema } from '../api/schemas.js';
-import { VmManager } from '../vm/manager.js';
-import type { VmService } from '../vm/service.js';
 import { toSnapshotView } from './manifest.js';
-import { normalizeSnapshotRequest } from './service.js';
+import { normalizeSnapshotRequest, type RemoveForce } from './service.js';
 
-type IdReq = FastifyRequest<{ Params: { id: string } }>;
+type IdReq = FastifyRequest<{ Params: { id: string }; Querystring: { force?: RemoveForce } }>;
 
-function managerOf(service: VmService): VmManager {
-  if (service instanceof VmManager) return service;
-  throw new HangarError('VMM_NOT_AVAILABLE', 'this controller has no snapshot support', {});
-}
+const removeQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { force: { type: 'string', enum: ['convert', 'destroy'], description: 'what becomes of the VMs that depend on the snapshot: convert them to independent VMs, or destroy them' } },
+} as const;
 
 const one = { 200: snapshotSchema, 201: snapshotSchema, '4xx': errorSchema, '5xx': errorSchema };
 
@@ -24,25 +21,26 @@ export function snapshotRoutes(ctx: ApiContext): ApiRoute[] {
       method: 'POST', url: '/v1/snapshots', summary: 'Take a golden snapshot of a ready VM ({ vm }) or of a VM booted from an image for it ({ image })', auth: 'bearer',
       schema: { body: snapshotBody, response: one },
       handler: async (req, reply) => {
-        const s = await managerOf(ctx.service).snapshots.create(normalizeSnapshotRequest(req.body));
+        const s = await ctx.snapshots.create(normalizeSnapshotRequest(req.body));
         return reply.code(201).send(toSnapshotView(s.manifest));
       },
     },
     {
       method: 'GET', url: '/v1/snapshots', summary: 'List golden snapshots', auth: 'bearer',
       schema: { response: { 200: { type: 'object', properties: { snapshots: { type: 'array', items: snapshotSchema } } } } },
-      handler: async () => ({ snapshots: (await managerOf(ctx.service).snapshots.list()).map((s) => toSnapshotView(s.manifest)) }),
+      handler: async () => ({ snapshots: (await ctx.snapshots.list()).map((s) => toSnapshotView(s.manifest)) }),
     },
     {
       method: 'GET', url: '/v1/snapshots/:id', summary: 'Show a golden snapshot', auth: 'bearer',
       schema: { params: idParams, response: one },
-      handler: async (req) => toSnapshotView((await managerOf(ctx.service).snapshots.get((req as IdReq).params.id)).manifest),
+      handler: async (req) => toSnapshotView((await ctx.snapshots.get((req as IdReq).params.id)).manifest),
     },
     {
-      method: 'DELETE', url: '/v1/snapshots/:id', summary: 'Delete a golden snapshot (running clones are not affected)', auth: 'bearer',
-      schema: { params: idParams, response: { 204: { type: 'null' }, '4xx': errorSchema, '5xx': errorSchema } },
+      method: 'DELETE', url: '/v1/snapshots/:id', summary: 'Delete a golden snapshot; SNAPSHOT_IN_USE while VMs depend on it, unless ?force=convert|destroy says what becomes of them', auth: 'bearer',
+      schema: { params: idParams, querystring: removeQuery, response: { 204: { type: 'null' }, '4xx': errorSchema, '5xx': errorSchema } },
       handler: async (req, reply) => {
-        await managerOf(ctx.service).snapshots.remove((req as IdReq).params.id);
+        const r = req as IdReq;
+        await ctx.snapshots.remove(r.params.id, r.query.force);
         return reply.code(204).send();
       },
     },

@@ -262,6 +262,11 @@ export class VmManager implements VmService {
     return this.o.store.mustGetVm(idOrName);
   }
 
+  /** The VM, or null when there is none. */
+  find(idOrName: string): VmRecord | null {
+    return this.o.store.getVm(idOrName);
+  }
+
   consolePath(idOrName: string): string {
     return join(this.get(idOrName).runDir, 'console.log');
   }

@@ -34,6 +34,9 @@ export interface VmService {
   list(): VmRecord[];
   get(idOrName: string): VmRecord;
   action(idOrName: string, action: LifecycleAction): Promise<VmRecord>;
+  /** action() with the boot it started (start, resume of a hibernated VM), for callers that wait until ready. */
+  act(idOrName: string, action: LifecycleAction): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }>;
+  hibernate(idOrName: string): Promise<VmRecord>;
   destroy(idOrName: string): Promise<void>;
   consolePath(idOrName: string): string;
   host(): Promise<HostInfo>;

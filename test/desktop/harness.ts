@@ -72,7 +72,8 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const dialOpts: unknown[] = [];
   const dial = opts.dial ?? (opts.rfbPort !== undefined ? tcpDial(opts.rfbPort) : undefined);
   if (!dial) throw new Error('startHarness needs rfbPort or dial');
-  const ctx: ApiContext = { service: offlineManager(store, dir, metrics), store, metrics, token: API_TOKEN };
+  const manager = offlineManager(store, dir, metrics);
+  const ctx: ApiContext = { vms: manager, snapshots: manager.snapshots, events: store, metrics, token: API_TOKEN };
   const logTo: { app?: FastifyInstance } = {}; // the server's own logger, once it exists
   const desk: DesktopDeps = {
     lookup: (id) => store.getVm(id),

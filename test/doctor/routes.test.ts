@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { parseArgs } from 'node:util';
 import { commands } from '../../src/cli/doctor.js';
 import type { Command } from '../../src/cli/command.js';
-import { doctorRoutes } from '../../src/doctor/routes.js';
 import type { DoctorReport } from '../../src/doctor/model.js';
 import { exitCodeOf, isHangarError } from '../../src/errors.js';
 import { auth, createApiHarness, TEST_TOKEN, type ApiHarness } from '../support/api.js';
@@ -33,7 +32,7 @@ describe('GET /v1/doctor', { skip: skipUnlessRoot(), concurrency: false }, () =>
   let h: ApiHarness;
   let url: string;
   before(async () => {
-    h = await createApiHarness({ extraRoutes: doctorRoutes });
+    h = await createApiHarness({ withDoctor: true });
     url = await h.app.listen({ host: '127.0.0.1', port: 0 });
   });
   after(async () => { await h?.close(); });

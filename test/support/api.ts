@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildServer, type ServerOptions } from '../../src/api/server.js';
 import type { ApiContext } from '../../src/api/routes.js';
+import { doctorRoutes } from '../../src/doctor/routes.js';
 import { listImages, resolveImage } from '../../src/image/store.js';
 import { HangarMetrics } from '../../src/metrics.js';
 import { normaliseNetConfig } from '../../src/net/config.js';
@@ -36,13 +37,14 @@ export function offlineManager(store: Store, stateDir: string, metrics: HangarMe
   });
 }
 
-export async function createApiHarness(opts: ServerOptions = {}): Promise<ApiHarness> {
+export async function createApiHarness(opts: ServerOptions & { withDoctor?: boolean } = {}): Promise<ApiHarness> {
   const stateDir = mkdtempSync(join(tmpdir(), 'hangar-api-'));
   const store = new Store(join(stateDir, 'state.db'));
   const metrics = new HangarMetrics();
   const manager = offlineManager(store, stateDir, metrics);
-  const ctx: ApiContext = { service: manager, store, metrics, token: TEST_TOKEN };
-  const app = await buildServer(ctx, opts);
+  const ctx: ApiContext = { vms: manager, snapshots: manager.snapshots, events: store, metrics, token: TEST_TOKEN };
+  const { withDoctor, ...server } = opts;
+  const app = await buildServer(ctx, withDoctor ? { ...server, extraRoutes: (c) => [...(server.extraRoutes?.(c) ?? []), ...doctorRoutes(manager)] } : server);
   return {
     app, ctx, store, manager, stateDir,
     insertVm: (id, state) => {

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadControllerConfig, type ControllerConfigInput } from '../../src/api/config.js';
 import { startController, type Controller, type ControllerHooks } from '../../src/api/controller.js';
-import { controllerExtensions } from '../../src/cli/extensions.js';
 import { createTestNetwork, type TestNetwork, type TestNetworkOptions } from './net.js';
 
 export interface LiveController {
@@ -30,7 +29,7 @@ export async function startLiveController(opts: { net?: TestNetworkOptions; conf
       ...opts.config,
     },
   });
-  const start = (): Promise<Controller> => startController(cfg, { extend: controllerExtensions, logLevel: 'warn', ...opts.hooks });
+  const start = (): Promise<Controller> => startController(cfg, { logLevel: 'warn', ...opts.hooks });
   let c: Controller;
   try {
     c = await start();
