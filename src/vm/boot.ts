@@ -30,6 +30,8 @@ export type BootFrom =
     consumed?: () => Promise<void>;
     /** For logs and the console marker: "snapshot snap-…", "hibernation of …". */
     what: string;
+    /** The guest's own hostname, told after resume (a clone's guest otherwise keeps its snapshot's). */
+    hostname?: string;
   };
 
 /** What a boot does to the world, one call per effect. */
@@ -141,7 +143,7 @@ export function restoreSteps(id: string, spec: MachineSpec, net: VmNet, from: Ex
       run: async (c) => {
         // Clock and entropy (the agent answers within ~1 s) while the desktop's port is checked from the host side.
         const [sync] = await Promise.all([
-          c.handle!.afterResume().catch((e: unknown) => ({ error: (e as Error).message })),
+          c.handle!.afterResume(from.hostname ? { hostname: from.hostname } : {}).catch((e: unknown) => ({ error: (e as Error).message })),
           p.waitDesktop(net.ip, signal),
         ]);
         c.sync = sync;

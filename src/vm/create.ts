@@ -119,7 +119,7 @@ export async function planClone(req: CreateVmRequest, snap: StoredSnapshot, c: C
       const nic = vmmNic(c.network.config, vm.net!);
       return {
         spec: { ...base, net: nic.nic, ...(nic.netns ? { netns: nic.netns } : {}) },
-        from: { kind: 'restore', stateDir: snap.dir, restore, diskFrom: join(snap.dir, SNAPSHOT_DISK), what: `snapshot ${m.id}` },
+        from: { kind: 'restore', stateDir: snap.dir, restore, diskFrom: join(snap.dir, SNAPSHOT_DISK), what: `snapshot ${m.id}`, hostname: vm.name },
       };
     },
     what: { snapshot: m.id, vmm: m.vmm.kind },

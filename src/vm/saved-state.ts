@@ -71,7 +71,7 @@ export async function hibernateVm(vm: VmRecord, d: SavedStateDeps): Promise<VmRe
 export function hibernationBoot(vm: VmRecord, store: StateStore): BootFrom {
   const h = vm.hibernation!;
   return {
-    kind: 'restore', stateDir: h.dir, diskFrom: null, what: `hibernation of ${h.at}`,
+    kind: 'restore', stateDir: h.dir, diskFrom: null, what: `hibernation of ${h.at}`, hostname: vm.name,
     restore: {
       ...(h.diskPathInVmm ? { diskPathInVmm: h.diskPathInVmm } : {}),
       ...(h.guestAgent !== undefined ? { guestAgent: h.guestAgent } : {}),

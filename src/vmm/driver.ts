@@ -59,8 +59,11 @@ export interface VmmHandle {
   release?(): void;
   /** Writes the state of a PAUSED guest into dir. The VMM stays alive (the caller resumes or stops it). */
   saveState(dir: string): Promise<SavedState>;
-  /** Right after a restored guest is resumed: clock and entropy for it (null when the VMM does it itself). */
-  afterResume(): Promise<ResumeSync | null>;
+  /**
+   * Right after a restored guest is resumed: clock and entropy for it, and its own hostname where the VMM has a
+   * channel for it (null when the VMM does the clock itself and has none).
+   */
+  afterResume(opts?: { hostname?: string }): Promise<ResumeSync | null>;
 }
 
 export interface VmmDriver {

@@ -85,6 +85,7 @@ describe('golden snapshot and clones on QEMU (TCG)', { skip, concurrency: false 
       const guestNow = Number(hit.line.split(' ')[1]) * 1000;
       assert.ok(Math.abs(guestNow - restoredAt) < 15_000, `guest clock ${new Date(guestNow).toISOString()} vs host ${new Date(restoredAt).toISOString()}`);
       assert.ok(guestNow > Date.parse(m.created), 'the clock moved past the snapshot instant');
+      assert.equal(hit.line.split(' ')[2], v.name, 'each clone has its own hostname, not its snapshot source\'s');
     }
     const pids = ready.map((v) => v.pid!);
     assert.ok(pids.every(pidAlive));

@@ -65,6 +65,15 @@ test('a clone the snapshot cannot serve is refused before any VM record, address
     });
     await assert.rejects(manager.create(normalizeCreate({ fromSnapshot: id, name: 'copy' })),
       (e: unknown) => isHangarError(e, 'SNAPSHOT_FAILED') && /need the jailer/.test((e as Error).message));
+    // Options the saved state fixes are refused by name, not silently dropped (and still nothing is created).
+    for (const [input, field] of [[{ vcpus: 2 }, 'vcpus'], [{ memMiB: 1024 }, 'memMiB'], [{ profile: 'browser' }, 'profile']] as const) {
+      await assert.rejects(manager.create(normalizeCreate({ fromSnapshot: id, name: 'copy', ...input })),
+        (e: unknown) => isHangarError(e, 'SNAPSHOT_FIXED') && e.details.field === field && e.message.includes(id), field);
+    }
+    // The snapshot's own values are fine to repeat (the same request as without them), and a VMM the snapshot was
+    // not taken on is refused.
+    await assert.rejects(manager.create(normalizeCreate({ fromSnapshot: id, name: 'copy', vcpus: 1, memMiB: 256 })), (e: unknown) => isHangarError(e, 'SNAPSHOT_FAILED'));
+    await assert.rejects(manager.create(normalizeCreate({ fromSnapshot: id, name: 'copy', vmm: 'qemu' })), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT') && e.details.field === 'vmm');
     assert.deepEqual(store.listVms(), [], 'no VM record');
     assert.deepEqual(store.allocations(), [], 'no address, MAC or TAP taken');
     assert.ok(!readdirSync(dir).includes('vms'), 'no run directory');

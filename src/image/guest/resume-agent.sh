@@ -1,16 +1,17 @@
 # Hangar resume agent. Sourced by hangar-init from /etc/hangar/init.d/ (as root, before READY); it starts itself in
-# the background. The host side is src/snapshot/agent.ts.
+# the background. The host side is src/vmm/qemu/agent.ts.
 #
 # After a snapshot restore (a clone, or a hibernated VM resumed) the guest's clock and random state are those of
 # the instant the snapshot was taken, and every clone of one snapshot shares them. Right after resuming the guest,
 # the host writes one line into the virtio-serial port "org.hangar.agent":
 #     sync <unix seconds>.<milliseconds> <128 hex digits of fresh host randomness>
-# and this agent: sets the clock; adds the bytes to the kernel's pool with credit and forces a CRNG reseed
+# preceded by "host <hostname>" (a clone gets its own hostname; older agents skip the line), and this agent:
+# sets the hostname; sets the clock; adds the bytes to the kernel's pool with credit and forces a CRNG reseed
 # (RNDADDENTROPY, RNDRESEEDCRNG: what Firecracker's random-for-clones note recommends); forgets neighbour entries
 # learned before the snapshot (a clone's gateway lives in another namespace); prints HANGAR-RESUMED on the console;
 # answers "ok <its clock>" on the port. Idle, it forks nothing: one open port and bash builtins.
 hangar_resume_agent() {
-  local p n dev="" line now
+  local p n dev="" line now host
   for p in /sys/class/virtio-ports/*; do
     [ -r "$p/name" ] || continue
     read -r n <"$p/name" || continue
@@ -24,6 +25,10 @@ hangar_resume_agent() {
   echo "hangar-agent: listening on $dev"
   while :; do
     if read -r -u 7 line; then
+      if [[ $line =~ ^host\ ([a-z0-9][a-z0-9-]{0,62})$ ]]; then
+        echo "${BASH_REMATCH[1]}" >/proc/sys/kernel/hostname
+        continue
+      fi
       [[ $line =~ ^sync\ ([0-9]{9,11}\.[0-9]{3})\ ([0-9a-f]{128})$ ]] || continue
       date -u -s "@${BASH_REMATCH[1]}" >/dev/null 2>&1
       # struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
@@ -32,7 +37,8 @@ hangar_resume_agent() {
         ioctl($f, 0x5207, 0) or exit 3;' "${BASH_REMATCH[2]}" || echo "hangar-agent: reseed failed ($?)"
       ip neigh flush all >/dev/null 2>&1
       now=$(date +%s.%N)
-      echo "HANGAR-RESUMED $now"
+      read -r host </proc/sys/kernel/hostname
+      echo "HANGAR-RESUMED $now $host"
       printf 'ok %s\n' "$now" >&7
     else
       # The host is not connected: the port reads as end-of-file at once. Wait half a second without a fork.

@@ -26,6 +26,18 @@ export function formatSyncLine(nowMs: number, seed: Buffer): string {
   return `sync ${(nowMs / 1000).toFixed(3)} ${seed.toString('hex')}\n`;
 }
 
+/** A guest hostname, the shape of a VM name: what `host NAME` may carry (mirrors resume-agent.sh). */
+export const HOSTNAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/**
+ * The line that gives a restored guest its own hostname (a clone keeps its snapshot's otherwise), sent before the
+ * sync line; agents that predate it skip it. Pure.
+ */
+export function formatHostLine(hostname: string): string {
+  if (!HOSTNAME_RE.test(hostname)) throw new HangarError('INVALID_ARGUMENT', `not a hostname: ${JSON.stringify(hostname)}`, { field: 'hostname' });
+  return `host ${hostname}\n`;
+}
+
 /** What the guest agent accepts (mirrors the regular expression in resume-agent.sh). Pure. */
 export const SYNC_LINE_RE = /^sync [0-9]{9,11}\.[0-9]{3} [0-9a-f]{128}$/;
 
@@ -43,7 +55,8 @@ export interface SyncResult {
  * (the connection stays open until then: QEMU drops unread bytes when the peer hangs up). No answer within
  * timeoutMs is not an error: the image may predate the agent.
  */
-export async function sendResumeSync(socketPath: string, opts: { timeoutMs?: number; now?: () => number } = {}): Promise<SyncResult> {
+export async function sendResumeSync(socketPath: string, opts: { timeoutMs?: number; now?: () => number; hostname?: string } = {}): Promise<SyncResult> {
+  const hostLine = opts.hostname === undefined ? '' : formatHostLine(opts.hostname);
   const now = opts.now ?? Date.now;
   const timeoutMs = opts.timeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
@@ -72,7 +85,7 @@ export async function sendResumeSync(socketPath: string, opts: { timeoutMs?: num
     s.once('connect', () => {
       // Time is taken at the last moment: the line is in the guest's queue microseconds later.
       sentAt = now();
-      s.write(formatSyncLine(sentAt, randomBytes(SEED_BYTES)));
+      s.write(hostLine + formatSyncLine(sentAt, randomBytes(SEED_BYTES)));
     });
   });
 }

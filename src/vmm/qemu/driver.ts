@@ -117,9 +117,9 @@ export class QemuHandle implements VmmHandle {
   }
 
   /** The clock and entropy resync through the agent channel, if the guest holds it open (an older image may not). */
-  async afterResume(): Promise<ResumeSync> {
+  async afterResume(opts: { hostname?: string } = {}): Promise<ResumeSync> {
     if (!(await agentListening(this))) return { sentAt: 0, guestTime: null, agent: false };
-    return { ...(await sendResumeSync(this.paths.agentSocket, { timeoutMs: 5000 })), agent: true };
+    return { ...(await sendResumeSync(this.paths.agentSocket, { timeoutMs: 5000, ...opts })), agent: true };
   }
 
   async resume(): Promise<void> {

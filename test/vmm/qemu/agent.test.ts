@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isHangarError } from '../../../src/errors.js';
-import { AGENT_PORT_NAME, formatSyncLine, RESUMED_MARKER, SEED_BYTES, sendResumeSync, SYNC_LINE_RE } from '../../../src/vmm/qemu/agent.js';
+import { AGENT_PORT_NAME, formatHostLine, formatSyncLine, HOSTNAME_RE, RESUMED_MARKER, SEED_BYTES, sendResumeSync, SYNC_LINE_RE } from '../../../src/vmm/qemu/agent.js';
 import { ROOT } from '../../support/env.js';
 
 const script = readFileSync(join(ROOT, 'src/image/guest/resume-agent.sh'), 'utf8');
@@ -20,10 +20,18 @@ test('the sync line: time with milliseconds and 64 bytes of seed, refused otherw
   assert.throws(() => formatSyncLine(Number.NaN, Buffer.alloc(SEED_BYTES)), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'));
 });
 
+test('the host line carries a VM-name-shaped hostname and nothing else', () => {
+  assert.equal(formatHostLine('alice-2'), 'host alice-2\n');
+  for (const bad of ['', 'UPPER', 'a b', 'a\nsync 1 2', '-lead', 'x'.repeat(64), 'a;reboot']) {
+    assert.throws(() => formatHostLine(bad), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'), JSON.stringify(bad));
+  }
+});
+
 test('the guest agent script agrees with the host: port name, line pattern, marker, and the ioctls it uses', () => {
   assert.ok(script.includes(`"$n" = ${AGENT_PORT_NAME} ]`), 'looks for the port QEMU names');
   assert.ok(script.includes('^sync\\ ([0-9]{9,11}\\.[0-9]{3})\\ ([0-9a-f]{128})$'), 'the same pattern as SYNC_LINE_RE');
-  assert.ok(script.includes(`echo "${RESUMED_MARKER} $now"`));
+  assert.ok(script.includes(`echo "${RESUMED_MARKER} $now $host"`), 'the marker names the hostname the guest now has');
+  assert.ok(script.includes(`^host\\ (${HOSTNAME_RE.source.slice(1, -1)})$`), 'the same hostname pattern as HOSTNAME_RE');
   assert.ok(script.includes('0x40085203') && script.includes('0x5207'), 'RNDADDENTROPY and RNDRESEEDCRNG');
   assert.ok(!/@[A-Z_]+@/.test(script), 'no template placeholders the image build would refuse');
 });
