@@ -8,27 +8,24 @@
 // Every action goes through the per-VM lock and the action table of src/domain/states.ts, so "not allowed in
 // state X" comes from one place; every state change through the store's state machine.
 import { randomBytes } from 'node:crypto';
-import { appendFile, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { actionState, checkAction, type LifecycleAction, type VmAction } from '../domain/states.js';
 import { specOf, type VmNet, type VmRecord } from '../domain/vm.js';
-import { HangarError, isHangarError, toHangarError } from '../errors.js';
-import { READY_MARKER, VNC_PORT } from '../guest-protocol.js';
+import { HangarError, isHangarError } from '../errors.js';
 import type { HangarMetrics } from '../metrics.js';
 import type { NetConfig } from '../net/config.js';
-import { createDialer, readBanner, type DialOptions, type Dialer } from '../net/dial.js';
+import { createDialer, type DialOptions, type Dialer } from '../net/dial.js';
 import { SnapshotService } from '../snapshot/service.js';
 import { SnapshotStore } from '../snapshot/store.js';
 import type { StateStore } from '../store/store.js';
 import { silentProgress, type Progress } from '../util/progress.js';
-import { runSteps } from '../util/steps.js';
 import { tailFile } from '../util/tail.js';
-import { waitForMarker } from '../vmm/console.js';
 import type { VmmDriver } from '../vmm/driver.js';
 import type { MachineSpec, VmmKind } from '../vmm/types.js';
 import { Activity } from './activity.js';
-import { bootSteps, type BootCtx, type BootFrom, type BootPorts } from './boot.js';
+import { Booter } from './booter.js';
 import { coldMachineSpec, planClone, planColdCreate, type CreateContext } from './create.js';
 import { hostDisks, type Disks } from './disks.js';
 import { hostInfo, imageSummaries } from './host-info.js';
@@ -81,24 +78,26 @@ const PROBE_TTL_MS = 10_000;
 
 export class VmManager implements VmService {
   private readonly lock = new KeyedLock();
-  /** Boots in progress, abortable by destroy/stop. */
-  private readonly booting = new Map<string, { abort: AbortController; done: Promise<unknown> }>();
   private readonly probes = new Map<VmmKind, { at: number; available: boolean; reason: string }>();
   private readonly live: LiveVms;
   private readonly activity = new Activity();
   private readonly network: VmNetwork;
   private readonly disks: Disks;
   private readonly dialer: Dialer;
-  private readonly progress: Progress;
+  private readonly booter: Booter;
   /** Golden snapshots: create/list/delete (API and CLI go through this). */
   readonly snapshots: SnapshotService;
 
   constructor(private readonly o: ManagerOptions) {
     this.dialer = o.dialer ?? createDialer(o.net);
-    this.progress = o.progress ?? silentProgress;
     this.network = o.network ?? hostVmNetwork(o.net, o.cloneLinkCidr);
     this.disks = o.disks ?? hostDisks;
     this.live = new LiveVms(o.store, (id) => this.consoleTail(id), (m, d) => this.log(m, d));
+    this.booter = new Booter({
+      store: o.store, live: this.live, activity: this.activity, network: this.network, disks: this.disks, dialer: this.dialer,
+      progress: o.progress ?? silentProgress, readyTimeoutMs: o.readyTimeoutMs ?? 180_000, log: (m, d) => this.log(m, d),
+      ...(o.metrics ? { metrics: o.metrics } : {}), ...(o.specOverride ? { specOverride: o.specOverride } : {}),
+    });
     const snapStore = o.snapshotStore ?? new SnapshotStore(o.snapshotsDir ?? join(o.stateDir, 'snapshots'));
     this.snapshots = new SnapshotService(this, snapStore, o.images, o.store);
     o.metrics?.wire({
@@ -169,87 +168,8 @@ export class VmManager implements VmService {
     this.log('vm created', { id, name: vm.name, ...plan.what, address: vm.net?.ip });
     this.activity.touch(id);
     const { spec, from } = plan.boot(vm);
-    const ready = this.lock.run(id, () => this.boot(vm.id, plan.driver, spec, from));
+    const ready = this.lock.run(id, () => this.booter.boot(vm.id, plan.driver, spec, from));
     return { vm, ready };
-  }
-
-  // ---------------------------------------------------------------- boot
-
-  private bootPorts(id: string, driver: VmmDriver): BootPorts {
-    return {
-      disks: this.disks,
-      network: this.network,
-      driver,
-      recordBooting: (spec) => { this.o.store.setState(id, 'booting', { spec }); },
-      recordPid: (pid) => this.o.store.patchVm(id, { pid }),
-      resetConsole: (path) => rm(path, { force: true }),
-      appendConsole: (path, line) => appendFile(path, line, { mode: 0o600 }),
-      waitGuestReady: async (spec, handle, signal) => {
-        await waitForMarker(spec.consoleLogPath, READY_MARKER, { timeoutMs: this.o.readyTimeoutMs ?? 180_000, signal, exited: handle.exited });
-      },
-      waitDesktop: (ip, signal) => this.waitVnc(ip, signal),
-      now: () => new Date(),
-    };
-  }
-
-  /**
-   * Boots a VM in state creating/stopped/failed through to ready — cold from its image, or from saved state (a
-   * snapshot for a clone, its own for a hibernated VM); on failure the VM is failed with evidence. Called with the
-   * VM's lock held.
-   */
-  private async boot(id: string, driver: VmmDriver, cold: MachineSpec, from: BootFrom): Promise<VmRecord> {
-    const abort = new AbortController();
-    const t0 = performance.now();
-    const vm = this.o.store.mustGetVm(id);
-    const spec = from.kind === 'cold' ? (this.o.specOverride?.(cold, vm) ?? cold) : cold;
-    const ctx: BootCtx = {};
-    const steps = bootSteps(id, spec, vm.net!, from, this.bootPorts(id, driver), abort.signal);
-    const done = (async (): Promise<VmRecord> => {
-      try {
-        const { stack } = await runSteps(steps, ctx, this.progress);
-        const bootMs = Math.round(performance.now() - t0);
-        this.live.add(id, ctx.handle!, stack);
-        this.activity.touch(id);
-        const how = from.kind === 'cold' ? {} : { restoredFrom: from.what, sync: ctx.sync ?? null };
-        if (from.kind === 'cold') this.o.metrics?.bootSeconds.observe(bootMs / 1000);
-        this.log('vm ready', { id, bootMs, ...how });
-        return this.o.store.setState(id, 'ready', { bootMs }, { bootMs, ...how });
-      } catch (e) {
-        const err = toHangarError(e, 'VM_BOOT_TIMEOUT');
-        const consoleTail = await tailFile(spec.consoleLogPath, CONSOLE_TAIL_LINES);
-        const cur = this.o.store.getVm(id);
-        const lastError = { code: err.code, message: err.message, details: { ...err.details, consoleTail } };
-        // A start that failed before the VMM was started (disk, network) leaves a stopped VM stopped, with the reason.
-        if (cur?.state === 'stopped') this.o.store.patchVm(id, { lastError });
-        else if (cur && cur.state !== 'failed' && cur.state !== 'destroyed') this.o.store.setState(id, 'failed', { lastError, pid: null }, { code: err.code });
-        this.o.metrics?.errors.inc({ code: err.code });
-        this.log('vm failed', { id, code: err.code, message: err.message });
-        throw err;
-      }
-    })();
-    this.booting.set(id, { abort, done });
-    try {
-      return await done;
-    } finally {
-      this.booting.delete(id);
-    }
-  }
-
-  /** The guest printed READY; the VNC port must also answer from the host side (through the veth). */
-  private async waitVnc(ip: string, signal: AbortSignal): Promise<void> {
-    const deadline = Date.now() + 15_000;
-    let last: unknown;
-    while (Date.now() < deadline && !signal.aborted) {
-      try {
-        const banner = await readBanner(this.dialer, ip, VNC_PORT, 3000);
-        if (banner.startsWith('RFB ')) return;
-        last = new Error(`unexpected banner ${JSON.stringify(banner.slice(0, 16))}`);
-      } catch (e) {
-        last = e;
-      }
-      await new Promise((r) => setTimeout(r, 300));
-    }
-    throw new HangarError('VM_UNREACHABLE', `the guest is ready but VNC ${ip}:${VNC_PORT} does not answer from the host side: ${last instanceof Error ? last.message : String(last)}`, { ip, port: VNC_PORT });
   }
 
   // ---------------------------------------------------------------- actions
@@ -284,7 +204,7 @@ export class VmManager implements VmService {
   async act(idOrName: string, action: LifecycleAction): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }> {
     const id = this.get(idOrName).id;
     this.activity.touch(id);
-    if (action === 'stop') this.booting.get(id)?.abort.abort();
+    if (action === 'stop') this.booter.abort(id);
     let ready: Promise<VmRecord> | undefined;
     const vm = await this.lock.run(id, async () => {
       const vm = this.get(id);
@@ -317,8 +237,7 @@ export class VmManager implements VmService {
   }
 
   private bootingDone(id: string): Promise<VmRecord> {
-    const b = this.booting.get(id);
-    return b ? b.done.then(() => this.get(id)) : Promise.resolve(this.get(id));
+    return this.booter.settled(id).then(() => this.get(id));
   }
 
   /** Starts the boot of a stopped, failed or hibernated VM (the lock is held); resolves when it is ready. */
@@ -327,9 +246,9 @@ export class VmManager implements VmService {
     return (async () => {
       if (vm.state === 'failed') await this.stopVm(vm);
       const driver = this.driver(vm.vmm);
-      if (vm.hibernation) return this.boot(id, driver, specOf(vm), hibernationBoot(vm, this.o.store));
+      if (vm.hibernation) return this.booter.boot(id, driver, specOf(vm), hibernationBoot(vm, this.o.store));
       const image = await this.o.images.resolve(vm.imageId);
-      return this.boot(id, driver, coldMachineSpec(vm, image, this.network), { kind: 'cold', imageDisk: image.rootfsPath, fresh: false });
+      return this.booter.boot(id, driver, coldMachineSpec(vm, image, this.network), { kind: 'cold', imageDisk: image.rootfsPath, fresh: false });
     })();
   }
 
@@ -343,7 +262,7 @@ export class VmManager implements VmService {
 
   destroy(idOrName: string): Promise<void> {
     const id = this.get(idOrName).id;
-    this.booting.get(id)?.abort.abort();
+    this.booter.abort(id);
     return this.lock.run(id, async () => {
       const vm = this.o.store.getVm(id);
       if (!vm) throw new HangarError('VM_NOT_FOUND', `no VM ${idOrName}`, { id: idOrName });
@@ -421,7 +340,7 @@ export class VmManager implements VmService {
   async ensureRunning(idOrName: string): Promise<VmRecord> {
     const id = this.get(idOrName).id;
     this.activity.touch(id);
-    await this.booting.get(id)?.done.catch(() => undefined);
+    await this.booter.settled(id);
     // After whatever is in flight on this VM (a boot, a hibernation that started a moment ago).
     const vm = await this.lock.run(id, async () => this.get(id));
     if (vm.state === 'ready') return vm;
@@ -455,8 +374,7 @@ export class VmManager implements VmService {
 
   /** Controller shutdown: stop watching, leave VMs running (adopted at next start). */
   async detachAll(): Promise<void> {
-    for (const b of this.booting.values()) b.abort.abort();
-    await Promise.allSettled([...this.booting.values()].map((b) => b.done));
+    await this.booter.abortAll();
     this.live.releaseAll();
   }
 
