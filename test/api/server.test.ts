@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { coreRoutes } from '../../src/api/core-routes.js';
+import { coreRoutes, eventsStart } from '../../src/api/core-routes.js';
 import { openApiPath } from '../../src/api/openapi.js';
 import { redactUrl } from '../../src/api/server.js';
 import { auth, createApiHarness, TEST_TOKEN, type ApiHarness } from '../support/api.js';
@@ -102,10 +102,39 @@ describe('controller API (injection)', () => {
       assert.equal(res.json().error.code, code, `${method} ${url}`);
     }
     assert.match(String(h.store.mustGetVm('vm-stopped').state), /stopped/);
-    // An action whose end state the VM is already in is done, not an error (stop of a stopped VM).
+    // An action whose end state the VM is already in is done, not an error (stop of a stopped VM, start of a
+    // running one, with or without waiting); the VM is unchanged.
     const stop = await h.app.inject({ method: 'POST', url: '/v1/vms/vm-stopped/stop', headers: auth });
     assert.equal(stop.statusCode, 200);
     assert.equal(stop.json().state, 'stopped');
+    h.insertVm('vm-running', 'ready');
+    const before = h.store.events({ since: 0 }).length;
+    for (const url of ['/v1/vms/vm-running/start', '/v1/vms/vm-running/start?wait=true', '/v1/vms/vm-running/resume']) {
+      const res = await h.app.inject({ method: 'POST', url, headers: auth });
+      assert.equal(res.statusCode, 200, url);
+      assert.equal(res.json().state, 'ready', url);
+    }
+    assert.equal(h.store.events({ since: 0 }).length, before, 'nothing happened to it');
+    h.store.setState('vm-running', 'stopping');
+    h.store.setState('vm-running', 'stopped');
+    h.store.deleteVm('vm-running');
+  });
+
+  test('a VMM that cannot run here is refused before any record or address exists', async () => {
+    const res = await h.app.inject({ method: 'POST', url: '/v1/vms', headers: auth, payload: { vmm: 'firecracker' } });
+    assert.equal(res.statusCode, 503);
+    assert.equal(res.json().error.code, 'VMM_NOT_AVAILABLE');
+    assert.deepEqual(h.store.listVms().map((v) => v.id), ['vm-stopped']);
+    assert.deepEqual(h.store.allocations(), []);
+  });
+
+  test('events: live only by default; since=0 replays what is kept; since=now and Last-Event-ID', () => {
+    assert.equal(eventsStart(undefined, undefined, 64), 64, 'no parameter: live only, no replay of old events');
+    assert.equal(eventsStart('now', undefined, 64), 64);
+    assert.equal(eventsStart('0', undefined, 64), 0);
+    assert.equal(eventsStart('12', undefined, 64), 12);
+    assert.equal(eventsStart(undefined, '30', 64), 30, 'a reconnecting client resumes after its last event');
+    assert.equal(eventsStart('0', '30', 64), 30);
   });
 
   test('console tail returns the last lines', async () => {
