@@ -67,6 +67,7 @@ function desktopDeps(ctx: ApiContext, manager: VmManager, config: ControllerConf
       return manager.dialVm(id, VNC_PORT, opts);
     },
     touch: (id) => manager.touch(id),
+    hold: (id) => manager.hold(id),
     metrics,
     secret: loadOrCreateViewerSecret(join(config.paths.stateDir, 'viewer.key')),
     limits: { tokenTtlMs: config.viewerTokenTtlS * 1000, dialTimeoutMs: 120_000 },

@@ -69,6 +69,11 @@ export interface DesktopDeps {
   allowedOrigins?: readonly string[];
   /** Viewer input reached the VM (at most once a second per viewer): it is in use, not idle (e.g. manager.touch). */
   touch?(vmId: string): void;
+  /**
+   * A viewer is attached (taken before the dial, released when it leaves): the VM is never idle meanwhile, so the
+   * hibernator cannot take it from under a person watching (e.g. manager.hold).
+   */
+  hold?(vmId: string): () => void;
 }
 
 export function resolveLimits(partial: Partial<DesktopLimits> = {}): DesktopLimits {

@@ -159,8 +159,10 @@ test('close propagates: viewer → VM connection closed; VM → viewer closed wi
     const token = (await h.viewer('vm-a')).json.token;
     const { ws } = mustOpen(await openVnc(h.base, 'vm-a', token));
     await until(() => rfb.open() === 1, 5000, 'the VM connection');
+    assert.equal(h.holds.get('vm-a'), 1, 'a connected viewer holds the VM: idle hibernation cannot take it');
     ws.close(1000, 'bye');
     await until(() => rfb.open() === 0, 5000, 'the VM side to close after the viewer left');
+    await until(() => h.holds.get('vm-a') === 0, 5000, 'the hold to be released when the viewer leaves');
 
     const { ws: ws2, reader: reader2 } = mustOpen(await openVnc(h.base, 'vm-a', token));
     await reader2.read(12);

@@ -37,6 +37,8 @@ export interface Harness {
   dialOpts: unknown[];
   /** VM ids the bridge reported viewer input for (deps.touch). */
   touches: string[];
+  /** Viewers holding each VM (deps.hold) right now. */
+  holds: Map<string, number>;
   /** Inserts a VM row in `state` (default ready). */
   addVm(id: string, state?: VmState): VmRecord;
   setState(id: string, to: VmState): void;
@@ -69,6 +71,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const stream = new Writable({ write(chunk: Buffer, _enc, cb) { logs.push(chunk.toString()); cb(); } });
   let dials = 0;
   const touches: string[] = [];
+  const holds = new Map<string, number>();
   const dialOpts: unknown[] = [];
   const dial = opts.dial ?? (opts.rfbPort !== undefined ? tcpDial(opts.rfbPort) : undefined);
   if (!dial) throw new Error('startHarness needs rfbPort or dial');
@@ -83,6 +86,11 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     limits: opts.limits ?? {},
     ...(opts.allowedOrigins ? { allowedOrigins: opts.allowedOrigins } : {}),
     touch: (id) => { touches.push(id); },
+    hold: (id) => {
+      holds.set(id, (holds.get(id) ?? 0) + 1);
+      let done = false;
+      return () => { if (!done) { done = true; holds.set(id, holds.get(id)! - 1); } };
+    },
     log: { info: (o, m) => logTo.app?.log.info(o, m), warn: (o, m) => logTo.app?.log.warn(o, m) },
   };
   const app = await buildServer(ctx, { extraRoutes: (c) => desktopRoutes(c, desk), logger: { level: 'trace', stream } });
@@ -95,6 +103,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     dials: () => dials,
     dialOpts,
     touches,
+    holds,
     addVm: (id, state = 'ready') => store.insertVm({
       id, name: id, state, imageId: 'img', profile: 'desktop', vmm: 'qemu', vcpus: 1, memMiB: 512, ttlS: null,
       expiresAt: null, runDir: join(dir, id), spec: null, net: null,
