@@ -95,6 +95,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         let attach: ((app: FastifyInstance) => void | (() => void)) | undefined;
         c.app = await buildServer({ service: c.manager, store: c.store, metrics, token: c.token }, {
           loggerInstance: logger as never,
+          limits: config.limits,
           extraRoutes: (api) => {
             const ext = hooks.extend?.(api, c.manager, config);
             attach = ext?.attach;

@@ -3,13 +3,13 @@
 import type { FastifyRequest } from 'fastify';
 import { HangarError } from '../errors.js';
 import type { ApiContext, ApiRoute } from '../api/routes.js';
-import { errorSchema, idParams, snapshotBody, snapshotSchema } from '../api/schemas.js';
+import { errorSchema, idParams, snapshotBody, snapshotSchema, type IdParams, type SnapshotBody } from '../api/schemas.js';
 import { VmManager } from '../vm/manager.js';
 import type { VmService } from '../vm/service.js';
 import { toSnapshotView } from './manifest.js';
 import { normalizeSnapshotRequest } from './service.js';
 
-type IdReq = FastifyRequest<{ Params: { id: string } }>;
+type IdReq = FastifyRequest<{ Params: IdParams }>;
 
 function managerOf(service: VmService): VmManager {
   if (service instanceof VmManager) return service;
@@ -24,7 +24,7 @@ export function snapshotRoutes(ctx: ApiContext): ApiRoute[] {
       method: 'POST', url: '/v1/snapshots', summary: 'Take a golden snapshot of a ready VM ({ vm }) or of a VM booted from an image for it ({ image })', auth: 'bearer',
       schema: { body: snapshotBody, response: one },
       handler: async (req, reply) => {
-        const s = await managerOf(ctx.service).snapshots.create(normalizeSnapshotRequest(req.body));
+        const s = await managerOf(ctx.service).snapshots.create(normalizeSnapshotRequest(req.body as SnapshotBody));
         return reply.code(201).send(toSnapshotView(s.manifest));
       },
     },
