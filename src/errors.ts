@@ -17,6 +17,8 @@ export const ERRORS = {
   CONFLICT: { http: 409, summary: 'The resource is in a state that does not allow this' },
   INTERNAL: { http: 500, summary: 'An unexpected internal error' },
   CANCELLED: { http: 499, summary: 'The operation was interrupted' },
+  BAD_URL: { http: 400, summary: 'The request path is not valid URL encoding' },
+  PARAM_TOO_LONG: { http: 414, summary: 'A path parameter is longer than any id or name the API accepts' },
 
   // ---- host
   NOT_ROOT: { http: 500, summary: 'This operation needs root privileges' },
@@ -123,7 +125,7 @@ export function toHangarError(e: unknown, fallback: ErrorCode = 'INTERNAL'): Han
  * 3 host problem, 4 other error, 5 the controller does not answer. */
 export function exitCodeOf(code: ErrorCode): number {
   const status = ERRORS[code].http;
-  if (code === 'KERNEL_UNREADABLE' || code === 'CONSOLE_UNREADABLE' || status === 400 || status === 404 || status === 413) return 2;
+  if (code === 'KERNEL_UNREADABLE' || code === 'CONSOLE_UNREADABLE' || status === 400 || status === 404 || status === 413 || status === 414) return 2;
   if (code === 'NOT_ROOT' || code === 'MISSING_HOST_TOOLS' || code === 'NO_DISK_SPACE') return 3;
   if (code === 'CONTROLLER_UNREACHABLE') return 5;
   return 4;

@@ -5,8 +5,10 @@ import { HangarError } from '../errors.js';
 import { normaliseNetConfig, type NetConfig, type NetConfigInput } from '../net/config.js';
 import { resolvePaths, stateDbPath, type HangarPaths } from '../config.js';
 import { normaliseOrigin } from '../desktop/deps.js';
-import { oneOf, validInt } from '../util/validate.js';
-import { absPath } from '../vmm/firecracker/requests.js';
+import { absPath, invalidArgument, NAME_MAX_LENGTH, oneOf, validInt } from '../util/validate.js';
+import { DEFAULT_LIMITS, type Range, type VmLimits } from '../vm/input.js';
+import { FIRECRACKER_LIMITS } from '../vmm/firecracker/requests.js';
+import { QEMU_LIMITS } from '../vmm/qemu/argv.js';
 import type { VmmKind } from '../vmm/types.js';
 
 export interface ControllerConfigInput {
@@ -29,6 +31,11 @@ export interface ControllerConfigInput {
    * Firecracker snapshots (each clone sees its disk at the same path inside its own jail).
    */
   firecracker?: { jailer?: { uid: number; gid: number; chrootBaseDir?: string; binary?: string } };
+  /**
+   * What a create request may ask for (defaults: vcpus 1–8, memMiB 128–16384, ttlSeconds 60–604800, names up to
+   * 63 characters). The API schema and /openapi.json are built from these; they must fit every VMM driver.
+   */
+  limits?: { vcpus?: Partial<Range>; memMiB?: Partial<Range>; ttlSeconds?: Partial<Range>; name?: { maxLength?: number } };
 }
 
 export interface ControllerConfig {
@@ -45,6 +52,8 @@ export interface ControllerConfig {
   viewerTokenTtlS: number;
   hibernateAfterS: number;
   viewerOrigins: string[];
+  /** Create-VM limits (the API schema is built from them). */
+  limits: VmLimits;
   /** Jailer options for the Firecracker driver, or null to run it directly. */
   firecrackerJailer: JailerConfig | null;
   tokenPath: string;
@@ -104,6 +113,7 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     viewerTokenTtlS: validInt(pick('viewerTokenTtlS') ?? 300, 'viewerTokenTtlS', 10, 86_400),
     hibernateAfterS: validInt(pick('hibernateAfterS') ?? 0, 'hibernateAfterS', 0, 30 * 86_400),
     viewerOrigins: viewerOrigins(pick('viewerOrigins')),
+    limits: vmLimits(pick('limits')),
     firecrackerJailer: jailerConfig(pick('firecracker')?.jailer),
     tokenPath: join(paths.stateDir, 'token'),
     dbPath: stateDbPath(paths),
@@ -119,6 +129,63 @@ function viewerOrigins(v: unknown): string[] {
     if (typeof o !== 'string') throw new HangarError('INVALID_ARGUMENT', 'viewerOrigins must be a list of strings', { field: 'viewerOrigins' });
     return normaliseOrigin(o, 'viewerOrigins');
   });
+}
+
+/** What every driver accepts: a configured limit beyond it would pass the API and fail in the VMM. */
+const DRIVER_LIMITS = [['qemu', QEMU_LIMITS], ['firecracker', FIRECRACKER_LIMITS]] as const;
+/** A TTL beyond a year is a VM that should not have one. */
+const MAX_TTL_SECONDS = 366 * 86_400;
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function onlyKeys(o: Record<string, unknown>, field: string, allowed: string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) throw invalidArgument({ field: `${field}.${k}`, reason: 'unknown', allowed }, `is not a limit (${allowed.join(', ')})`);
+  }
+}
+
+/** Why a driver would refuse `n` vCPUs or MiB, or null when all accept it. */
+function driverRefusal(key: 'vcpus' | 'memMiB', n: number): string | null {
+  const unit = key === 'vcpus' ? 'vCPUs' : 'MiB';
+  for (const [driver, d] of DRIVER_LIMITS) {
+    if (n > d[key].max) return `is ${n}, but the ${driver} driver accepts at most ${d[key].max} ${unit}`;
+    if (n < d[key].min) return `is ${n}, but the ${driver} driver needs at least ${d[key].min} ${unit}`;
+  }
+  return null;
+}
+
+/** { min?, max? } over `def`, each an integer in [floor, ceiling] (a driver's refusal named), min <= max. */
+function range(v: unknown, field: string, def: Range, floor: number, ceiling: number, refusal: (n: number) => string | null): Range {
+  if (v === undefined) return def;
+  if (!isObject(v)) throw invalidArgument({ field, reason: 'type', expected: 'object', got: v }, 'must be an object { min, max }');
+  onlyKeys(v, field, ['min', 'max']);
+  const out: Range = { ...def };
+  for (const bound of ['min', 'max'] as const) {
+    const n = v[bound];
+    if (n === undefined) continue;
+    const why = typeof n === 'number' && Number.isInteger(n) ? refusal(n) : null;
+    if (why) throw invalidArgument({ field: `${field}.${bound}`, reason: 'range', expected: 'integer', min: floor, max: ceiling, got: n }, why, { quoteGot: false });
+    out[bound] = validInt(n, `${field}.${bound}`, floor, ceiling);
+  }
+  if (out.min > out.max) throw invalidArgument({ field: `${field}.min`, reason: 'range', max: out.max, got: out.min }, `must not exceed ${field}.max (${out.max})`);
+  return out;
+}
+
+/** The create-VM limits from the config, refused at load when a VMM driver would not accept them. */
+export function vmLimits(v: unknown): VmLimits {
+  if (v === undefined) return DEFAULT_LIMITS;
+  if (!isObject(v)) throw invalidArgument({ field: 'limits', reason: 'type', expected: 'object', got: v }, 'must be an object');
+  onlyKeys(v, 'limits', ['vcpus', 'memMiB', 'ttlSeconds', 'name']);
+  const span = (key: 'vcpus' | 'memMiB'): [number, number] => [Math.max(...DRIVER_LIMITS.map(([, d]) => d[key].min)), Math.min(...DRIVER_LIMITS.map(([, d]) => d[key].max))];
+  if (v.name !== undefined && !isObject(v.name)) throw invalidArgument({ field: 'limits.name', reason: 'type', expected: 'object', got: v.name }, 'must be an object { maxLength }');
+  if (v.name) onlyKeys(v.name, 'limits.name', ['maxLength']);
+  const maxLength = v.name?.maxLength;
+  return {
+    vcpus: range(v.vcpus, 'limits.vcpus', DEFAULT_LIMITS.vcpus, ...span('vcpus'), (n) => driverRefusal('vcpus', n)),
+    memMiB: range(v.memMiB, 'limits.memMiB', DEFAULT_LIMITS.memMiB, ...span('memMiB'), (n) => driverRefusal('memMiB', n)),
+    ttlSeconds: range(v.ttlSeconds, 'limits.ttlSeconds', DEFAULT_LIMITS.ttlSeconds, 1, MAX_TTL_SECONDS, () => null),
+    name: { maxLength: maxLength === undefined ? DEFAULT_LIMITS.name.maxLength : validInt(maxLength, 'limits.name.maxLength', 1, NAME_MAX_LENGTH) },
+  };
 }
 
 export interface JailerConfig {

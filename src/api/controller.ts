@@ -127,7 +127,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token };
         const desk = desktopDeps(ports, c.manager, config, metrics);
         const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];
-        c.app = await buildServer(ports, { loggerInstance: logger as never, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
+        c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
         // Viewers of a VM that pauses, stops or goes away are told so at once instead of hanging.

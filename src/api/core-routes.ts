@@ -5,14 +5,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HangarError } from '../errors.js';
 import type { VmRecord } from '../domain/vm.js';
 import { snapshotRoutes } from '../snapshot/routes.js';
-import { normalizeCreate, type CreateVmInput } from '../vm/input.js';
+import { DEFAULT_LIMITS, createVmSchema, normalizeCreate, type CreateVmInput, type VmLimits } from '../vm/input.js';
 import type { LifecycleAction } from '../vm/service.js';
 import { tailFile } from '../util/tail.js';
 import type { ApiContext, ApiRoute } from './routes.js';
 import { toVmView, type VmView } from './routes.js';
-import { consoleQuery, createVmBody, errorSchema, eventsQuery, hostSchema, idParams, imageSchema, vmSchema, waitQuery } from './schemas.js';
+import { consoleQuery, errorSchema, eventsQuery, hostSchema, idParams, imageSchema, vmSchema, waitQuery } from './schemas.js';
+import type { ConsoleQuery, EventsQuery, IdParams, WaitQuery } from './schemas.js';
 
-type IdReq = FastifyRequest<{ Params: { id: string } }>;
+type IdReq = FastifyRequest<{ Params: IdParams }>;
 
 const vmResponse = { 200: vmSchema, 201: vmSchema, 202: vmSchema, '4xx': errorSchema, '5xx': errorSchema };
 const listResponse = { 200: { type: 'object', properties: { vms: { type: 'array', items: vmSchema } } } };
@@ -47,7 +48,8 @@ export function vmView(r: VmRecord): VmView & { hibernated: boolean; clone: { sn
   };
 }
 
-export function coreRoutes(ctx: ApiContext): ApiRoute[] {
+/** The core routes; the create-VM body schema is built from `limits` (the controller config's). */
+export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS): ApiRoute[] {
   const { vms: service, events, metrics } = ctx;
   let listCache = { version: -1, body: '' };
   const summaries: Record<LifecycleAction, string> = {
@@ -74,10 +76,10 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
     },
     {
       method: 'POST', url: '/v1/vms', summary: 'Create a VM (boots in the background; ?wait=true waits until ready)', auth: 'bearer',
-      schema: { body: createVmBody, querystring: waitQuery, response: vmResponse },
+      schema: { body: createVmSchema(limits), querystring: waitQuery, response: vmResponse },
       handler: async (req, reply) => {
-        const q = req.query as { wait?: boolean; timeoutMs?: number };
-        const { vm, ready } = await service.create(normalizeCreate((req.body ?? {}) as CreateVmInput));
+        const q = req.query as WaitQuery;
+        const { vm, ready } = await service.create(normalizeCreate(req.body as CreateVmInput, limits));
         if (!q.wait) {
           ready.catch(() => undefined); // failures are recorded on the VM; nobody awaits here
           return reply.code(202).send(vmView(vm));
@@ -113,7 +115,7 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
       schema: { params: idParams, querystring: consoleQuery },
       handler: async (req, reply) => {
         const { id } = (req as IdReq).params;
-        const q = req.query as { lines?: number; follow?: boolean };
+        const q = req.query as ConsoleQuery;
         const path = service.consolePath(id);
         const text = await tailFile(path, q.lines ?? 200);
         if (!q.follow) return reply.type('text/plain; charset=utf-8').send(text);
@@ -135,7 +137,7 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
       produces: 'text/event-stream',
       schema: { querystring: eventsQuery },
       handler: (req, reply) => {
-        const q = req.query as { since?: string; vm?: string };
+        const q = req.query as EventsQuery;
         const last = eventsStart(q.since, req.headers['last-event-id'], events.lastEventSeq());
         reply.hijack();
         const res = reply.raw;

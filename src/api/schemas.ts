@@ -1,4 +1,14 @@
-// JSON Schemas: the same objects validate requests (Fastify/Ajv), serialise responses, and generate /openapi.json.
+// The API's schemas, written once with TypeBox: the same objects validate requests (Fastify/Ajv, no type coercion
+// of JSON bodies), give handlers their static types (Static<>), serialise responses and generate /openapi.json.
+// The create-VM body is built from the configured limits (src/vm/input.ts), so the document shows what is enforced.
+import { Type, type Static } from 'typebox';
+import { REF_MAX_LENGTH, REF_PATTERN } from '../util/validate.js';
+import { refString } from '../vm/input.js';
+
+export { createVmSchema, type CreateVmInput } from '../vm/input.js';
+
+/** Longest id or name in a path; the router's maxParamLength is the same, so a longer one is refused as 414. */
+export const ID_MAX_LENGTH = REF_MAX_LENGTH;
 
 export const errorSchema = {
   type: 'object',
@@ -7,7 +17,15 @@ export const errorSchema = {
     error: {
       type: 'object',
       required: ['code', 'message'],
-      properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object', additionalProperties: true } },
+      properties: {
+        code: { type: 'string', description: 'a stable code from src/errors.ts' },
+        message: { type: 'string' },
+        details: {
+          type: 'object', additionalProperties: true,
+          description: 'validation errors (INVALID_ARGUMENT, UNKNOWN_FIELD): field (the property, "" for the whole part), in (body|query|params), '
+            + 'reason (type|range|enum|format|required|unknown), and as the rule has them expected, min, max, allowed, pattern, got (cut to 64 characters)',
+        },
+      },
     },
   },
 } as const;
@@ -48,14 +66,12 @@ export const vmSchema = {
   },
 } as const;
 
-export const snapshotBody = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    vm: { type: 'string', minLength: 1, maxLength: 128 },
-    image: { type: 'string', minLength: 1, maxLength: 128 },
-  },
-} as const;
+/** POST /v1/snapshots: exactly one of vm (a ready VM) or image (boot one for the snapshot). */
+export const snapshotBody = Type.Object({
+  vm: Type.Optional(refString('a ready VM (id or name): its state now, and it runs on')),
+  image: Type.Optional(refString('an image (id, prefix or profile): a VM is booted from it for the snapshot and destroyed')),
+}, { additionalProperties: false, oneOf: [{ required: ['vm'] }, { required: ['image'] }] });
+export type SnapshotBody = Static<typeof snapshotBody>;
 
 const fileSizes = { type: 'object', additionalProperties: { type: 'integer' } } as const;
 
@@ -78,45 +94,29 @@ export const snapshotSchema = {
   },
 } as const;
 
-export const createVmBody = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    image: { type: 'string', minLength: 1, maxLength: 128 },
-    profile: { type: 'string', enum: ['desktop', 'browser'] },
-    vcpus: { type: 'integer', minimum: 1, maximum: 64 },
-    memMiB: { type: 'integer', minimum: 1, maximum: 1048576 },
-    name: { type: 'string', minLength: 1, maxLength: 63 },
-    ttlSeconds: { type: 'integer', minimum: 1 },
-    vmm: { type: 'string', enum: ['qemu', 'firecracker'] },
-    fromSnapshot: { type: 'string', minLength: 1, maxLength: 128 },
-  },
-} as const;
+/** `:id` in a path: a VM or snapshot id or name. */
+export const idParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: ID_MAX_LENGTH, description: 'id or name' }),
+}, { additionalProperties: false });
+export type IdParams = Static<typeof idParams>;
 
-export const idParams = {
-  type: 'object',
-  required: ['id'],
-  additionalProperties: false,
-  properties: { id: { type: 'string', minLength: 1, maxLength: 128 } },
-} as const;
+export const waitQuery = Type.Object({
+  wait: Type.Optional(Type.Boolean({ description: 'answer once the VM is ready (201) instead of at once (202)' })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000, description: 'with wait: give up after this long (default 300000)' })),
+}, { additionalProperties: false });
+export type WaitQuery = Static<typeof waitQuery>;
 
-export const waitQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { wait: { type: 'boolean' }, timeoutMs: { type: 'integer', minimum: 1, maximum: 600000 } },
-} as const;
+export const consoleQuery = Type.Object({
+  lines: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'how many lines of the tail (default 200)' })),
+  follow: Type.Optional(Type.Boolean({ description: 'keep streaming what the console writes' })),
+}, { additionalProperties: false });
+export type ConsoleQuery = Static<typeof consoleQuery>;
 
-export const consoleQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { lines: { type: 'integer', minimum: 1, maximum: 10000 }, follow: { type: 'boolean' } },
-} as const;
-
-export const eventsQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { since: { type: 'string', pattern: '^([0-9]{1,15}|now)$', description: 'replay events after this sequence number (0: all kept); default and now: live only' }, vm: { type: 'string', maxLength: 128 } },
-} as const;
+export const eventsQuery = Type.Object({
+  since: Type.Optional(Type.String({ pattern: '^([0-9]{1,15}|now)$', description: 'replay events after this sequence number (0: every event kept); without it, or now: live only' })),
+  vm: Type.Optional(Type.String({ minLength: 1, maxLength: ID_MAX_LENGTH, pattern: REF_PATTERN, description: 'only this VM\'s events (its id)' })),
+}, { additionalProperties: false });
+export type EventsQuery = Static<typeof eventsQuery>;
 
 export const imageSchema = {
   type: 'object',

@@ -1,11 +1,14 @@
 // The HTTP server: registers the route table, authenticates, and maps every error to HTTP in one place.
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { ERRORS, HangarError, toHangarError, type ErrorCode } from '../errors.js';
+import { DEFAULT_LIMITS, type VmLimits } from '../vm/input.js';
 import { bearer, tokenMatches } from './auth.js';
 import { buildOpenApi } from './openapi.js';
 import type { ApiContext, ApiRoute } from './routes.js';
 import { coreRoutes } from './core-routes.js';
+import { ID_MAX_LENGTH } from './schemas.js';
+import { AJV_OPTIONS, frameworkError, wireConverter } from './validation.js';
 
 export interface ServerOptions {
   /** Extra route modules (desktop bridge, doctor, snapshots). */
@@ -15,6 +18,8 @@ export interface ServerOptions {
   /** An existing pino logger (the controller's), instead of `logger` options. */
   loggerInstance?: FastifyServerOptions['loggerInstance'];
   bodyLimit?: number;
+  /** Create-VM limits (the controller config's): the create schema, and so /openapi.json, is built from them. */
+  limits?: VmLimits;
 }
 
 /** Strips secrets from a URL before it is logged (viewer tokens travel in the query string). */
@@ -31,20 +36,7 @@ function redactingLogger(l: FastifyServerOptions['logger']): FastifyServerOption
 
 /** Maps any thrown value to a stable code, HTTP status and body. The one place errors become HTTP. */
 export function httpError(e: unknown): { status: number; body: { error: { code: ErrorCode; message: string; details: Record<string, unknown> } } } {
-  const fe = e as FastifyError & { validation?: { keyword: string; params?: Record<string, unknown>; instancePath?: string }[]; validationContext?: string };
-  let err: HangarError;
-  if (fe && Array.isArray(fe.validation)) {
-    const unknown = fe.validation.find((v) => v.keyword === 'additionalProperties');
-    err = unknown
-      ? new HangarError('UNKNOWN_FIELD', `unknown field '${String(unknown.params?.additionalProperty)}' in ${fe.validationContext ?? 'request'}`, { field: unknown.params?.additionalProperty })
-      : new HangarError('INVALID_ARGUMENT', fe.message, { validation: fe.validation.map((v) => ({ keyword: v.keyword, path: v.instancePath })) });
-  } else if (fe?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    err = new HangarError('PAYLOAD_TOO_LARGE', fe.message);
-  } else if (fe?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || fe?.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (fe?.statusCode === 400 && !(e instanceof HangarError))) {
-    err = new HangarError('INVALID_ARGUMENT', fe.message);
-  } else {
-    err = toHangarError(e);
-  }
+  const err = frameworkError(e) ?? toHangarError(e);
   return { status: ERRORS[err.code].http, body: { error: { code: err.code, message: err.message, details: { ...err.details } } } };
 }
 
@@ -53,10 +45,20 @@ export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Pr
     ...(opts.loggerInstance ? { loggerInstance: opts.loggerInstance } : { logger: redactingLogger(opts.logger ?? false) }),
     bodyLimit: opts.bodyLimit ?? 16 * 1024,
     genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' && /^[\w-]{1,64}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : randomUUID()),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    ajv: { customOptions: AJV_OPTIONS },
+    // An id longer than any the schemas accept is refused by the router itself (414 PARAM_TOO_LONG).
+    routerOptions: { maxParamLength: ID_MAX_LENGTH },
+    // Router errors (bad URL encoding, an over-long parameter) in the API's envelope, with stable codes.
+    frameworkErrors: (e, req, reply) => {
+      const { status, body } = httpError(e);
+      ctx.metrics.errors.inc({ code: body.error.code });
+      req.log.info({ code: body.error.code }, body.error.message);
+      // The generic reply type of this callback cannot take a status known only at run time.
+      return (reply as FastifyReply).code(status).header('x-request-id', req.id).send(body);
+    },
   });
 
-  const routes = [...coreRoutes(ctx), ...(opts.extraRoutes?.(ctx) ?? [])];
+  const routes = [...coreRoutes(ctx, opts.limits ?? DEFAULT_LIMITS), ...(opts.extraRoutes?.(ctx) ?? [])];
   const doc = buildOpenApi(routes);
   // What the router really serves, for the test that /openapi.json misses nothing.
   const served: { method: string; url: string }[] = [];
@@ -95,7 +97,8 @@ export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Pr
 
   for (const r of routes) {
     if (r.websocket) continue; // upgraded by the desktop bridge on the raw server
-    app.route({ method: r.method, url: r.url, schema: r.schema, config: { auth: r.auth }, handler: r.handler });
+    const preValidation = wireConverter(r.schema);
+    app.route({ method: r.method, url: r.url, schema: r.schema, config: { auth: r.auth }, ...(preValidation ? { preValidation } : {}), handler: r.handler });
   }
   app.route({ method: 'GET', url: '/openapi.json', config: { auth: 'bearer' }, handler: () => doc });
   return app;

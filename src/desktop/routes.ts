@@ -1,28 +1,30 @@
 // The desktop routes: viewer tokens, the viewer page, its status poll, the static client files, and (for the
 // OpenAPI document only) the WebSocket bridge, which attachVncBridge serves on the raw server.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
 import { HangarError } from '../errors.js';
 import type { ApiContext, ApiRoute } from '../api/routes.js';
-import { errorSchema, idParams } from '../api/schemas.js';
+import { errorSchema, idParams, type IdParams } from '../api/schemas.js';
 import { VNC_ROUTE } from './bridge.js';
 import { checkDeps, registryFor, type DesktopDeps } from './deps.js';
 import { PAGE_HEADERS, renderErrorPage, renderViewerPage } from './page.js';
 import { STATIC_PREFIX, loadStaticTable } from './static.js';
 import { signViewerToken, tokenError, verifyViewerToken, type TokenCheck } from './token.js';
 
-type IdReq = FastifyRequest<{ Params: { id: string }; Querystring: { token?: string } }>;
+const tokenQuery = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 1024, description: 'viewer token from POST /v1/vms/:id/viewer' })),
+}, { additionalProperties: false });
 
-const tokenQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { token: { type: 'string', description: 'viewer token from POST /v1/vms/:id/viewer' } },
-} as const;
+type IdReq = FastifyRequest<{ Params: IdParams; Querystring: Static<typeof tokenQuery> }>;
 
-const viewerBody = {
-  type: ['object', 'null'],
-  additionalProperties: false,
-  properties: { ttlSeconds: { type: 'integer', minimum: 1, maximum: 86400, description: 'token lifetime (default 300)' } },
-} as const;
+/** POST /v1/vms/:id/viewer: optional; the token lifetime may not exceed the desktop's maxTokenTtlMs. */
+const viewerBody = (maxTtlS: number, defaultTtlS: number) => Type.Union([
+  Type.Object({
+    ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: maxTtlS, description: `token lifetime (default ${defaultTtlS})` })),
+  }, { additionalProperties: false }),
+  Type.Null(),
+]);
+type ViewerBody = Static<ReturnType<typeof viewerBody>>;
 
 const viewerResponse = {
   type: 'object',
@@ -58,10 +60,10 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
   return [
     {
       method: 'POST', url: '/v1/vms/:id/viewer', summary: 'A short-lived viewer token and page URL for the VM desktop', auth: 'bearer',
-      schema: { params: idParams, body: viewerBody, response: { 200: viewerResponse, '4xx': errorSchema, '5xx': errorSchema } },
+      schema: { params: idParams, body: viewerBody(Math.floor(limits.maxTokenTtlMs / 1000), Math.round(limits.tokenTtlMs / 1000)), response: { 200: viewerResponse, '4xx': errorSchema, '5xx': errorSchema } },
       handler: (req) => {
         const vm = ctx.vms.get((req as IdReq).params.id); // ids and names; the token binds the canonical id
-        const ttlS = (req.body as { ttlSeconds?: number } | null | undefined)?.ttlSeconds;
+        const ttlS = (req.body as ViewerBody | undefined)?.ttlSeconds;
         const ttlMs = ttlS === undefined ? limits.tokenTtlMs : ttlS * 1000;
         if (ttlMs > limits.maxTokenTtlMs) {
           throw new HangarError('INVALID_ARGUMENT', `ttlSeconds may be at most ${limits.maxTokenTtlMs / 1000}`, { max: limits.maxTokenTtlMs / 1000 });

@@ -1,7 +1,9 @@
 // GET /v1/doctor[?vm=ID]: the doctor run by the controller, which owns the VMs, the network and the images.
 import type { FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
 import type { ApiRoute } from '../api/routes.js';
-import { errorSchema } from '../api/schemas.js';
+import { errorSchema, ID_MAX_LENGTH } from '../api/schemas.js';
+import { REF_PATTERN } from '../util/validate.js';
 import { runDoctor, type DoctorTarget } from './doctor.js';
 
 const evidenceSchema = {
@@ -62,11 +64,10 @@ export const doctorReportSchema = {
   },
 } as const;
 
-const doctorQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { vm: { type: 'string', minLength: 1, maxLength: 128, description: 'also examine this VM (id or name)' } },
-} as const;
+const doctorQuery = Type.Object({
+  vm: Type.Optional(Type.String({ minLength: 1, maxLength: ID_MAX_LENGTH, pattern: REF_PATTERN, description: 'also examine this VM (id or name)' })),
+}, { additionalProperties: false });
+type DoctorQuery = Static<typeof doctorQuery>;
 
 /** The doctor's routes over what it examines (the composition root passes the VM manager). */
 export function doctorRoutes(manager: DoctorTarget): ApiRoute[] {
@@ -75,7 +76,7 @@ export function doctorRoutes(manager: DoctorTarget): ApiRoute[] {
       method: 'GET', url: '/v1/doctor', summary: 'Host, image and VM checks, most likely cause first (?vm=ID adds that VM)', auth: 'bearer',
       schema: { querystring: doctorQuery, response: { 200: doctorReportSchema, '4xx': errorSchema, '5xx': errorSchema } },
       handler: async (req) => {
-        const q = (req as FastifyRequest<{ Querystring: { vm?: string } }>).query;
+        const q = (req as FastifyRequest<{ Querystring: DoctorQuery }>).query;
         return runDoctor({ manager }, q.vm !== undefined ? { vm: q.vm } : {});
       },
     },

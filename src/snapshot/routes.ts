@@ -1,11 +1,11 @@
 // HTTP routes of golden snapshots, over the snapshots port.
 import type { FastifyRequest } from 'fastify';
 import type { ApiContext, ApiRoute } from '../api/routes.js';
-import { errorSchema, idParams, snapshotBody, snapshotSchema } from '../api/schemas.js';
+import { errorSchema, idParams, snapshotBody, snapshotSchema, type IdParams, type SnapshotBody } from '../api/schemas.js';
 import { toSnapshotView } from './manifest.js';
 import { normalizeSnapshotRequest, type RemoveForce } from './service.js';
 
-type IdReq = FastifyRequest<{ Params: { id: string }; Querystring: { force?: RemoveForce } }>;
+type IdReq = FastifyRequest<{ Params: IdParams; Querystring: { force?: RemoveForce } }>;
 
 const removeQuery = {
   type: 'object',
@@ -21,7 +21,7 @@ export function snapshotRoutes(ctx: ApiContext): ApiRoute[] {
       method: 'POST', url: '/v1/snapshots', summary: 'Take a golden snapshot of a ready VM ({ vm }) or of a VM booted from an image for it ({ image })', auth: 'bearer',
       schema: { body: snapshotBody, response: one },
       handler: async (req, reply) => {
-        const s = await ctx.snapshots.create(normalizeSnapshotRequest(req.body));
+        const s = await ctx.snapshots.create(normalizeSnapshotRequest(req.body as SnapshotBody));
         return reply.code(201).send(toSnapshotView(s.manifest));
       },
     },

@@ -1,30 +1,55 @@
-// Create-VM input, normalised once at the edge (API and CLI share it). Pure: no side effects, so a bad request
-// can never leave anything half-created.
-import { HangarError } from '../errors.js';
+// Create-VM input: its one schema, built from the limits (the API validates requests with it, /openapi.json shows
+// it, handlers get its static type), and normalizeCreate, which checks any input against that same schema and
+// fills the defaults. Pure: no side effects, so a bad request can never leave anything half-created.
+import { Type, type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
 import { PROFILES, type Profile } from '../image/plan.js';
 import { VMM_KINDS, type VmmKind } from '../vmm/types.js';
-import { oneOf, validInt, validName } from '../util/validate.js';
 
+export { VMM_KINDS };
+import { schemaError } from '../util/schema-error.js';
+import { NAME_MAX_LENGTH, NAME_PATTERN, REF_MAX_LENGTH, REF_PATTERN } from '../util/validate.js';
 
-export interface CreateVmInput {
-  image?: string;
-  profile?: Profile;
-  vcpus?: number;
-  memMiB?: number;
-  name?: string;
-  ttlSeconds?: number;
-  vmm?: VmmKind;
-  fromSnapshot?: string;
+export interface Range {
+  min: number;
+  max: number;
 }
 
+/** What a create request may ask for; from the controller config (`limits`), checked there against the drivers. */
 export interface VmLimits {
-  maxVcpus: number;
-  minMemMiB: number;
-  maxMemMiB: number;
-  maxTtlSeconds: number;
+  vcpus: Range;
+  memMiB: Range;
+  ttlSeconds: Range;
+  name: { maxLength: number };
 }
 
-export const DEFAULT_LIMITS: VmLimits = { maxVcpus: 8, minMemMiB: 128, maxMemMiB: 16384, maxTtlSeconds: 7 * 24 * 3600 };
+export const DEFAULT_LIMITS: VmLimits = {
+  vcpus: { min: 1, max: 8 },
+  memMiB: { min: 128, max: 16384 },
+  ttlSeconds: { min: 60, max: 7 * 24 * 3600 },
+  name: { maxLength: NAME_MAX_LENGTH },
+};
+
+/** A reference to an image or a snapshot: an id, an id prefix or a profile name. */
+export const refString = (description: string) => Type.String({ minLength: 1, maxLength: REF_MAX_LENGTH, pattern: REF_PATTERN, description });
+
+/** The body of POST /v1/vms for these limits. */
+export function createVmSchema(limits: VmLimits = DEFAULT_LIMITS) {
+  const l = limits;
+  return Type.Object({
+    image: Type.Optional(refString('image id, id prefix or profile name (default: the profile\'s newest image)')),
+    profile: Type.Optional(Type.Enum(PROFILES, { description: 'default desktop' })),
+    vcpus: Type.Optional(Type.Integer({ minimum: l.vcpus.min, maximum: l.vcpus.max, description: 'default 1' })),
+    memMiB: Type.Optional(Type.Integer({ minimum: l.memMiB.min, maximum: l.memMiB.max, description: 'default 512 (desktop) or 1024 (browser)' })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: l.name.maxLength, pattern: NAME_PATTERN })),
+    ttlSeconds: Type.Optional(Type.Integer({ minimum: l.ttlSeconds.min, maximum: l.ttlSeconds.max, description: 'destroyed this long after creation (default: never)' })),
+    vmm: Type.Optional(Type.Enum(VMM_KINDS, { description: 'default: the controller\'s defaultVmm' })),
+    fromSnapshot: Type.Optional(refString('a golden snapshot id: restore a clone of it instead of booting')),
+  }, { additionalProperties: false });
+}
+
+export type CreateVmSchema = ReturnType<typeof createVmSchema>;
+export type CreateVmInput = Static<CreateVmSchema>;
 
 export interface CreateVmRequest {
   image: string;
@@ -39,27 +64,35 @@ export interface CreateVmRequest {
   given: { vcpus: boolean; memMiB: boolean; profile: boolean };
 }
 
-const IMAGE_REF = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+const compiled = new WeakMap<VmLimits, { schema: CreateVmSchema; validator: ReturnType<typeof Compile<CreateVmSchema>> }>();
 
+function validatorFor(limits: VmLimits): { schema: CreateVmSchema; validator: ReturnType<typeof Compile<CreateVmSchema>> } {
+  let v = compiled.get(limits);
+  if (!v) {
+    const schema = createVmSchema(limits);
+    v = { schema, validator: Compile(schema) };
+    compiled.set(limits, v);
+  }
+  return v;
+}
+
+const clamp = (n: number, r: Range): number => Math.min(r.max, Math.max(r.min, n));
+
+/** Checks `input` against createVmSchema(limits) (INVALID_ARGUMENT/UNKNOWN_FIELD as the API answers) and fills defaults. */
 export function normalizeCreate(input: CreateVmInput, limits: VmLimits = DEFAULT_LIMITS): CreateVmRequest {
-  const profile = input.profile === undefined ? 'desktop' : oneOf(input.profile, 'profile', PROFILES);
-  const image = input.image ?? profile;
-  if (typeof image !== 'string' || !IMAGE_REF.test(image)) {
-    throw new HangarError('INVALID_ARGUMENT', `image must be an image id, id prefix or profile name (got ${JSON.stringify(image)})`, { field: 'image' });
-  }
-  const fromSnapshot = input.fromSnapshot === undefined ? null : input.fromSnapshot;
-  if (fromSnapshot !== null && (typeof fromSnapshot !== 'string' || !IMAGE_REF.test(fromSnapshot))) {
-    throw new HangarError('INVALID_ARGUMENT', 'fromSnapshot must be a snapshot id', { field: 'fromSnapshot' });
-  }
+  const { schema, validator } = validatorFor(limits);
+  if (!validator.Check(input)) throw schemaError(validator.Errors(input), undefined, { schema, data: input });
+  const profile = input.profile ?? 'desktop';
   return {
-    image,
+    image: input.image ?? profile,
     profile,
-    vcpus: input.vcpus === undefined ? 1 : validInt(input.vcpus, 'vcpus', 1, limits.maxVcpus),
-    memMiB: input.memMiB === undefined ? (profile === 'browser' ? 1024 : 512) : validInt(input.memMiB, 'memMiB', limits.minMemMiB, limits.maxMemMiB),
-    name: input.name === undefined ? null : validName(input.name, 'name'),
-    ttlSeconds: input.ttlSeconds === undefined ? null : validInt(input.ttlSeconds, 'ttlSeconds', 60, limits.maxTtlSeconds),
-    vmm: input.vmm === undefined ? null : oneOf(input.vmm, 'vmm', VMM_KINDS),
-    fromSnapshot,
+    // Defaults inside the configured range (a host may require at least 2 vCPUs or 1 GiB).
+    vcpus: input.vcpus ?? clamp(1, limits.vcpus),
+    memMiB: input.memMiB ?? clamp(profile === 'browser' ? 1024 : 512, limits.memMiB),
+    name: input.name ?? null,
+    ttlSeconds: input.ttlSeconds ?? null,
+    vmm: input.vmm ?? null,
+    fromSnapshot: input.fromSnapshot ?? null,
     given: { vcpus: input.vcpus !== undefined, memMiB: input.memMiB !== undefined, profile: input.profile !== undefined },
   };
 }

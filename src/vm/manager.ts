@@ -29,7 +29,7 @@ import { Booter } from './booter.js';
 import { coldMachineSpec, planClone, planColdCreate, type CreateContext } from './create.js';
 import { hostDisks, type Disks } from './disks.js';
 import { hostInfo, imageSummaries } from './host-info.js';
-import type { CreateVmRequest, VmLimits } from './input.js';
+import type { CreateVmRequest } from './input.js';
 import { CONSOLE_TAIL_LINES, LiveVms } from './live.js';
 import { KeyedLock } from './lock.js';
 import { hostVmNetwork, type VmNetwork } from './network.js';
@@ -53,7 +53,6 @@ export interface ManagerOptions {
   images: ImageSource;
   readyTimeoutMs?: number;
   maxVms?: number;
-  limits?: VmLimits;
   metrics?: HangarMetrics;
   dialer?: Dialer;
   /** Boot phases of every VM (CLI/foreground); silent by default. */

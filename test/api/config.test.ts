@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadControllerConfig } from '../../src/api/config.js';
 import { isHangarError } from '../../src/errors.js';
+import { DEFAULT_LIMITS } from '../../src/vm/input.js';
 
 function withStateDir(fn: (dir: string, env: NodeJS.ProcessEnv) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'hangar-config-'));
@@ -56,6 +57,33 @@ test('firecracker.jailer: off by default; uid/gid of an unprivileged user, an ab
     for (const bad of [{ uid: 0, gid: 990 }, { uid: 990 }, { uid: 990, gid: 990, chrootBaseDir: 'jail' }, { uid: 990, gid: 990, chrootBaseDir: '/a\nb' }, 'yes']) {
       writeFileSync(file, JSON.stringify({ firecracker: { jailer: bad } }));
       assert.throws(() => loadControllerConfig({ env }), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT') && /firecracker\.jailer/.test(e.message), JSON.stringify(bad));
+    }
+  });
+});
+
+test('limits: defaults, configured ranges, and a clear error for what a VMM driver would refuse', () => {
+  withStateDir((dir, env) => {
+    assert.deepEqual(loadControllerConfig({ env }).limits, DEFAULT_LIMITS);
+    assert.deepEqual(DEFAULT_LIMITS, { vcpus: { min: 1, max: 8 }, memMiB: { min: 128, max: 16384 }, ttlSeconds: { min: 60, max: 604800 }, name: { maxLength: 63 } });
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ limits: { vcpus: { max: 32 }, memMiB: { min: 256, max: 65536 }, name: { maxLength: 20 } } }));
+    assert.deepEqual(loadControllerConfig({ env }).limits, { vcpus: { min: 1, max: 32 }, memMiB: { min: 256, max: 65536 }, ttlSeconds: DEFAULT_LIMITS.ttlSeconds, name: { maxLength: 20 } });
+    const refused: [unknown, string, RegExp][] = [
+      [{ vcpus: { max: 33 } }, 'limits.vcpus.max', /limits\.vcpus\.max is 33, but the firecracker driver accepts at most 32 vCPUs/],
+      [{ vcpus: { max: 65 } }, 'limits.vcpus.max', /qemu driver accepts at most 64 vCPUs/],
+      [{ memMiB: { min: 32 } }, 'limits.memMiB.min', /qemu driver needs at least 64 MiB/],
+      [{ memMiB: { max: 2 * 1024 * 1024 } }, 'limits.memMiB.max', /accepts at most 1048576 MiB/],
+      [{ vcpus: { min: 4, max: 2 } }, 'limits.vcpus.min', /must not exceed limits\.vcpus\.max/],
+      [{ vcpus: { min: 0 } }, 'limits.vcpus.min', /driver needs at least 1 vCPUs/],
+      [{ ttlSeconds: { max: 10 * 366 * 86400 } }, 'limits.ttlSeconds.max', /integer from 1 to/],
+      [{ name: { maxLength: 64 } }, 'limits.name.maxLength', /integer from 1 to 63/],
+      [{ vcpu: { max: 2 } }, 'limits.vcpu', /is not a limit/],
+      [{ vcpus: 8 }, 'limits.vcpus', /must be an object/],
+      ['lots', 'limits', /must be an object/],
+    ];
+    for (const [limits, field, message] of refused) {
+      writeFileSync(file, JSON.stringify({ limits }));
+      assert.throws(() => loadControllerConfig({ env }), (e: unknown) => isHangarError(e) && e.details.field === field && message.test(e.message), JSON.stringify(limits));
     }
   });
 });

@@ -7,8 +7,11 @@ import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { coreRoutes, eventsStart } from '../../src/api/core-routes.js';
 import { openApiPath } from '../../src/api/openapi.js';
+import { ID_MAX_LENGTH, idParams } from '../../src/api/schemas.js';
 import { redactUrl } from '../../src/api/server.js';
+import { ERRORS, exitCodeOf } from '../../src/errors.js';
 import { auth, createApiHarness, TEST_TOKEN, type ApiHarness } from '../support/api.js';
+import { createFakeApi, fakeAuth, type FakeApi } from './fake-api.js';
 
 describe('controller API (injection)', () => {
   let h: ApiHarness;
@@ -209,5 +212,58 @@ describe('controller API (listening server)', () => {
     ctl.abort();
     assert.match(text, new RegExp(`id: ${first.seq}\\nevent: test.one\\n`));
     assert.match(text, /event: test\.two\ndata: .*"n":2/);
+  });
+});
+
+describe('router errors in the API envelope', () => {
+  let api: FakeApi;
+  before(async () => { api = await createFakeApi(); });
+  after(async () => { await api.close(); });
+
+  const envelope = (body: string): { code: string; message: string; details: Record<string, unknown> } => {
+    const b = JSON.parse(body) as { error: { code: string; message: string; details: Record<string, unknown> } };
+    assert.deepEqual(Object.keys(b), ['error']);
+    assert.equal(typeof b.error.message, 'string');
+    assert.equal(typeof b.error.details, 'object');
+    return b.error;
+  };
+
+  test('the router takes ids exactly as long as the id schema allows; one more is 414 PARAM_TOO_LONG', async () => {
+    assert.equal((idParams.properties.id as { maxLength?: number }).maxLength, ID_MAX_LENGTH);
+    const atLimit = await api.app.inject({ method: 'GET', url: `/v1/vms/missing${'x'.repeat(ID_MAX_LENGTH - 7)}`, headers: fakeAuth });
+    assert.equal(atLimit.statusCode, 404, 'an id at the limit passes router and schema, and is looked up');
+    assert.equal(envelope(atLimit.body).code, 'VM_NOT_FOUND');
+    for (const [method, url] of [['GET', '/v1/vms/:id'], ['POST', '/v1/vms/:id/stop'], ['DELETE', '/v1/snapshots/:id'], ['GET', '/view/:id']] as const) {
+      const before = api.calls.length;
+      const res = await api.app.inject({ method, url: url.replace(':id', 'x'.repeat(ID_MAX_LENGTH + 1)), headers: fakeAuth });
+      assert.equal(res.statusCode, 414, url);
+      const e = envelope(res.body);
+      assert.equal(e.code, 'PARAM_TOO_LONG');
+      assert.deepEqual(e.details, { field: '', in: 'params', reason: 'range', expected: 'string', min: 1, max: ID_MAX_LENGTH });
+      assert.deepEqual(api.calls.slice(before), [], 'nothing behind the router ran');
+    }
+    assert.equal(ERRORS.PARAM_TOO_LONG.http, 414);
+    assert.equal(exitCodeOf('PARAM_TOO_LONG'), 2, 'bad input for the CLI');
+  });
+
+  test('bad URL encoding is 400 BAD_URL; both are counted as errors and carry a request id', async () => {
+    const res = await api.app.inject({ method: 'GET', url: '/v1/vms/%E0%A4%A', headers: fakeAuth });
+    assert.equal(res.statusCode, 400);
+    assert.equal(envelope(res.body).code, 'BAD_URL');
+    assert.ok(res.headers['x-request-id']);
+    assert.equal(exitCodeOf('BAD_URL'), 2);
+    const metrics = await api.app.inject({ method: 'GET', url: '/metrics', headers: fakeAuth });
+    assert.match(metrics.body, /^hangar_errors_total\{code="BAD_URL"\} 1$/m);
+  });
+
+  test('bad JSON, an empty JSON body and a non-JSON body are 400 INVALID_ARGUMENT in the envelope', async () => {
+    for (const [payload, type] of [['{nope', 'application/json'], ['', 'application/json'], ['vcpus=2', 'application/x-www-form-urlencoded'], ['x', 'text/plain']]) {
+      const res = await api.app.inject({ method: 'POST', url: '/v1/vms', headers: { ...fakeAuth, 'content-type': type! }, payload });
+      assert.equal(res.statusCode, 400, `${type} ${payload}`);
+      const e = envelope(res.body);
+      assert.equal(e.code, 'INVALID_ARGUMENT');
+      assert.equal(e.details.in, 'body');
+    }
+    assert.deepEqual(api.mutations(), []);
   });
 });

@@ -1,7 +1,7 @@
 // Pure builders for the requests Hangar sends, one per resource. Each validates its input before anything is sent
 // (Firecracker's own limits where the definition states them) and shapes the body for the target API version.
-import { isAbsolute, normalize } from 'node:path';
 import { HangarError } from '../../errors.js';
+import { absPath, invalidArgument, validInt, validInterfaceName, validMac } from '../../util/validate.js';
 import { MAX_BOOT_ARGS_LENGTH } from '../../kernel/bootargs.js';
 import type { FirecrackerAction } from './actions.js';
 import type { LogLevel, NetworkOverride, SnapshotLoadParams, SnapshotType } from './api-types.js';
@@ -9,32 +9,20 @@ import { LOG_LEVELS, SNAPSHOT_TYPES } from './api-types.js';
 import { hasField, requireField } from './version.js';
 import type { ApiVersion } from './version.js';
 
+/** Paths go to another process (maybe in a jail): absolute, no control characters, normalised (shared rule). */
+export { absPath };
+
 export const ROOT_DRIVE_ID = 'rootfs';
 export const NET_IFACE_ID = 'eth0';
 /** machine-config.vcpu_count range in the definition. */
 export const MAX_VCPUS = 32;
+/** What machine-config accepts (the controller's configured limits must stay inside these). */
+export const FIRECRACKER_LIMITS = { vcpus: { min: 1, max: MAX_VCPUS }, memMiB: { min: 1, max: 1024 * 1024 } } as const;
 
 const ID_RE = /^[A-Za-z0-9_]{1,64}$/;
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
-function invalid(field: string, message: string, extra: Record<string, unknown> = {}): HangarError {
-  return new HangarError('INVALID_ARGUMENT', `${field} ${message}`, { field, ...extra });
-}
-
-/** Paths go to another process (maybe in a jail): they must be absolute and free of control characters. */
-export function absPath(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !isAbsolute(value) || value.length > 4096 || /[\0\n\r]/.test(value)) {
-    throw invalid(field, `must be an absolute path without control characters (got ${JSON.stringify(value)})`);
-  }
-  return normalize(value);
-}
-
-function int(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(field, `must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`, { min, max });
-  }
-  return value;
+function invalid(field: string, message: string): HangarError {
+  return invalidArgument({ field, reason: 'format' }, message);
 }
 
 export function deviceId(value: unknown, field: string): string {
@@ -42,19 +30,11 @@ export function deviceId(value: unknown, field: string): string {
   return value;
 }
 
-export function tapName(value: unknown, field = 'net.tap'): string {
-  if (typeof value !== 'string' || !IFNAME_RE.test(value)) {
-    throw invalid(field, `must be a Linux interface name of 1–15 characters [A-Za-z0-9_.-] (got ${JSON.stringify(value)})`);
-  }
-  return value;
-}
+/** The host TAP (shared rule: src/util/validate.ts). */
+export const tapName = (value: unknown, field = 'net.tap'): string => validInterfaceName(value, field);
 
-/** A unicast MAC in aa:bb:cc:dd:ee:ff form (a multicast guest MAC gets no unicast traffic). */
-export function guestMac(value: unknown, field = 'net.mac'): string {
-  if (typeof value !== 'string' || !MAC_RE.test(value)) throw invalid(field, `must look like 02:00:00:00:00:01 (got ${JSON.stringify(value)})`);
-  if (parseInt(value.slice(0, 2), 16) & 1) throw invalid(field, `is a multicast address (${value}); the first octet must be even`);
-  return value.toLowerCase();
-}
+/** A unicast guest MAC, lower-cased (shared rule: src/util/validate.ts). */
+export const guestMac = (value: unknown, field = 'net.mac'): string => validMac(value, field);
 
 export function loggerRequest(logPath: string, level: LogLevel = 'Info'): FirecrackerAction {
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw invalid('logger.level', `must be one of ${LOG_LEVELS.join(', ')}`);
@@ -70,9 +50,9 @@ export interface MachineInput {
 }
 
 export function machineConfigRequest(m: MachineInput): FirecrackerAction {
-  const vcpus = int(m.vcpus, 'vcpus', 1, MAX_VCPUS);
+  const vcpus = validInt(m.vcpus, 'vcpus', FIRECRACKER_LIMITS.vcpus.min, FIRECRACKER_LIMITS.vcpus.max);
   if (m.smt && vcpus !== 1 && vcpus % 2 !== 0) throw invalid('vcpus', `must be 1 or even when SMT is on (got ${vcpus})`);
-  const mem = int(m.memMiB, 'memMiB', 1, 1024 * 1024);
+  const mem = validInt(m.memMiB, 'memMiB', FIRECRACKER_LIMITS.memMiB.min, FIRECRACKER_LIMITS.memMiB.max);
   if (m.hugePages2M && mem % 2 !== 0) throw invalid('memMiB', `must be a multiple of 2 with 2M huge pages (got ${mem})`);
   return {
     kind: 'put-machine-config',
@@ -115,7 +95,7 @@ export function networkInterfaceRequest(net: { tap: string; mac: string }, api: 
   };
   if (opts.mtu === undefined) return { kind: 'put-network-interface', body };
   requireField(api, 'network-interface.mtu');
-  return { kind: 'put-network-interface', body: { ...body, mtu: int(opts.mtu, 'mtu', 68, 65535) } };
+  return { kind: 'put-network-interface', body: { ...body, mtu: validInt(opts.mtu, 'mtu', 68, 65535) } };
 }
 
 /**

@@ -7,8 +7,7 @@
 // short forms parse differently (unix:P treats a '=' in P as a key) and would need their own rules.
 import { Buffer } from 'node:buffer';
 import { HangarError } from '../../errors.js';
-import { isIfname } from '../../net/config.js';
-import { validInt, validName } from '../../util/validate.js';
+import { cleanAbsPath, hasControl, invalidArgument, validInt, validInterfaceName, validMac, validName } from '../../util/validate.js';
 import type { MachineSpec } from '../types.js';
 import type { Accel } from '../accel.js';
 
@@ -31,6 +30,9 @@ export interface QemuArgvOptions {
 /** The virtio-serial port name the guest agent looks for (/sys/class/virtio-ports/*\/name). */
 export const AGENT_PORT_NAME = 'org.hangar.agent';
 
+/** What `-smp` and `-m` accept here (the controller's configured limits must stay inside these). */
+export const QEMU_LIMITS = { vcpus: { min: 1, max: 64 }, memMiB: { min: 64, max: 1024 * 1024 } } as const;
+
 /** The machine type: microvm without ACPI or option ROMs (same virtio-mmio device model as Firecracker). */
 export const MICROVM_MACHINE = 'microvm,acpi=off,x-option-roms=off,rtc=on';
 /** x86 COMMAND_LINE_SIZE. QEMU appends one virtio_mmio.device=... (~35 bytes) per device to the command line. */
@@ -38,29 +40,14 @@ const CMDLINE_MAX = 2048;
 const CMDLINE_RESERVE_PER_DEVICE = 64;
 /** sun_path is 108 bytes including the terminating NUL. */
 const UNIX_PATH_MAX = 107;
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 const INCOMING_RE = /^(defer|(exec|unix|tcp|fd):.+)$/s;
 
 function invalid(field: string, message: string): HangarError {
-  return new HangarError('INVALID_ARGUMENT', `${field}: ${message}`, { field });
+  return invalidArgument({ field, reason: 'format' }, message);
 }
 
-/** C0 controls and DEL: never valid in a path or a command line. */
-function hasControl(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return true;
-  }
-  return false;
-}
-
-/** Absolute, no control characters (a newline would split the value in logs; NUL cannot be passed at all). */
-function cleanPath(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !value.startsWith('/') || hasControl(value)) {
-    throw invalid(field, `must be an absolute path without control characters (got ${JSON.stringify(value)})`);
-  }
-  return value;
-}
+/** Absolute, no control characters, as given (qmpSocketArg must match what /proc/PID/cmdline shows). */
+const cleanPath = cleanAbsPath;
 
 /** QEMU's option-string rule: a literal comma inside a value is written as two commas. */
 export function escapeOptionValue(value: string): string {
@@ -80,12 +67,6 @@ function socketPath(value: unknown, field: string): string {
   return escapeOptionValue(p);
 }
 
-function validMac(value: unknown): string {
-  if (typeof value !== 'string' || !MAC_RE.test(value)) throw invalid('net.mac', `must be six hex octets separated by ':' (got ${JSON.stringify(value)})`);
-  if (parseInt(value.slice(0, 2), 16) & 1) throw invalid('net.mac', `${value} is a multicast address; a NIC needs a unicast MAC`);
-  return value.toLowerCase();
-}
-
 function validBootArgs(value: unknown, devices: number): string {
   const max = CMDLINE_MAX - CMDLINE_RESERVE_PER_DEVICE * devices;
   if (typeof value !== 'string' || hasControl(value)) {
@@ -103,13 +84,12 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
   const kernel = cleanPath(spec.kernelPath, 'kernelPath');
   const rootfs = optPath(spec.rootfsPath, 'rootfsPath');
   const consoleLog = optPath(spec.consoleLogPath, 'consoleLogPath');
-  const vcpus = validInt(spec.vcpus, 'vcpus', 1, 64);
-  const memMiB = validInt(spec.memMiB, 'memMiB', 64, 1024 * 1024);
+  const vcpus = validInt(spec.vcpus, 'vcpus', QEMU_LIMITS.vcpus.min, QEMU_LIMITS.vcpus.max);
+  const memMiB = validInt(spec.memMiB, 'memMiB', QEMU_LIMITS.memMiB.min, QEMU_LIMITS.memMiB.max);
   const qmp = socketPath(opts.qmpSocket, 'qmpSocket');
   const pidFile = opts.pidFile === undefined ? undefined : cleanPath(opts.pidFile, 'pidFile');
   if (opts.accel !== 'kvm' && opts.accel !== 'tcg') throw invalid('accel', `must be kvm or tcg (got ${JSON.stringify(opts.accel)})`);
-  if (spec.net && !isIfname(spec.net.tap)) throw invalid('net.tap', `must be an interface name of at most 15 characters [A-Za-z0-9_.-] (got ${JSON.stringify(spec.net.tap)})`);
-  const net = spec.net ? { tap: spec.net.tap, mac: validMac(spec.net.mac) } : undefined;
+  const net = spec.net ? { tap: validInterfaceName(spec.net.tap, 'net.tap'), mac: validMac(spec.net.mac, 'net.mac') } : undefined;
   const agent = opts.agentSocket === undefined ? undefined : socketPath(opts.agentSocket, 'agentSocket');
   const bootArgs = validBootArgs(spec.bootArgs, 1 + (net ? 1 : 0) + (agent ? 1 : 0) + (opts.rng ? 1 : 0));
   if (opts.incoming !== undefined && (typeof opts.incoming !== 'string' || !INCOMING_RE.test(opts.incoming) || hasControl(opts.incoming))) {
