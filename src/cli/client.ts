@@ -25,7 +25,7 @@ export function errorFromResponse(status: number, text: string, what: string, to
 export class ApiClient {
   constructor(readonly url: string, private readonly token: string, private readonly tokenFrom = 'HANGAR_TOKEN') {}
 
-  private async fetch(method: string, path: string, init: { body?: unknown; accept?: string; signal?: AbortSignal; headers?: Record<string, string> } = {}): Promise<Response> {
+  private async send(method: string, path: string, init: { body?: unknown; accept?: string; signal?: AbortSignal; headers?: Record<string, string> } = {}): Promise<Response> {
     let res: Response;
     try {
       res = await fetch(this.url + path, {
@@ -49,7 +49,7 @@ export class ApiClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.fetch(method, path, { body });
+    const res = await this.send(method, path, { body });
     const text = await res.text();
     const type = res.headers.get('content-type') ?? '';
     return (type.includes('application/json') && text !== '' ? JSON.parse(text) : text) as T;
@@ -57,7 +57,7 @@ export class ApiClient {
 
   /** Reads a Server-Sent Events stream until `onEvent` returns true, the stream ends or `signal` aborts. */
   async events(path: string, onEvent: (e: SseEvent) => boolean | void, opts: { signal?: AbortSignal; lastEventId?: string } = {}): Promise<void> {
-    const res = await this.fetch('GET', path, {
+    const res = await this.send('GET', path, {
       accept: 'text/event-stream', ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.lastEventId ? { headers: { 'last-event-id': opts.lastEventId } } : {}),
     }).catch((e: unknown) => { if (opts.signal?.aborted) return null; throw e; });
     if (!res) return;
@@ -67,7 +67,7 @@ export class ApiClient {
 
   /** Streams a text answer (console --follow) to `onText` until it ends or `signal` aborts. */
   async stream(path: string, onText: (s: string) => void, signal?: AbortSignal): Promise<void> {
-    const res = await this.fetch('GET', path, signal ? { signal } : {}).catch((e: unknown) => { if (signal?.aborted) return null; throw e; });
+    const res = await this.send('GET', path, signal ? { signal } : {}).catch((e: unknown) => { if (signal?.aborted) return null; throw e; });
     if (!res) return;
     await this.read(res, (text) => { onText(text); return false; }, signal);
   }

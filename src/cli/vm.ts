@@ -19,7 +19,7 @@ const DEFAULT_WAIT_S = 600;
 
 /** Prints the outcome of create/start/resume; exit 0 ready (or not waited for), 1 not ready. */
 function report(o: Outcome, values: ParsedArgs['values'], io: CliIO, waited: boolean): number {
-  if (o.note) io.err(`hangar: ${o.note}\n`);
+  if (o.note) io.err(`${o.ready || !waited ? '' : 'hangar: '}${o.note}\n`);
   if (values.json) io.out(JSON.stringify(o.vm) + '\n');
   else io.out(vmTable([o.vm]));
   if (!waited || o.ready) {
