@@ -121,12 +121,20 @@ export function toHangarError(e: unknown, fallback: ErrorCode = 'INTERNAL'): Han
   return new HangarError(fallback, message, {}, { cause: e });
 }
 
-/** CLI exit codes: 0 ok, 1 a finding/check failed (lint, doctor, a VM that failed), 2 bad input/not found/unreadable,
- * 3 host problem, 4 other error, 5 the controller does not answer. */
+/** CLI exit codes (the README's table): 0 ok, 1 a finding/check failed (lint, doctor, a VM that did not become ready:
+ * the commands decide that, no error code maps to 1), 2 bad input (invalid, unknown, not found, a conflict with the
+ * current state, missing or wrong credentials, unreadable), 3 host problem, 4 other error, 5 the controller does
+ * not answer. */
+const HOST_PROBLEMS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'NOT_ROOT', 'MISSING_HOST_TOOLS', 'NO_DISK_SPACE', 'NO_APT_MIRROR', 'VMM_NOT_AVAILABLE', 'ACCEL_UNAVAILABLE', 'NET_POOL_EXHAUSTED', 'VM_LIMIT_REACHED',
+]);
+const UNREADABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['KERNEL_UNREADABLE', 'CONSOLE_UNREADABLE']);
+/** Bad input by HTTP status: validation, credentials, not found, conflict, too large. */
+const BAD_INPUT_STATUS: ReadonlySet<number> = new Set([400, 401, 403, 404, 409, 413, 414]);
+
 export function exitCodeOf(code: ErrorCode): number {
-  const status = ERRORS[code].http;
-  if (code === 'KERNEL_UNREADABLE' || code === 'CONSOLE_UNREADABLE' || status === 400 || status === 404 || status === 413 || status === 414) return 2;
-  if (code === 'NOT_ROOT' || code === 'MISSING_HOST_TOOLS' || code === 'NO_DISK_SPACE') return 3;
   if (code === 'CONTROLLER_UNREACHABLE') return 5;
+  if (HOST_PROBLEMS.has(code)) return 3;
+  if (UNREADABLE.has(code) || BAD_INPUT_STATUS.has(ERRORS[code].http)) return 2;
   return 4;
 }

@@ -12,18 +12,24 @@ import { validInt } from '../util/validate.js';
 import { clientFromEnv } from './client.js';
 import { listNetns, removeHostNetwork } from '../net/host.js';
 import { run } from '../util/exec.js';
-import type { Command, ParsedArgs } from './command.js';
+import { jsonOption, type Command, type OptionSpec, type ParsedArgs } from './command.js';
+
+const configOption = { config: { type: 'string', arg: 'FILE', description: 'the config file (default HANGAR_CONFIG, else HANGAR_STATE_DIR/config.json)' } } as const satisfies OptionSpec;
 
 const upOptions = {
-  foreground: { type: 'boolean' }, config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' },
-  json: { type: 'boolean' }, quiet: { type: 'boolean' },
-} as const;
+  foreground: { type: 'boolean', description: 'run in this process until SIGTERM/Ctrl-C (systemd: deploy/hangar.service)' },
+  ...configOption,
+  host: { type: 'string', arg: 'ADDR', description: 'listen address (default 127.0.0.1)' },
+  port: { type: 'string', arg: 'N', int: true, description: 'listen port (default 7070; 0 picks a free one)' },
+  ...jsonOption,
+  quiet: { type: 'boolean', description: 'no progress on stderr (also HANGAR_QUIET=1)' },
+} as const satisfies OptionSpec;
 
 function configFrom(values: ParsedArgs['values']): ControllerConfig {
   const overrides: ControllerConfigInput = {};
   if (values.port !== undefined || values.host !== undefined) {
     overrides.listen = {
-      ...(values.port !== undefined ? { port: validInt(values.port, 'port', 0, 65535) } : {}),
+      ...(values.port !== undefined ? { port: validInt(values.port, '--port', 0, 65535) } : {}),
       ...(typeof values.host === 'string' ? { host: values.host } : {}),
     };
   }
@@ -50,6 +56,9 @@ export const commands: Command[] = [
     summary: 'Start the controller (background; --foreground for systemd and terminals)',
     usage: '[--foreground] [--config FILE] [--host ADDR] [--port N] [--json] [--quiet]',
     options: upOptions,
+    details: 'Needs root. Prints where the controller listens and where its token is; the CLI finds both on its own '
+      + '(or set HANGAR_URL and HANGAR_TOKEN to reach another controller). A running controller is left as it is.',
+    examples: ['hangar up', 'hangar up --foreground --quiet', 'hangar up --port 0 --json'],
     run: async ({ values }, io) => {
       if (process.getuid?.() !== 0) throw new HangarError('NOT_ROOT', 'the controller manages network namespaces, TAPs and VMs: run it as root');
       const cfg = configFrom(values);
@@ -96,13 +105,14 @@ export const commands: Command[] = [
     path: ['down'],
     summary: 'Stop the controller (VMs keep running and are adopted at the next start); --purge also destroys every VM and removes the host network',
     usage: '[--purge] [--config FILE] [--json]',
-    options: { config: { type: 'string' }, json: { type: 'boolean' }, purge: { type: 'boolean' } },
+    options: { purge: { type: 'boolean', description: "also destroy every VM and remove Hangar's network namespaces" }, ...configOption, ...jsonOption },
+    examples: ['hangar down', 'hangar down --purge --json'],
     run: async ({ values }, io) => {
       const cfg = configFrom(values);
       const ep = await runningController(cfg);
       const destroyed: string[] = [];
       if (ep && values.purge) {
-        const api = clientFromEnv({ ...process.env, HANGAR_URL: ep.url });
+        const api = clientFromEnv({ ...(io.env ?? process.env), HANGAR_URL: ep.url });
         for (const vm of (await api.request<{ vms: { id: string }[] }>('GET', '/v1/vms')).vms) {
           await api.request('DELETE', `/v1/vms/${vm.id}`);
           destroyed.push(vm.id);

@@ -8,7 +8,8 @@ import { consoleReportJson, renderConsoleReport, renderDoctorReport } from '../d
 import { parseIpv4 } from '../net/ipv4.js';
 import { validPath } from '../util/validate.js';
 import { clientFromEnv } from './client.js';
-import type { Command } from './command.js';
+import { jsonOption, type Command } from './command.js';
+import { resolveVm } from './resolve.js';
 
 /** Console logs of a reboot loop grow, but a log larger than this is not a console log. */
 export const MAX_CONSOLE_BYTES = 64 * 1024 * 1024;
@@ -34,7 +35,14 @@ export const commands: Command[] = [
     path: ['doctor'],
     summary: 'Name the cause of a VM failure from evidence: host, image and VM checks through the controller (--console: a saved serial console log, offline)',
     usage: '[--vm ID] [--json] | --console FILE [--expect-ip IP] [--json]',
-    options: { console: { type: 'string' }, 'expect-ip': { type: 'string' }, vm: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      vm: { type: 'string', arg: 'ID', description: 'also check this VM (id, unique id prefix or name)' },
+      console: { type: 'string', arg: 'FILE', description: 'classify a saved serial console log instead, offline (no controller needed)' },
+      'expect-ip': { type: 'string', arg: 'IP', description: 'with --console: the address the guest should have had' },
+      ...jsonOption,
+    },
+    details: 'Exit 0 when no check finds an error, 1 when one does (the most likely cause first), 2 for an unreadable log.',
+    examples: ['hangar doctor', 'hangar doctor --vm alice --json', 'hangar doctor --console saved-console.log --expect-ip 10.242.0.2'],
     run: async (args, io) => {
       const file = args.values.console;
       const expectIp = args.values['expect-ip'];
@@ -42,7 +50,9 @@ export const commands: Command[] = [
       if (file === undefined) {
         if (expectIp !== undefined) throw new HangarError('INVALID_ARGUMENT', '--expect-ip goes with --console FILE (with --vm the controller knows the address)', { field: 'expect-ip' });
         if (vm !== undefined && (typeof vm !== 'string' || vm === '')) throw new HangarError('INVALID_ARGUMENT', '--vm needs a VM id or name', { field: 'vm' });
-        const report = await clientFromEnv().request<DoctorReport>('GET', `/v1/doctor${typeof vm === 'string' ? `?vm=${encodeURIComponent(vm)}` : ''}`);
+        const api = clientFromEnv(io.env);
+        const id = typeof vm === 'string' ? (await resolveVm(api, vm)).id : null;
+        const report = await api.request<DoctorReport>('GET', `/v1/doctor${id ? `?vm=${encodeURIComponent(id)}` : ''}`);
         io.out(args.values.json ? JSON.stringify(report) + '\n' : renderDoctorReport(report));
         return report.ok ? 0 : 1;
       }

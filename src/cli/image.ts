@@ -4,7 +4,7 @@ import { buildImage, listImages, PROFILES, resolveImage, type Profile } from '..
 import { assertNoBuildRunning, listArtifacts, planPrune, readImageUsers, reclaimableBytes, removeArtifacts, removeImage, unusedArtifacts } from '../image/prune.js';
 import { createProgress, progressModeFromEnv } from '../util/progress.js';
 import { oneOf, validInt } from '../util/validate.js';
-import { need, table, type Command } from './command.js';
+import { jsonOption, need, table, type Command } from './command.js';
 
 const mib = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MiB`;
 
@@ -14,13 +14,15 @@ export const commands: Command[] = [
     summary: 'Build (or reuse from the cache) the guest kernel + Debian desktop rootfs image',
     usage: '[--profile desktop|browser] [--out DIR] [--json] [--quiet] [--install-deps] [--force]',
     options: {
-      profile: { type: 'string' },
-      out: { type: 'string' },
-      json: { type: 'boolean' },
-      quiet: { type: 'boolean' },
-      'install-deps': { type: 'boolean' },
-      force: { type: 'boolean' },
+      profile: { type: 'string', arg: 'NAME', description: `what the image runs: ${PROFILES.join(' or ')} (default desktop)` },
+      out: { type: 'string', arg: 'DIR', description: 'publish the image in DIR instead of HANGAR_IMAGES_DIR' },
+      ...jsonOption,
+      quiet: { type: 'boolean', description: 'no progress on stderr (also HANGAR_QUIET=1)' },
+      'install-deps': { type: 'boolean', description: 'apt-get install the build tools that are missing (root)' },
+      force: { type: 'boolean', description: 'rebuild even when the cache has this image' },
     },
+    details: 'The kernel and root filesystem are cached by their inputs: a second build of the same inputs takes seconds.',
+    examples: ['hangar image build', 'hangar image build --profile browser --quiet --json'],
     run: async ({ values }, io) => {
       const profile = oneOf(values.profile ?? 'desktop', 'profile', PROFILES) as Profile;
       const quiet = values.quiet === true;
@@ -48,7 +50,8 @@ export const commands: Command[] = [
     path: ['image', 'ls'],
     summary: 'List the built images',
     usage: '[--json]',
-    options: { json: { type: 'boolean' } },
+    options: jsonOption,
+    examples: ['hangar image ls', 'hangar image ls --json'],
     run: async ({ values }, io) => {
       const images = await listImages();
       if (values.json) {
@@ -68,7 +71,9 @@ export const commands: Command[] = [
     path: ['image', 'rm'],
     summary: 'Delete an image (refused while a VM or snapshot uses it)',
     usage: 'ID|PREFIX|PROFILE [--json]',
-    options: { json: { type: 'boolean' } },
+    args: [{ name: 'ID', description: 'the image: its id, a unique prefix of it, or a profile (its newest image)' }],
+    options: jsonOption,
+    examples: ['hangar image rm desktop-0123', 'hangar image ls'],
     run: async ({ values, positionals }, io) => {
       const paths = resolvePaths();
       const image = await resolveImage(need(positionals, 'image id'), paths);
@@ -83,9 +88,15 @@ export const commands: Command[] = [
     path: ['image', 'prune'],
     summary: 'Delete old images: per profile the N newest stay (default 1), and every image a VM or snapshot uses; --artifacts also empties the build cache of what no remaining image uses',
     usage: '[--keep N] [--artifacts] [--dry-run] [--json]',
-    options: { keep: { type: 'string' }, artifacts: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+    options: {
+      keep: { type: 'string', arg: 'N', int: true, description: 'how many of the newest images of each profile stay (default 1)' },
+      artifacts: { type: 'boolean', description: 'also delete the build cache (kernels, root filesystems) no remaining image uses' },
+      'dry-run': { type: 'boolean', description: 'print what would go, delete nothing' },
+      ...jsonOption,
+    },
+    examples: ['hangar image prune --dry-run', 'hangar image prune --artifacts --keep 2'],
     run: async ({ values }, io) => {
-      const keep = validInt(values.keep === undefined ? 1 : Number(values.keep), 'keep', 0, 1000);
+      const keep = validInt(values.keep === undefined ? 1 : Number(values.keep), '--keep', 0, 1000);
       const paths = resolvePaths();
       const users = await readImageUsers(paths);
       const plan = planPrune(await listImages(paths), keep, users);

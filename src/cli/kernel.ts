@@ -3,7 +3,7 @@ import { HangarError } from '../errors.js';
 import { lintKernel, VMMS, type LintReport } from '../kernel/lint.js';
 import { NEWEST_FIRECRACKER } from '../kernel/rules.js';
 import { oneOf } from '../util/validate.js';
-import { table, type Command } from './command.js';
+import { jsonOption, table, type Command } from './command.js';
 
 /** Human rendering: one line on the kernel and target, a table (errors first), the fixes, a verdict. Pure. */
 export function renderLintReport(r: LintReport, path: string): string {
@@ -30,15 +30,18 @@ export const commands: Command[] = [
     path: ['kernel', 'lint'],
     summary: 'Check a guest kernel (.config, config.gz, vmlinux or bzImage) against the VMM it boots on',
     usage: `PATH [--vmm ${VMMS.join('|')}] [--vmm-version X.Y] [--initrd] [--no-ip] [--acpi] [--pci] [--json]`,
+    args: [{ name: 'PATH', description: 'the kernel or its config: .config, config.gz, vmlinux or bzImage' }],
     options: {
-      vmm: { type: 'string' },
-      'vmm-version': { type: 'string' },
-      initrd: { type: 'boolean' },
-      'no-ip': { type: 'boolean' },
-      acpi: { type: 'boolean' },
-      pci: { type: 'boolean' },
-      json: { type: 'boolean' },
+      vmm: { type: 'string', arg: 'KIND', description: `the VMM it boots on: ${VMMS.join(' or ')} (default firecracker)` },
+      'vmm-version': { type: 'string', arg: 'X.Y', description: `Firecracker's version (default ${NEWEST_FIRECRACKER})` },
+      initrd: { type: 'boolean', description: 'it boots with an initrd (modules may load from it)' },
+      'no-ip': { type: 'boolean', description: 'no ip= on the kernel command line (the guest configures its own network)' },
+      acpi: { type: 'boolean', description: 'qemu-microvm with acpi=on' },
+      pci: { type: 'boolean', description: 'with PCI (Firecracker --enable-pci, QEMU pcie=on)' },
+      ...jsonOption,
     },
+    details: 'Exit 0 when the kernel passes, 1 when a finding is an error (each with its fix), 2 when PATH cannot be read.',
+    examples: ['hangar kernel lint /boot/config-6.1.0-18-amd64', 'hangar kernel lint ./vmlinux --vmm qemu-microvm --acpi --json'],
     async run({ values, positionals }, io) {
       if (positionals.length !== 1) {
         throw new HangarError('INVALID_ARGUMENT', `expected exactly one PATH (got ${positionals.length})`, { field: 'path' });

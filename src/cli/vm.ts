@@ -1,139 +1,149 @@
 // `hangar vm …`: the controller's API from the command line. --json everywhere; exit codes scripts can rely on
-// (0 ok, 1 the VM failed, others from the error registry).
-import type { VmView } from '../api/routes.js';
+// (0 ok, 1 the VM did not become ready, others from the error registry). A VM is named by its id, a unique id
+// prefix or its name (src/cli/resolve.ts).
+import { PROFILES } from '../image/plan.js';
 import { clientFromEnv, type ApiClient } from './client.js';
-import { need, table, type CliIO, type Command, type OptionSpec } from './command.js';
+import { atLeast, interruptible, jsonOption, need, quietFrom, type CliIO, type Command, type OptionSpec, type ParsedArgs } from './command.js';
+import { withFlags } from './flags.js';
+import { resolveSnapshot, resolveVm, VM_ARG } from './resolve.js';
+import { bootFailure, vmDetails, vmTable, type VmInfo } from './vm-view.js';
+import { settle, startLike, type Outcome } from './wait.js';
 
-const json = { json: { type: 'boolean' } } as const satisfies OptionSpec;
+const waitOptions = {
+  'no-wait': { type: 'boolean', description: 'return once the controller accepted the request, without waiting until the VM is ready' },
+  timeout: { type: 'string', arg: 'SECONDS', int: true, description: 'how long to wait until the VM is ready (default 600); not ready in time: exit 1' },
+  quiet: { type: 'boolean', description: 'no progress on stderr (also HANGAR_QUIET=1)' },
+} as const satisfies OptionSpec;
 
-const fmtAge = (iso: string): string => {
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
-};
+const DEFAULT_WAIT_S = 600;
 
-export function vmTable(vms: VmView[]): string {
-  return table(['ID', 'NAME', 'STATE', 'IP', 'VMM', 'CPU', 'MEM', 'BOOT', 'AGE'], vms.map((v) => [
-    v.id, v.name, v.state, v.network?.ip ?? '-', v.vmm, v.vcpus, `${v.memMiB}M`, v.bootMs ? `${(v.bootMs / 1000).toFixed(1)}s` : '-', fmtAge(v.createdAt),
-  ]));
-}
-
-function show(v: VmView, io: CliIO): void {
-  io.out(vmTable([v]));
-  if (v.lastError) io.out(`\nlast error: ${v.lastError.code}: ${v.lastError.message}\n`);
-}
-
-/** Follows the VM's lifecycle events until it is ready or failed, printing each phase. */
-async function waitReady(api: ApiClient, id: string, io: CliIO, quiet: boolean): Promise<VmView> {
-  const t0 = Date.now();
-  const ctl = new AbortController();
-  const poll = setInterval(() => {
-    void api.request<VmView>('GET', `/v1/vms/${id}`).then((v) => { if (v.state === 'ready' || v.state === 'failed') ctl.abort(); }, () => undefined);
-  }, 1000);
-  try {
-    await api.events(`/v1/events?vm=${encodeURIComponent(id)}`, (type, data) => {
-      const d = (data as { data?: { to?: string } }).data;
-      if (type === 'vm.state' && d?.to) {
-        if (!quiet) io.err(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${id} ${d.to}\n`);
-        return d.to === 'ready' || d.to === 'failed';
-      }
-      return false;
-    }, ctl.signal).catch((e: unknown) => { if (!ctl.signal.aborted) throw e; });
-  } finally {
-    clearInterval(poll);
-  }
-  return api.request<VmView>('GET', `/v1/vms/${id}`);
-}
-
-const simple = (action: 'stop' | 'start' | 'pause' | 'resume'): Command => ({
-  path: ['vm', action], summary: `${action[0]!.toUpperCase()}${action.slice(1)} a VM`, usage: 'ID [--json]', options: json,
-  run: async ({ values, positionals }, io) => {
-    const v = await clientFromEnv().request<VmView>('POST', `/v1/vms/${encodeURIComponent(need(positionals, 'VM id'))}/${action}`);
-    if (values.json) io.out(JSON.stringify(v) + '\n');
-    else show(v, io);
+/** Prints the outcome of create/start/resume; exit 0 ready (or not waited for), 1 not ready. */
+function report(o: Outcome, values: ParsedArgs['values'], io: CliIO, waited: boolean): number {
+  if (o.note) io.err(`${o.ready || !waited ? '' : 'hangar: '}${o.note}\n`);
+  if (values.json) io.out(JSON.stringify(o.vm) + '\n');
+  else io.out(vmTable([o.vm]));
+  if (!waited || o.ready) {
+    if (!values.json && o.ready) io.out(`\nopen its desktop: hangar vm open ${o.vm.name || o.vm.id}\n`);
     return 0;
+  }
+  if (!o.note || o.vm.lastError) io.err(bootFailure(o.vm));
+  return 1;
+}
+
+function waitFrom(values: ParsedArgs['values'], io: CliIO): { wait: boolean; o: { io: CliIO; quiet: boolean; timeoutMs: number } } {
+  return { wait: values['no-wait'] !== true, o: { io, quiet: quietFrom(values, io), timeoutMs: atLeast(values.timeout, '--timeout', 1, DEFAULT_WAIT_S) * 1000 } };
+}
+
+/** A command on one VM: its flags are checked (`check`) before the VM is resolved and `go` runs. */
+const onVm = (path: string, summary: string, example: string, go: (api: ApiClient, vm: VmInfo, args: ParsedArgs, io: CliIO) => Promise<number>,
+  options: OptionSpec = jsonOption, check: (args: ParsedArgs, io: CliIO) => void = () => undefined): Command => ({
+  path: ['vm', path], summary, usage: `ID${Object.keys(options).map((o) => ` [--${o}${options[o]!.arg ? ` ${options[o]!.arg}` : ''}]`).join('')}`,
+  args: [VM_ARG], options, examples: [example],
+  run: async (args, io) => {
+    check(args, io);
+    const api = clientFromEnv(io.env);
+    return go(api, await resolveVm(api, need(args.positionals, 'ID')), args, io);
   },
+});
+
+const lifecycle = (action: 'stop' | 'pause', summary: string): Command => onVm(action, summary, `hangar vm ${action} alice`, async (api, vm, { values }, io) => {
+  const v = await api.request<VmInfo>('POST', `/v1/vms/${encodeURIComponent(vm.id)}/${action}`);
+  io.out(values.json ? JSON.stringify(v) + '\n' : vmTable([v]));
+  return 0;
+});
+
+const startOrResume = (action: 'start' | 'resume', summary: string, details: string): Command => ({
+  ...onVm(action, summary, `hangar vm ${action} alice`, async (api, vm, { values }, io) => {
+    const { wait, o } = waitFrom(values, io);
+    return report(await startLike(api, vm, action, wait, o), values, io, wait);
+  }, { ...waitOptions, ...jsonOption }, ({ values }, io) => { waitFrom(values, io); }),
+  examples: [`hangar vm ${action} alice`, `hangar vm ${action} vm-1a2b --no-wait --json`],
+  details,
 });
 
 export const commands: Command[] = [
   {
     path: ['vm', 'create'],
     summary: 'Create a VM and wait until it is ready (progress on stderr)',
-    usage: '[--image REF] [--profile desktop|browser] [--vcpus N] [--mem MIB] [--name NAME] [--ttl SECONDS] [--vmm qemu|firecracker] [--no-wait] [--quiet] [--json]',
+    usage: `[--image REF] [--profile ${PROFILES.join('|')}] [--vcpus N] [--mem MIB] [--name NAME] [--ttl SECONDS] [--vmm qemu|firecracker] [--from-snapshot ID] [--no-wait] [--timeout SECONDS] [--quiet] [--json]`,
+    details: 'Boots from an image (the newest of the profile unless --image names one), or clones a golden snapshot with '
+      + "--from-snapshot (take one with 'hangar snapshot create'). Ranges and defaults are the controller's: a value it "
+      + 'refuses is reported for the flag that set it. Exit 1 when the VM does not become ready, with its error and console.',
     options: {
-      ...json, image: { type: 'string' }, profile: { type: 'string' }, vcpus: { type: 'string' }, mem: { type: 'string' },
-      name: { type: 'string' }, ttl: { type: 'string' }, vmm: { type: 'string' }, 'no-wait': { type: 'boolean' }, quiet: { type: 'boolean' },
-      'from-snapshot': { type: 'string' },
+      image: { type: 'string', arg: 'REF', description: 'image id, unique id prefix or profile name (hangar image ls)' },
+      profile: { type: 'string', arg: 'NAME', description: `what the VM runs: ${PROFILES.join(' or ')} (default desktop)` },
+      vcpus: { type: 'string', arg: 'N', int: true, description: 'virtual CPUs' },
+      mem: { type: 'string', arg: 'MIB', int: true, description: 'memory in MiB' },
+      name: { type: 'string', arg: 'NAME', description: "a name to use instead of the id: lowercase letters, digits and '-'" },
+      ttl: { type: 'string', arg: 'SECONDS', int: true, description: 'destroy the VM this many seconds after it was created (default: never)' },
+      vmm: { type: 'string', arg: 'KIND', description: "qemu or firecracker (default: the controller's)" },
+      'from-snapshot': { type: 'string', arg: 'ID', description: 'clone a golden snapshot (id, unique id prefix) instead of booting an image' },
+      ...waitOptions,
+      ...jsonOption,
     },
+    examples: ['hangar vm create --name alice', 'hangar vm create --profile browser --mem 2048 --ttl 3600 --json', 'hangar vm create --from-snapshot snap-0123 --name bob'],
     run: async ({ values }, io) => {
-      const num = (v: unknown): number | undefined => (typeof v === 'string' ? (/^\d+$/.test(v) ? Number(v) : (v as unknown as number)) : undefined);
+      const { wait, o } = waitFrom(values, io);
+      const api = clientFromEnv(io.env);
+      const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+      const given = { '--image': str('image'), '--profile': str('profile'), '--vcpus': str('vcpus'), '--mem': str('mem'), '--name': str('name'), '--ttl': str('ttl'), '--vmm': str('vmm'), '--from-snapshot': str('from-snapshot') };
       const body: Record<string, unknown> = {};
-      if (values.image) body.image = values.image;
-      if (values.profile) body.profile = values.profile;
-      if (values.vcpus) body.vcpus = num(values.vcpus);
-      if (values.mem) body.memMiB = num(values.mem);
-      if (values.name) body.name = values.name;
-      if (values.ttl) body.ttlSeconds = num(values.ttl);
-      if (values.vmm) body.vmm = values.vmm;
-      if (values['from-snapshot']) body.fromSnapshot = values['from-snapshot'];
-      const api = clientFromEnv();
-      let v = await api.request<VmView>('POST', '/v1/vms', body);
-      if (!values['no-wait']) v = await waitReady(api, v.id, io, values.quiet === true || values.json === true);
-      if (values.json) io.out(JSON.stringify(v) + '\n');
-      else show(v, io);
-      return v.state === 'failed' ? 1 : 0;
+      if (given['--image'] !== undefined) body.image = given['--image'];
+      if (given['--profile'] !== undefined) body.profile = given['--profile'];
+      if (given['--vcpus'] !== undefined) body.vcpus = Number(given['--vcpus']);
+      if (given['--mem'] !== undefined) body.memMiB = Number(given['--mem']);
+      if (given['--name'] !== undefined) body.name = given['--name'];
+      if (given['--ttl'] !== undefined) body.ttlSeconds = Number(given['--ttl']);
+      if (given['--vmm'] !== undefined) body.vmm = given['--vmm'];
+      if (given['--from-snapshot'] !== undefined) body.fromSnapshot = (await resolveSnapshot(api, given['--from-snapshot'])).id;
+      const v = await withFlags(given, () => api.request<VmInfo>('POST', '/v1/vms', body));
+      return report(wait ? await settle(api, v, v, o) : { vm: v, ready: v.state === 'ready' }, values, io, wait);
     },
   },
   {
-    path: ['vm', 'ls'], summary: 'List VMs', usage: '[--json]', options: json,
+    path: ['vm', 'ls'], summary: 'List VMs (STATE says hibernated for a VM saved to disk; EXPIRES is its TTL)', usage: '[--json]', options: jsonOption,
+    examples: ['hangar vm ls', 'hangar vm ls --json'],
     run: async ({ values }, io) => {
-      const { vms } = await clientFromEnv().request<{ vms: VmView[] }>('GET', '/v1/vms');
-      io.out(values.json ? JSON.stringify(vms) + '\n' : vmTable(vms));
+      const { vms } = await clientFromEnv(io.env).request<{ vms: VmInfo[] }>('GET', '/v1/vms');
+      io.out(values.json ? JSON.stringify(vms) + '\n' : vms.length ? vmTable(vms) : "no VMs (create one with: hangar vm create)\n");
       return 0;
     },
   },
-  {
-    path: ['vm', 'show'], summary: 'Show a VM', usage: 'ID [--json]', options: json,
-    run: async ({ values, positionals }, io) => {
-      const v = await clientFromEnv().request<VmView>('GET', `/v1/vms/${encodeURIComponent(need(positionals, 'VM id'))}`);
-      if (values.json) io.out(JSON.stringify(v) + '\n');
-      else show(v, io);
+  onVm('show', 'Show everything about a VM, one field per line (--json: the API view)', 'hangar vm show alice', async (_api, vm, { values }, io) => {
+    io.out(values.json ? JSON.stringify(vm) + '\n' : vmDetails(vm));
+    return 0;
+  }),
+  onVm('rm', 'Destroy a VM and everything it holds', 'hangar vm rm alice', async (api, vm, { values }, io) => {
+    await api.request('DELETE', `/v1/vms/${encodeURIComponent(vm.id)}`);
+    io.out(values.json ? JSON.stringify({ id: vm.id, destroyed: true }) + '\n' : `destroyed ${vm.id} (${vm.name})\n`);
+    return 0;
+  }),
+  startOrResume('start', 'Start a stopped, failed or hibernated VM and wait until it is ready',
+    'A VM that is already running is left as it is (exit 0). Exit 1 when it does not become ready, with its error and console.'),
+  lifecycle('stop', 'Stop a VM (its disk stays; hangar vm start boots it again)'),
+  lifecycle('pause', 'Pause a running VM (its memory stays; hangar vm resume continues it)'),
+  startOrResume('resume', 'Resume a paused or hibernated VM and wait until it is ready',
+    "A VM that is already running is left as it is (exit 0). A stopped VM is started with 'hangar vm start'."),
+  onVm('console', "The VM's serial console: the last lines, or --follow until Ctrl-C", 'hangar vm console alice --follow', async (api, vm, { values }, io) => {
+    const lines = typeof values.lines === 'string' ? `&lines=${encodeURIComponent(values.lines)}` : '';
+    const path = `/v1/vms/${encodeURIComponent(vm.id)}/console?follow=${values.follow === true}${lines}`;
+    const given = { '--lines': typeof values.lines === 'string' ? values.lines : undefined };
+    if (!values.follow) {
+      io.out(await withFlags(given, () => api.request<string>('GET', path)));
       return 0;
-    },
-  },
-  {
-    path: ['vm', 'rm'], summary: 'Destroy a VM and everything it holds', usage: 'ID [--json]', options: json,
-    run: async ({ values, positionals }, io) => {
-      const id = need(positionals, 'VM id');
-      await clientFromEnv().request('DELETE', `/v1/vms/${encodeURIComponent(id)}`);
-      io.out(values.json ? JSON.stringify({ id, destroyed: true }) + '\n' : `destroyed ${id}\n`);
-      return 0;
-    },
-  },
-  simple('stop'), simple('start'), simple('pause'), simple('resume'),
-  {
-    path: ['vm', 'console'], summary: "The VM's serial console (tail, or --follow)", usage: 'ID [--lines N] [--follow]',
-    options: { lines: { type: 'string' }, follow: { type: 'boolean' } },
-    run: async ({ values, positionals }, io) => {
-      const id = encodeURIComponent(need(positionals, 'VM id'));
-      const lines = typeof values.lines === 'string' ? `&lines=${encodeURIComponent(values.lines)}` : '';
-      const api = clientFromEnv();
-      if (!values.follow) {
-        io.out(await api.request<string>('GET', `/v1/vms/${id}/console?follow=false${lines}`));
-        return 0;
-      }
-      const res = await fetch(`${api.url}/v1/vms/${id}/console?follow=true${lines}`, { headers: { authorization: `Bearer ${(api as unknown as { token: string }).token}` } });
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) io.out(Buffer.from(chunk).toString());
-      return 0;
-    },
-  },
-  {
-    path: ['vm', 'open'], summary: "Print a short-lived URL that opens the VM's desktop in a browser", usage: 'ID [--json]', options: json,
-    run: async ({ values, positionals }, io) => {
-      const api = clientFromEnv();
-      const r = await api.request<{ url: string; expiresAt: string }>('POST', `/v1/vms/${encodeURIComponent(need(positionals, 'VM id'))}/viewer`);
-      const url = r.url.startsWith('http') ? r.url : api.url + r.url;
-      io.out(values.json ? JSON.stringify({ ...r, url }) + '\n' : `${url}\n(valid until ${r.expiresAt})\n`);
-      return 0;
-    },
-  },
+    }
+    const stop = interruptible(io);
+    try {
+      await withFlags(given, () => api.stream(path, io.out, stop.signal));
+    } finally {
+      stop.release();
+    }
+    return 0;
+  }, { lines: { type: 'string', arg: 'N', int: true, description: 'how many of the last lines (default 200)' }, follow: { type: 'boolean', description: 'keep printing what the VM writes, until Ctrl-C or the VM goes away' } }),
+  onVm('open', "Print a short-lived URL that opens the VM's desktop in a browser", 'hangar vm open alice', async (api, vm, { values }, io) => {
+    const r = await api.request<{ url: string; expiresAt: string }>('POST', `/v1/vms/${encodeURIComponent(vm.id)}/viewer`);
+    const url = r.url.startsWith('http') ? r.url : api.url + r.url;
+    io.out(values.json ? JSON.stringify({ ...r, url }) + '\n' : `${url}\n(valid until ${r.expiresAt})\n`);
+    return 0;
+  }),
 ];

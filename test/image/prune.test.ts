@@ -105,7 +105,7 @@ test('a VM row and a snapshot pin their images: rm refuses with IMAGE_IN_USE and
       const pinned = (await listImages(paths)).find((i) => i.id === 'desktop-old1')!;
       await assert.rejects(removeImage(pinned, users, paths), (e: unknown) => isHangarError(e, 'IMAGE_IN_USE') && /vm web-1/.test(e.message));
       const a = io();
-      assert.equal(await main(['image', 'rm', 'desktop-old2', '--json'], a.io), 4);
+      assert.equal(await main(['image', 'rm', 'desktop-old2', '--json'], a.io), 2, 'a conflict with the current state: exit 2');
       assert.equal(JSON.parse(a.out.join('')).error.code, 'IMAGE_IN_USE');
       assert.equal((await listImages(paths)).length, 4, 'a refused rm deletes nothing');
 
@@ -159,7 +159,7 @@ test('the build cache is left alone while a build runs (a live lock holder): IMA
     await assert.rejects(removeArtifacts(artifacts, paths), (e: unknown) => isHangarError(e, 'IMAGE_BUILD_LOCKED'));
     assert.equal((await listArtifacts(paths)).length, 2);
     const cli = io();
-    assert.equal(await main(['image', 'prune', '--keep', '0', '--artifacts', '--json'], cli.io), 4);
+    assert.equal(await main(['image', 'prune', '--keep', '0', '--artifacts', '--json'], cli.io), 2, 'a conflict with the current state: exit 2');
     assert.equal(JSON.parse(cli.out.join('')).error.code, 'IMAGE_BUILD_LOCKED');
     assert.deepEqual((await listImages(paths)).map((i) => i.id), ['desktop-a'], 'refused before any image went, not halfway');
     await writeFile(join(layout.locks, 'image-desktop-b.lock'), JSON.stringify({ pid: 2 ** 22 + 1 })); // a crashed build's lock
