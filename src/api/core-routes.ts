@@ -141,7 +141,7 @@ export function coreRoutes(ctx: ApiContext): ApiRoute[] {
     {
       method: 'GET', url: '/metrics', summary: 'Prometheus metrics', auth: 'bearer', produces: 'text/plain',
       schema: {},
-      handler: (_req, reply) => reply.type('text/plain; version=0.0.4').send(metrics.registry.render()),
+      handler: async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()),
     },
   ];
 }
