@@ -6,6 +6,7 @@ import { dirname, sep } from 'node:path';
 import { HangarError, isHangarError } from '../../errors.js';
 import { tailFile } from '../../util/tail.js';
 import { runSteps } from '../../util/steps.js';
+import { sleep } from '../../util/timeout.js';
 import type { DriverProbe, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
 import { readPidFile, readProc, SupervisedProcess } from '../supervisor.js';
 import type { ProcessIdentity, SpawnSpec } from '../supervisor.js';
@@ -60,8 +61,6 @@ const DEFAULT_API_READY_MS = 5000;
 const DEFAULT_STOP_GRACE_MS = 3000;
 const DEFAULT_TERM_GRACE_MS = 3000;
 const POLL_MS = 20;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Stages the files a jailed VMM must find inside its chroot; returns the undo. */
 async function stageJail(plan: LaunchPlan): Promise<() => Promise<void>> {
