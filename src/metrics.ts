@@ -1,84 +1,70 @@
-// A small Prometheus registry: counters, gauges read at scrape time, and histograms. Text exposition format 0.0.4.
+// The metrics Hangar exports, on prom-client: one Registry per controller (never prom-client's global one, so two
+// controllers in one process keep their own values), Hangar's own counters, gauges read at scrape time, a
+// histogram, and prom-client's default process and Node.js metrics (CPU, memory, fds, event-loop lag, GC).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 type Labels = Record<string, string>;
-const key = (l: Labels): string => Object.keys(l).sort().map((k) => `${k}="${l[k]!.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
 
-interface Family {
-  name: string;
-  help: string;
-  type: 'counter' | 'gauge' | 'histogram';
-  render(): string[];
+/** What the controller reads when Prometheus scrapes: live state, never a cached copy. */
+export interface MetricsReaders {
+  vmsByState: () => Record<string, number>;
+  poolFree: () => number;
+  poolSize: () => number;
 }
 
-export class Counter implements Family {
-  readonly type = 'counter';
-  private values = new Map<string, number>();
-  constructor(readonly name: string, readonly help: string) {}
-  inc(labels: Labels = {}, by = 1): void {
-    const k = key(labels);
-    this.values.set(k, (this.values.get(k) ?? 0) + by);
-  }
-  get(labels: Labels = {}): number {
-    return this.values.get(key(labels)) ?? 0;
-  }
-  render(): string[] {
-    return [...this.values].map(([k, v]) => `${this.name}${k ? `{${k}}` : ''} ${v}`);
-  }
+export interface MetricsOptions {
+  /** prom-client's default process_* and nodejs_* metrics (default true). */
+  defaultMetrics?: boolean;
 }
 
-export class Gauge implements Family {
-  readonly type = 'gauge';
-  constructor(readonly name: string, readonly help: string, private readonly read: () => [Labels, number][]) {}
-  render(): string[] {
-    return this.read().map(([l, v]) => `${this.name}${Object.keys(l).length ? `{${key(l)}}` : ''} ${v}`);
-  }
-}
-
-export class Histogram implements Family {
-  readonly type = 'histogram';
-  private counts: number[];
-  private sum = 0;
-  private n = 0;
-  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {
-    this.counts = buckets.map(() => 0);
-  }
-  observe(v: number): void {
-    this.sum += v;
-    this.n += 1;
-    this.buckets.forEach((b, i) => { if (v <= b) this.counts[i]! += 1; });
-  }
-  render(): string[] {
-    return [
-      ...this.buckets.map((b, i) => `${this.name}_bucket{le="${b}"} ${this.counts[i]}`),
-      `${this.name}_bucket{le="+Inf"} ${this.n}`,
-      `${this.name}_sum ${this.sum}`,
-      `${this.name}_count ${this.n}`,
-    ];
-  }
-}
-
-export class Registry {
-  private families: Family[] = [];
-  add<F extends Family>(f: F): F {
-    this.families.push(f);
-    return f;
-  }
-  render(): string {
-    return this.families.flatMap((f) => [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`, ...f.render()]).join('\n') + '\n';
-  }
-}
-
-/** The metrics Hangar exports; gauges are wired by the controller to live state. */
 export class HangarMetrics {
   readonly registry = new Registry();
-  readonly errors = this.registry.add(new Counter('hangar_errors_total', 'Errors returned, by stable error code'));
-  readonly proxyBytes = this.registry.add(new Counter('hangar_proxy_bytes_total', 'Bytes bridged between viewers and VM desktops, by direction'));
-  readonly bootSeconds = this.registry.add(new Histogram('hangar_vm_boot_seconds', 'Create/start to ready, seconds', [0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120]));
-  readonly requests = this.registry.add(new Counter('hangar_http_requests_total', 'HTTP requests, by route and status class'));
+  readonly errors = new Counter({ name: 'hangar_errors_total', help: 'Errors returned, by stable error code', labelNames: ['code'], registers: [this.registry] });
+  readonly proxyBytes = new Counter({ name: 'hangar_proxy_bytes_total', help: 'Bytes bridged between viewers and VM desktops, by direction', labelNames: ['direction'], registers: [this.registry] });
+  readonly bootSeconds = new Histogram({ name: 'hangar_vm_boot_seconds', help: 'Create/start to ready, seconds', buckets: [0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60, 120], registers: [this.registry] });
+  readonly requests = new Counter({ name: 'hangar_http_requests_total', help: 'HTTP requests, by route and status class', labelNames: ['route', 'status'], registers: [this.registry] });
+  private readers: MetricsReaders | null = null;
 
-  wire(read: { vmsByState: () => Record<string, number>; poolFree: () => number; poolSize: () => number }): void {
-    this.registry.add(new Gauge('hangar_vms', 'VMs by state', () => Object.entries(read.vmsByState()).map(([state, n]) => [{ state }, n])));
-    this.registry.add(new Gauge('hangar_ip_pool_free', 'Free guest addresses in the pool', () => [[{}, read.poolFree()]]));
-    this.registry.add(new Gauge('hangar_ip_pool_size', 'Guest addresses in the pool', () => [[{}, read.poolSize()]]));
+  constructor(opts: MetricsOptions = {}) {
+    // Standard names (process_cpu_seconds_total, nodejs_eventloop_lag_seconds, ...): stock dashboards read them.
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
+
+  /** The Prometheus text exposition's content type (format 0.0.4). */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The text exposition of every metric; gauges read their state now. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Wires the gauges to live state (a second call replaces the readers). Until then they are not exported. */
+  wire(read: MetricsReaders): void {
+    const first = this.readers === null;
+    this.readers = read;
+    if (!first) return;
+    const readers = (): MetricsReaders => this.readers!;
+    new Gauge({
+      name: 'hangar_vms', help: 'VMs by state', labelNames: ['state'], registers: [this.registry],
+      collect() {
+        this.reset(); // a state no VM is in any more is not exported
+        for (const [state, n] of Object.entries(readers().vmsByState())) this.set({ state }, n);
+      },
+    });
+    new Gauge({ name: 'hangar_ip_pool_free', help: 'Free guest addresses in the pool', registers: [this.registry], collect() { this.set(readers().poolFree()); } });
+    new Gauge({ name: 'hangar_ip_pool_size', help: 'Guest addresses in the pool', registers: [this.registry], collect() { this.set(readers().poolSize()); } });
+  }
+}
+
+/** The current value of a counter or gauge for exactly these labels (0 if never set): for tests and checks. */
+export async function metricValue(metric: Counter | Gauge, labels: Labels = {}): Promise<number> {
+  const want = Object.entries(labels);
+  const { values } = await metric.get();
+  const hit = values.find((v) => {
+    const got = Object.entries(v.labels).filter(([, x]) => x !== undefined);
+    return got.length === want.length && want.every(([k, x]) => String(v.labels[k]) === x);
+  });
+  return hit?.value ?? 0;
 }

@@ -8,6 +8,7 @@ import { snapshotRoutes } from '../snapshot/routes.js';
 import { DEFAULT_LIMITS, createVmSchema, normalizeCreate, type CreateVmInput, type VmLimits } from '../vm/input.js';
 import type { LifecycleAction } from '../vm/service.js';
 import { tailFile } from '../util/tail.js';
+import { withTimeout } from '../util/timeout.js';
 import type { ApiContext, ApiRoute } from './routes.js';
 import { toVmView, type VmView } from './routes.js';
 import { consoleQuery, errorSchema, eventsQuery, hostSchema, idParams, imageSchema, vmSchema, waitQuery } from './schemas.js';
@@ -18,13 +19,8 @@ type IdReq = FastifyRequest<{ Params: IdParams }>;
 const vmResponse = { 200: vmSchema, 201: vmSchema, 202: vmSchema, '4xx': errorSchema, '5xx': errorSchema };
 const listResponse = { 200: { type: 'object', properties: { vms: { type: 'array', items: vmSchema } } } };
 
-async function waitFor<T>(p: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new HangarError('VM_BOOT_TIMEOUT', `not ready within ${timeoutMs} ms`)), timeoutMs); })]);
-  } finally {
-    if (timer) clearTimeout(timer);
-  }
+function waitFor<T>(p: Promise<T>, timeoutMs: number): Promise<T> {
+  return withTimeout(() => p, timeoutMs, () => new HangarError('VM_BOOT_TIMEOUT', `not ready within ${timeoutMs} ms`));
 }
 
 /**
@@ -156,7 +152,7 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS): 
     {
       method: 'GET', url: '/metrics', summary: 'Prometheus metrics', auth: 'bearer', produces: 'text/plain',
       schema: {},
-      handler: (_req, reply) => reply.type('text/plain; version=0.0.4').send(metrics.registry.render()),
+      handler: async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()),
     },
   ];
 }

@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { HangarError, toHangarError } from '../errors.js';
 import { httpError, redactUrl } from '../api/server.js';
+import { waitAtMost, withTimeout } from '../util/timeout.js';
 import { checkDeps, normaliseOrigin, registryFor, type DesktopDeps, type DesktopLimits } from './deps.js';
 import { tokenError, verifyViewerToken } from './token.js';
 
@@ -133,19 +134,13 @@ export function originAllowed(origin: string | undefined, host: string | undefin
 }
 
 async function dialWithTimeout(deps: DesktopDeps, vmId: string, ms: number, readBufferBytes: number): Promise<Duplex> {
-  let timer: NodeJS.Timeout | undefined;
   const dialing = Promise.resolve().then(() => deps.dial(vmId, { readBufferBytes }));
   try {
-    return await Promise.race([
-      dialing,
-      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new HangarError('VM_UNREACHABLE', `the VM desktop did not answer within ${ms} ms`, { vmId })), ms); }),
-    ]);
+    return await withTimeout(() => dialing, ms, () => new HangarError('VM_UNREACHABLE', `the VM desktop did not answer within ${ms} ms`, { vmId }));
   } catch (e) {
     dialing.then((s) => s.destroy(), () => undefined); // a late connection is not leaked
     if (e instanceof HangarError) throw e;
     throw new HangarError('VM_UNREACHABLE', 'the VM desktop does not answer', { vmId, cause: (e as NodeJS.ErrnoException).code ?? String(e) }, { cause: e });
-  } finally {
-    if (timer) clearTimeout(timer);
   }
 }
 
@@ -351,9 +346,7 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
       server.off('upgrade', onUpgrade);
       const all = [...sessions.keys()];
       for (const s of all) s.close(CLOSE.SHUTDOWN, 'the controller is shutting down');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(all.map((s) => s.done)), new Promise((r) => { timer = setTimeout(r, 2_000); })]);
-      clearTimeout(timer);
+      await waitAtMost(Promise.all(all.map((s) => s.done)), 2_000, null);
       for (const s of sessions.keys()) s.terminate();
       wss.close();
     },

@@ -11,6 +11,7 @@ import type { StateStore } from '../store/store.js';
 import type { Progress } from '../util/progress.js';
 import { runSteps } from '../util/steps.js';
 import { tailFile } from '../util/tail.js';
+import { sleep } from '../util/timeout.js';
 import { waitForMarker } from '../vmm/console.js';
 import type { VmmDriver } from '../vmm/driver.js';
 import type { MachineSpec } from '../vmm/types.js';
@@ -131,7 +132,7 @@ export class Booter {
       } catch (e) {
         last = e;
       }
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300, signal).catch(() => undefined);
     }
     throw new HangarError('VM_UNREACHABLE', `the guest is ready but VNC ${ip}:${VNC_PORT} does not answer from the host side: ${last instanceof Error ? last.message : String(last)}`, { ip, port: VNC_PORT });
   }

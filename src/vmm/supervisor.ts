@@ -7,6 +7,7 @@ import { open, readFile, readlink, realpath, rename, rm, writeFile } from 'node:
 import { basename } from 'node:path';
 import { HangarError } from '../errors.js';
 import { describe, withNetns } from '../util/exec.js';
+import { waitAtMost } from '../util/timeout.js';
 import type { ProcessExit } from './types.js';
 
 export type ExitCause = ProcessExit['by'];
@@ -194,13 +195,7 @@ export class SupervisedProcess {
   /** Resolves with the exit if it happens within ms, else null. */
   async waitExit(ms: number): Promise<ProcessExit | null> {
     if (this.exit) return this.exit;
-    let timer: NodeJS.Timeout | undefined;
-    const t = new Promise<null>((r) => { timer = setTimeout(() => r(null), ms); });
-    try {
-      return await Promise.race([this.exited, t]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return waitAtMost(this.exited, ms, null);
   }
 
   /** Sends a signal to the process group; for an adopted process only after re-checking it is ours. */

@@ -160,6 +160,9 @@ describe('controller API (injection)', () => {
     assert.match(metrics.body, /^hangar_errors_total\{code="UNAUTHORIZED"\} \d+$/m);
     assert.match(metrics.body, /^hangar_vm_boot_seconds_bucket\{le="\+Inf"\} 0$/m);
     assert.match(metrics.body, /^# TYPE hangar_proxy_bytes_total counter$/m);
+    assert.match(metrics.body, /^# TYPE process_cpu_seconds_total counter$/m);
+    assert.match(metrics.body, /^# TYPE nodejs_eventloop_lag_seconds gauge$/m);
+    assert.equal(metrics.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
   });
 
   test('the OpenAPI document validates and lists every registered route', async () => {

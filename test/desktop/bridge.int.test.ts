@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { signViewerToken } from '../../src/desktop/token.js';
+import { metricValue } from '../../src/metrics.js';
 import { countingRelay, parseServerInit, RFB_BANNER, skipUnlessDesktopTools, startDesktop, type Desktop, type TcpServer } from '../support/rfb.js';
 import { closed, mustOpen, openVnc, startHarness, until, type Harness } from './harness.js';
 
@@ -62,10 +63,10 @@ test('x11vnc through the bridge: banner, RFB handshake to ServerInit; refused vi
     ws.close(1000);
     assert.equal((await done).code, 1000);
     await until(() => relay!.open() === 0, 10_000, 'x11vnc connection closed after the viewer left');
-    const toViewer = h.metrics.proxyBytes.get({ direction: 'to_viewer' });
+    const toViewer = await metricValue(h.metrics.proxyBytes, { direction: 'to_viewer' });
     assert.ok(toViewer >= 800 * 600 * 4, `to_viewer bytes: ${toViewer}`);
-    assert.equal(h.metrics.proxyBytes.get({ direction: 'to_vm' }), 12 + 1 + 1 + setPixel.length + setEnc.length + req.length);
-    assert.equal(relay.received(), h.metrics.proxyBytes.get({ direction: 'to_vm' }), 'the relay saw exactly the bytes counted');
+    assert.equal(await metricValue(h.metrics.proxyBytes, { direction: 'to_vm' }), 12 + 1 + 1 + setPixel.length + setEnc.length + req.length);
+    assert.equal(relay.received(), await metricValue(h.metrics.proxyBytes, { direction: 'to_vm' }), 'the relay saw exactly the bytes counted');
 
     const log = h.logs.join('');
     for (const tok of [json.token, other, tampered]) assert.ok(!log.includes(tok.slice(0, 30)), 'no token in the log');

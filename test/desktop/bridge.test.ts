@@ -8,7 +8,7 @@ import { WebSocket } from 'ws';
 import { createServer } from 'node:http';
 import { attachVncBridge, CLOSE } from '../../src/desktop/bridge.js';
 import { normaliseOrigin } from '../../src/desktop/deps.js';
-import { HangarMetrics } from '../../src/metrics.js';
+import { HangarMetrics, metricValue } from '../../src/metrics.js';
 import { isHangarError } from '../../src/errors.js';
 import { newViewerSecret, signViewerToken } from '../../src/desktop/token.js';
 import { fakeRfbServer, parseServerInit, RFB_BANNER, tcpServer, type TcpServer } from '../support/rfb.js';
@@ -52,9 +52,9 @@ test('right token: the RFB handshake runs through the bridge, subprotocol binary
     await until(() => h.bridge.viewers('vm-a') === 0, 5000, 'the viewer slot to be released');
     const toVm = 12 + 1 + 1 + 6;
     const toViewer = 12 + 2 + 4 + 24 + 11 + 6;
-    assert.equal(h.metrics.proxyBytes.get({ direction: 'to_vm' }), toVm);
-    assert.equal(h.metrics.proxyBytes.get({ direction: 'to_viewer' }), toViewer);
-    assert.match(h.metrics.registry.render(), /hangar_proxy_bytes_total\{direction="to_viewer"\} 59/);
+    assert.equal(await metricValue(h.metrics.proxyBytes, { direction: 'to_vm' }), toVm);
+    assert.equal(await metricValue(h.metrics.proxyBytes, { direction: 'to_viewer' }), toViewer);
+    assert.match(await h.metrics.render(), /hangar_proxy_bytes_total\{direction="to_viewer"\} 59/);
   });
 });
 
@@ -80,7 +80,7 @@ test('missing, malformed, tampered, expired and other-VM tokens: 401 JSON before
     }
     assert.equal(h.dials(), 0, 'the bridge never dialled the VM');
     assert.equal(rfb.accepted(), 0, 'the RFB server saw no connection');
-    assert.equal(h.metrics.errors.get({ code: 'VIEWER_TOKEN_INVALID' }), cases.length);
+    assert.equal(await metricValue(h.metrics.errors, { code: 'VIEWER_TOKEN_INVALID' }), cases.length);
   });
 });
 

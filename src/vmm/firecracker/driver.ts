@@ -7,6 +7,7 @@ import { HangarError, isHangarError } from '../../errors.js';
 import { tailFile } from '../../util/tail.js';
 import { runSteps } from '../../util/steps.js';
 import { checkFiles } from '../../util/files.js';
+import { sleep } from '../../util/timeout.js';
 import type { DriverProbe, RestoreOptions, SavedState, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
 import { readPidFile, readProc, SupervisedProcess } from '../supervisor.js';
 import type { ProcessIdentity, SpawnSpec } from '../supervisor.js';
@@ -62,8 +63,6 @@ const DEFAULT_API_READY_MS = 5000;
 const DEFAULT_STOP_GRACE_MS = 3000;
 const DEFAULT_TERM_GRACE_MS = 3000;
 const POLL_MS = 20;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Stages the files a jailed VMM must find inside its chroot; returns the undo. */
 async function stageJail(plan: LaunchPlan): Promise<() => Promise<void>> {

@@ -15,6 +15,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HangarError, toHangarError } from '../../errors.js';
 import { tailFile } from '../../util/tail.js';
+import { sleep } from '../../util/timeout.js';
 import type { MachineSpec } from '../types.js';
 import { qemuRunPaths, type QemuRunPaths } from './paths.js';
 import type { QmpClient } from './qmp.js';
@@ -51,8 +52,6 @@ export function safeSocketPath(path: string, field = 'socket'): string {
   }
   return path;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function failed(message: string, details: Record<string, unknown> = {}, cause?: unknown): HangarError {
   return new HangarError('SNAPSHOT_FAILED', message, details, cause === undefined ? undefined : { cause });
