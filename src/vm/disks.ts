@@ -1,6 +1,7 @@
 // A VM's own disk: a sparse copy of its image's (or snapshot's) rootfs, a reflink where the filesystem can, so a
 // VM writes to its own disk and never to the image. One way to copy, used by boot and by capture.
-import { rm, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { run } from '../util/exec.js';
 import type { Undo } from '../util/steps.js';
 
@@ -17,6 +18,8 @@ export async function copyDisk(from: string, to: string, timeoutMs = 300_000): P
 export const hostDisks: Disks = {
   exists: async (path) => !!(await stat(path).catch(() => null)),
   copy: async (from, to) => {
+    // The VM's run directory is made with its first disk (the VMM's sockets and logs go there too).
+    await mkdir(dirname(to), { recursive: true, mode: 0o750 });
     await copyDisk(from, to, 120_000);
     return async () => { await rm(to, { force: true }); };
   },
