@@ -1,6 +1,7 @@
 // `hangar snapshot …` (golden snapshots) and `hangar vm hibernate`: the controller's API from the command line.
 // Clones are `hangar vm create --from-snapshot ID`; a hibernated VM comes back with `hangar vm resume ID`.
 // Snapshots and VMs are named by id, unique id prefix (or, for a VM, its name): src/cli/resolve.ts.
+import { oneOf } from '../util/validate.js';
 import { HangarError } from '../errors.js';
 import type { SnapshotView } from '../snapshot/manifest.js';
 import { clientFromEnv } from './client.js';
@@ -95,12 +96,19 @@ export const commands: Command[] = [
     },
   },
   {
-    path: ['snapshot', 'rm'], summary: 'Delete a golden snapshot (running clones keep running)', usage: 'ID [--json]', args: [SNAPSHOT_ARG], options: jsonOption,
-    examples: ['hangar snapshot rm snap-0123'],
+    path: ['snapshot', 'rm'],
+    summary: 'Delete a golden snapshot; refused (SNAPSHOT_IN_USE, naming them) while clones depend on it, unless --force says what becomes of them',
+    usage: 'ID [--force convert|destroy] [--json]', args: [SNAPSHOT_ARG],
+    options: {
+      force: { type: 'string', arg: 'convert|destroy', description: 'convert: give each dependent clone its own copy of what it needs first; destroy: destroy them' },
+      ...jsonOption,
+    },
+    examples: ['hangar snapshot rm snap-0123', 'hangar snapshot rm snap-0123 --force convert'],
     run: async ({ values, positionals }, io) => {
       const api = clientFromEnv(io.env);
+      const force = values.force === undefined ? undefined : oneOf(values.force, 'force', ['convert', 'destroy'] as const);
       const { id } = await resolveSnapshot(api, need(positionals, 'ID'));
-      await api.request('DELETE', `/v1/snapshots/${encodeURIComponent(id)}`);
+      await api.request('DELETE', `/v1/snapshots/${encodeURIComponent(id)}${force ? `?force=${force}` : ''}`);
       print(io, values.json === true, { id, deleted: true }, `deleted ${id}\n`);
       return 0;
     },

@@ -79,7 +79,7 @@ describe('snapshots through the controller', { skip, concurrency: false }, () =>
     for (const v of mine) assert.equal(await viewerBanner(v.id), 'RFB 003.008\n', `viewer bridge to clone ${v.id}`);
 
     const ls = await cli(['snapshot', 'ls']);
-    assert.match(ls.stdout, /^ID\s+IMAGE\s+VMM/m);
+    assert.match(ls.stdout, /^ID\s+SOURCE\s+IMAGE\s+VMM/m);
     assert.ok(ls.stdout.includes(snap.id));
 
     // Hibernate a clone through the API and bring it back: same address, same namespace name, ready again.
@@ -107,10 +107,22 @@ describe('snapshots through the controller', { skip, concurrency: false }, () =>
     const woke = (await api<View>('GET', `/v1/vms/${mine[1]!.id}`)).body;
     assert.deepEqual([woke.state, woke.hibernated], ['ready', false]);
 
+    // The snapshot cannot be deleted from under its clones: refused, naming them, nothing deleted.
+    const inUse = await cli(['snapshot', 'rm', snap.id]);
+    assert.equal(inUse.code, 2, inUse.stderr);
+    assert.match(inUse.stderr, /SNAPSHOT_IN_USE/);
+    for (const v of mine) assert.ok(inUse.stderr.includes(v.id), `names ${v.id}`);
+    assert.equal((await api<{ snapshots: unknown[] }>('GET', '/v1/snapshots')).body.snapshots.length, 1);
+    // --force convert makes them independent: a clone hibernated and started again after the snapshot is gone works.
+    const conv = await cli(['snapshot', 'rm', snap.id, '--force', 'convert']);
+    assert.equal(conv.code, 0, conv.stderr);
+    assert.equal((await api<View>('POST', `/v1/vms/${one.id}/hibernate`)).status, 200);
+    const again = await api<View>('POST', `/v1/vms/${one.id}/start?wait=true`);
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.state, 'ready');
     for (const v of mine) assert.equal((await api('DELETE', `/v1/vms/${v.id}`)).status, 204);
     const rm = await cli(['snapshot', 'rm', snap.id]);
-    assert.equal(rm.code, 0, rm.stderr);
-    assert.equal((await cli(['snapshot', 'rm', snap.id])).code, 2, 'a deleted snapshot is not found: exit 2');
+    assert.equal(rm.code, 2, 'a deleted snapshot is not found: exit 2');
     assert.deepEqual((await api<{ snapshots: unknown[] }>('GET', '/v1/snapshots')).body.snapshots, []);
     assert.deepEqual(await listCloneNetns(live.c.manager.netConfig), []);
   });
