@@ -1,20 +1,15 @@
-// Bearer-token auth. The token is created at first start into a 0600 file; requests are compared in constant time
-// (digests of equal length, so neither the length nor the content leaks through timing).
+// Bearer-token auth. The token lives in a 0600 file, created at first start and re-checked at every start (a file
+// others can read is replaced: see loadOrCreateKeyFile); requests are compared in constant time (digests of equal
+// length, so neither the length nor the content leaks through timing).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { loadOrCreateKeyFile } from '../util/files.js';
 
-export function loadOrCreateToken(path: string): string {
-  if (existsSync(path)) {
-    chmodSync(path, 0o600);
-    const t = readFileSync(path, 'utf8').trim();
-    if (t.length >= 32) return t;
-  }
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const token = randomBytes(32).toString('base64url');
-  writeFileSync(path, token + '\n', { mode: 0o600, flag: 'w' });
-  chmodSync(path, 0o600);
-  return token;
+export function loadOrCreateToken(path: string, onReplace?: (reason: string) => void): Promise<string> {
+  return loadOrCreateKeyFile(path, {
+    create: () => randomBytes(32).toString('base64url'),
+    valid: (t) => t.length >= 32,
+    ...(onReplace ? { onReplace } : {}),
+  });
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();

@@ -2,7 +2,7 @@
 // the VM manager, golden snapshots, the desktop bridge, the doctor, background loops and the HTTP server — started
 // as named steps with their undos, and shut down gracefully (VMs keep running and are adopted at the next start).
 // Route modules receive typed ports (ApiContext) in one way; nothing else constructs parts.
-import { rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -17,6 +17,7 @@ import { listNetns, setupHostNetwork } from '../net/host.js';
 import { SnapshotStore } from '../snapshot/store.js';
 import { Store } from '../store/store.js';
 import { run } from '../util/exec.js';
+import { writeFileAtomic } from '../util/files.js';
 import type { Progress } from '../util/progress.js';
 import { runSteps } from '../util/steps.js';
 import { VmManager, type ReconcileReport } from '../vm/manager.js';
@@ -53,7 +54,7 @@ export interface ControllerHooks {
 }
 
 /** The desktop module's dependencies over the manager: viewers reach VMs only through it. */
-function desktopDeps(ctx: ApiContext, manager: VmManager, config: ControllerConfig, metrics: HangarMetrics): DesktopDeps {
+function desktopDeps(ctx: ApiContext, manager: VmManager, config: ControllerConfig, metrics: HangarMetrics, secret: Buffer): DesktopDeps {
   return {
     // A hibernated VM counts as ready for a viewer: dialling restores it transparently.
     lookup: (id) => {
@@ -69,13 +70,23 @@ function desktopDeps(ctx: ApiContext, manager: VmManager, config: ControllerConf
     touch: (id) => manager.touch(id),
     hold: (id) => manager.hold(id),
     metrics,
-    secret: loadOrCreateViewerSecret(join(config.paths.stateDir, 'viewer.key')),
+    secret,
     limits: { tokenTtlMs: config.viewerTokenTtlS * 1000, dialTimeoutMs: 120_000 },
     allowedOrigins: config.viewerOrigins,
   };
 }
 
+/** controller.json, which the CLI reads to find the controller: atomic (never seen half-written), 0600. */
+export async function writeEndpoint(path: string, url: string): Promise<void> {
+  await writeFileAtomic(path, JSON.stringify({ url, pid: process.pid }) + '\n', { mode: 0o600 });
+}
+
+/** The controller's umask: whatever it (or a VMM it spawns) creates without an explicit mode is private. */
+export const CONTROLLER_UMASK = 0o077;
+
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
+  // Here rather than in `hangar up`: every way a controller starts (the CLI, systemd's --foreground, tests) gets it.
+  process.umask(CONTROLLER_UMASK);
   const ctx = {} as { store: Store; manager: VmManager; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void };
   const metrics = new HangarMetrics();
   const logger = pino(
@@ -87,9 +98,10 @@ export async function startController(config: ControllerConfig, hooks: Controlle
     hooks.logStream ?? process.stdout,
   );
   const net = config.net;
+  const keyReplaced = (path: string) => (reason: string): void => { logger.warn({ path, reason }, 'key file replaced by a new key'); };
   await runSteps<typeof ctx>([
     { name: 'state database', run: (c) => { c.store = new Store(config.dbPath); return () => c.store.close(); } },
-    { name: 'API token', run: (c) => { c.token = loadOrCreateToken(config.tokenPath); } },
+    { name: 'API token', run: async (c) => { c.token = await loadOrCreateToken(config.tokenPath, keyReplaced(config.tokenPath)); } },
     {
       name: 'host-side namespace',
       run: async () => {
@@ -125,7 +137,8 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       name: 'HTTP server',
       run: async (c) => {
         const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token };
-        const desk = desktopDeps(ports, c.manager, config, metrics);
+        const keyPath = join(config.paths.stateDir, 'viewer.key');
+        const desk = desktopDeps(ports, c.manager, config, metrics, await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
         const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
@@ -157,7 +170,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
 
   const addr = ctx.app.server.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  writeFileSync(config.endpointPath, JSON.stringify({ url, pid: process.pid }) + '\n', { mode: 0o600 });
+  await writeEndpoint(config.endpointPath, url);
   logger.info({ url, reconcile: ctx.reconcile }, 'controller ready');
   return {
     config, app: ctx.app, manager: ctx.manager, store: ctx.store, metrics, token: ctx.token, url, reconcile: ctx.reconcile, loops: ctx.loops,

@@ -1,17 +1,14 @@
-// The viewer-token key: created once, kept in the state directory (0600), so a link handed out stays valid across
-// a controller restart for its few minutes.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+// The viewer-token key: created once, kept in the state directory (0600, re-checked at every start: a file others
+// can read is replaced, see loadOrCreateKeyFile), so a link handed out stays valid across a controller restart for
+// its few minutes.
+import { loadOrCreateKeyFile } from '../util/files.js';
 import { newViewerSecret } from './token.js';
 
-export function loadOrCreateViewerSecret(path: string): Buffer {
-  if (existsSync(path)) {
-    const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
-    if (key.length >= 32) return key;
-  }
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const key = newViewerSecret();
-  writeFileSync(path, key.toString('base64') + '\n', { mode: 0o600 });
-  chmodSync(path, 0o600);
-  return key;
+export async function loadOrCreateViewerSecret(path: string, onReplace?: (reason: string) => void): Promise<Buffer> {
+  const text = await loadOrCreateKeyFile(path, {
+    create: () => newViewerSecret().toString('base64'),
+    valid: (t) => Buffer.from(t, 'base64').length >= 32,
+    ...(onReplace ? { onReplace } : {}),
+  });
+  return Buffer.from(text, 'base64');
 }

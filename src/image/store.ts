@@ -1,11 +1,13 @@
 // Where artifacts and images live on disk, and the few operations that keep them whole: locks, staging
-// directories in the same filesystem, atomic publish by rename, and reading published images back.
+// directories in the same filesystem, atomic publish by rename (manifest and directory fsynced first, so a power
+// loss cannot leave a published directory with an empty manifest), and reading published images back.
 import { randomBytes } from 'node:crypto';
-import { link, copyFile, constants as fsc, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, link, copyFile, constants as fsc, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { HangarError, isHangarError } from '../errors.js';
 import { resolvePaths, type HangarPaths } from '../config.js';
 import { run } from '../util/exec.js';
+import { fsync, type Fsync } from '../util/files.js';
 import { KERNEL_FILE, MANIFEST_FILE, MANIFEST_SCHEMA, PROFILES, ROOTFS_FILE, type ImageManifest, type Profile } from './plan.js';
 
 // ---- locks
@@ -72,10 +74,11 @@ export async function waitForLock(path: string, what: string, opts: { timeoutMs:
 const STAGING_PREFIX = '.staging-';
 
 /** A fresh staging directory under PARENT (same filesystem as the final place), named with our pid. */
-export async function makeStaging(parent: string, name: string): Promise<string> {
+export async function makeStaging(parent: string, name: string, mode?: number): Promise<string> {
   await mkdir(parent, { recursive: true });
   const dir = stagingPath(parent, name);
-  await mkdir(dir);
+  await mkdir(dir, mode);
+  if (mode !== undefined) await chmod(dir, mode); // whatever the umask
   return dir;
 }
 
@@ -118,10 +121,13 @@ export async function cleanStaleStaging(parent: string): Promise<string[]> {
 
 /**
  * Publishes a finished staging directory at FINAL with rename(2): readers see the old directory or the new one,
- * never a half-written one. An existing FINAL (a forced rebuild) is moved aside first and removed after.
+ * never a half-written one. An existing FINAL (a forced rebuild) is moved aside first and removed after. The
+ * staging directory's entries are fsynced before the rename and the parent's after it (its files' contents are
+ * the writer's: writeJsonFile fsyncs a manifest).
  */
-export async function publishDir(staging: string, final: string): Promise<void> {
+export async function publishDir(staging: string, final: string, sync: Fsync = fsync): Promise<void> {
   await mkdir(dirname(final), { recursive: true });
+  await sync.dir(staging);
   let aside: string | null = null;
   try {
     await rename(staging, final);
@@ -132,6 +138,7 @@ export async function publishDir(staging: string, final: string): Promise<void> 
     await rename(final, aside);
     await rename(staging, final);
   }
+  await sync.dir(dirname(final));
   if (aside) await rm(aside, { recursive: true, force: true });
 }
 
@@ -145,8 +152,10 @@ export async function linkOrCopy(src: string, dest: string): Promise<void> {
   }
 }
 
-export async function writeJsonFile(path: string, value: unknown): Promise<void> {
+/** Writes a manifest into a staging directory and fsyncs it: its bytes are on disk before publishDir's rename. */
+export async function writeJsonFile(path: string, value: unknown, sync: Fsync = fsync): Promise<void> {
   await writeFile(path, JSON.stringify(value, null, 2) + '\n');
+  await sync.file(path);
 }
 
 export async function readJsonFile<T>(path: string): Promise<T | null> {

@@ -1,12 +1,15 @@
 // Golden snapshots on disk, the way images are kept: written into a staging directory beside the final place and
 // published with one rename, so a reader sees a whole snapshot or none. The directory is the source of truth.
+// Snapshots hold guest memory (secrets of whoever used the desktop): their directories are 0700.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HangarError, isHangarError } from '../errors.js';
 import { cleanStaleStaging, makeStaging, publishDir, readJsonFile, writeJsonFile } from '../image/store.js';
-import { checkFiles } from '../util/files.js';
+import { checkFiles, fsync, type Fsync } from '../util/files.js';
 import { isSnapshotManifest, SNAPSHOT_MANIFEST, validSnapshotId, type SnapshotManifest } from './manifest.js';
+
+export const SNAPSHOT_DIR_MODE = 0o700;
 
 export interface StoredSnapshot {
   manifest: SnapshotManifest;
@@ -14,7 +17,8 @@ export interface StoredSnapshot {
 }
 
 export class SnapshotStore {
-  constructor(readonly dir: string) {}
+  /** `sync`: the fsync the publish uses (tests watch its order against the rename). */
+  constructor(readonly dir: string, private readonly sync: Fsync = fsync) {}
 
   newId(): string {
     return `snap-${randomBytes(4).toString('hex')}`;
@@ -22,15 +26,17 @@ export class SnapshotStore {
 
   /** A fresh staging directory on the same filesystem (its owner pid in the name: stale ones are reclaimed). */
   async stage(id: string): Promise<string> {
-    await mkdir(this.dir, { recursive: true, mode: 0o750 });
+    await mkdir(this.dir, { recursive: true, mode: SNAPSHOT_DIR_MODE });
+    await chmod(this.dir, SNAPSHOT_DIR_MODE); // also one made 0750 by an older Hangar
     await cleanStaleStaging(this.dir).catch(() => undefined);
-    return makeStaging(this.dir, id);
+    return makeStaging(this.dir, id, SNAPSHOT_DIR_MODE);
   }
 
   async publish(staging: string, manifest: SnapshotManifest): Promise<StoredSnapshot> {
-    await writeJsonFile(join(staging, SNAPSHOT_MANIFEST), manifest);
+    // The manifest's bytes and the staging directory's entries are on disk before the rename publishes them.
+    await writeJsonFile(join(staging, SNAPSHOT_MANIFEST), manifest, this.sync);
     const dir = join(this.dir, manifest.id);
-    await publishDir(staging, dir);
+    await publishDir(staging, dir, this.sync);
     return { manifest, dir };
   }
 

@@ -1,7 +1,8 @@
 // The boot executor: runs a VM's boot plan (src/vm/boot.ts) with the real ports, records the outcome (ready with
 // its boot time, or failed with its evidence), takes the running VMM under watch, and keeps the boots in flight
-// abortable (stop, destroy, controller shutdown).
-import { appendFile, rm } from 'node:fs/promises';
+// abortable (stop, destroy, controller shutdown). Console logs are 0600 (a guest's console can show secrets).
+import { appendFile, chmod, mkdir, open, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { VmRecord } from '../domain/vm.js';
 import { HangarError, toHangarError } from '../errors.js';
 import { READY_MARKER, VNC_PORT } from '../guest-protocol.js';
@@ -20,6 +21,29 @@ import { bootSteps, type BootCtx, type BootFrom, type BootPorts } from './boot.j
 import type { Disks } from './disks.js';
 import { CONSOLE_TAIL_LINES, type LiveVms } from './live.js';
 import type { VmNetwork } from './network.js';
+
+export const CONSOLE_MODE = 0o600;
+
+/**
+ * An empty console log, 0600, made before the VMM starts: QEMU's file chardev and Firecracker's stdout log open an
+ * existing file without touching its mode, where one they created would get whatever the umask allows.
+ */
+export async function resetConsoleFile(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await rm(path, { force: true });
+  const fh = await open(path, 'wx', CONSOLE_MODE);
+  try {
+    await fh.chmod(CONSOLE_MODE);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Appends a line to a console log, leaving it 0600 (also one an older Hangar left readable). */
+export async function appendConsoleLine(path: string, line: string): Promise<void> {
+  await appendFile(path, line, { mode: CONSOLE_MODE });
+  await chmod(path, CONSOLE_MODE);
+}
 
 export interface BooterDeps {
   store: StateStore;
@@ -67,8 +91,8 @@ export class Booter {
       driver,
       recordBooting: (spec) => { this.d.store.setState(id, 'booting', { spec }); },
       recordPid: (pid) => this.d.store.patchVm(id, { pid }),
-      resetConsole: (path) => rm(path, { force: true }),
-      appendConsole: (path, line) => appendFile(path, line, { mode: 0o600 }),
+      resetConsole: resetConsoleFile,
+      appendConsole: appendConsoleLine,
       waitGuestReady: async (spec, handle, signal) => {
         await waitForMarker(spec.consoleLogPath, READY_MARKER, { timeoutMs: this.d.readyTimeoutMs, signal, exited: handle.exited });
       },

@@ -33,7 +33,7 @@ import type { CreateVmRequest } from './input.js';
 import { CONSOLE_TAIL_LINES, LiveVms } from './live.js';
 import { KeyedLock } from './lock.js';
 import { hostVmNetwork, type VmNetwork } from './network.js';
-import { reconcile, type ReconcileReport } from './reconcile.js';
+import { reconcile, stopVmmIn, type ReconcileReport } from './reconcile.js';
 import { captureVm, hibernateVm, hibernationBoot, type CapturedVm } from './saved-state.js';
 import type { HostInfo, ImageSource, ImageSummary, VmService } from './service.js';
 
@@ -367,6 +367,7 @@ export class VmManager implements VmService {
       consoleTail: (vm, lines) => tailFile(join(vm.runDir, 'console.log'), lines),
       listRunDirs: () => readdir(vmsDir).catch(() => [] as string[]),
       removeRunDir: (v) => rm('runDir' in v ? v.runDir : join(vmsDir, v.id), { recursive: true, force: true }),
+      stopRunDirVmm: (v) => stopVmmIn('runDir' in v ? v.runDir : join(vmsDir, v.id)),
       log: (m, d) => this.log(m, d),
     });
   }

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isHangarError } from '../../src/errors.js';
 import { MANIFEST_SCHEMA, type ImageManifest } from '../../src/image/plan.js';
-import { acquireLock, cleanStaleStaging, listImages, makeStaging, publishDir, readImage, resolveImage, waitForLock } from '../../src/image/store.js';
+import { acquireLock, cleanStaleStaging, listImages, makeStaging, publishDir, readImage, resolveImage, waitForLock, writeJsonFile } from '../../src/image/store.js';
+import { fsync, type Fsync } from '../../src/util/files.js';
 
 async function tmp(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'hangar-store-'));
@@ -147,6 +148,29 @@ test('an image whose file changed size or mtime since publish is IMAGE_INVALID (
     await writeFile(join(dir, 'vmlinux'), 'longer kernel');
     await assert.rejects(readImage(dir), (e) => isHangarError(e, 'IMAGE_INVALID') && /size/.test(e.message));
     assert.deepEqual(await listImages({ stateDir: d, cacheDir: d, imagesDir: d, snapshotsDir: d }), []);
+  } finally {
+    await rm(d, { recursive: true, force: true });
+  }
+});
+
+test('an image manifest is fsynced before publishDir renames its staging directory; the parent after', async () => {
+  const d = await tmp();
+  try {
+    const final = join(d, 'images', 'desktop-abc');
+    const staging = await makeStaging(join(d, 'images'), 'desktop-abc');
+    const seen: string[] = [];
+    const spy: Fsync = {
+      file: async (p) => { seen.push(`file ${p === join(staging, 'manifest.json') ? 'manifest' : p} ${(await readFile(p, 'utf8')).includes('"id"') ? 'written' : 'empty'}`); await fsync.file(p); },
+      dir: async (p) => {
+        const published = await stat(final).then(() => true, () => false);
+        seen.push(`dir ${p === staging ? 'staging' : p === join(d, 'images') ? 'parent' : p} published=${published}`);
+        await fsync.dir(p);
+      },
+    };
+    await writeJsonFile(join(staging, 'manifest.json'), { id: 'desktop-abc' }, spy);
+    await publishDir(staging, final, spy);
+    assert.deepEqual(seen, ['file manifest written', 'dir staging published=false', 'dir parent published=true']);
+    assert.deepEqual(JSON.parse(await readFile(join(final, 'manifest.json'), 'utf8')), { id: 'desktop-abc' });
   } finally {
     await rm(d, { recursive: true, force: true });
   }

@@ -2,14 +2,14 @@
 // first (broken ones skipped), removed by id; ids are validated before any path is built from them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isHangarError } from '../../src/errors.js';
-import { hashFile } from '../../src/util/files.js';
-import { isSnapshotManifest, SNAPSHOT_DISK, SNAPSHOT_SCHEMA, toSnapshotView, validSnapshotId, type SnapshotManifest } from '../../src/snapshot/manifest.js';
+import { fsync, hashFile, type Fsync } from '../../src/util/files.js';
+import { isSnapshotManifest, SNAPSHOT_DISK, SNAPSHOT_MANIFEST, SNAPSHOT_SCHEMA, toSnapshotView, validSnapshotId, type SnapshotManifest } from '../../src/snapshot/manifest.js';
 import { normalizeSnapshotRequest } from '../../src/snapshot/service.js';
-import { SnapshotStore } from '../../src/snapshot/store.js';
+import { SNAPSHOT_DIR_MODE, SnapshotStore } from '../../src/snapshot/store.js';
 
 function manifest(id: string, created: string, files: SnapshotManifest['files']): SnapshotManifest {
   return {
@@ -67,5 +67,48 @@ test('a snapshot request names exactly one source', () => {
   assert.deepEqual(normalizeSnapshotRequest({ image: 'desktop' }), { image: 'desktop' });
   for (const body of [{}, { vm: 'a', image: 'b' }, { vm: '../x' }, { image: 'a b' }, { vm: 3 }, null]) {
     assert.throws(() => normalizeSnapshotRequest(body), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'), JSON.stringify(body));
+  }
+});
+
+test('snapshot directories are 0700 (staging, published, and the snapshots directory, also one made 0750 before)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-snapstore-'));
+  const old = process.umask(0);
+  try {
+    mkdirSync(join(dir, 'snapshots'), { mode: 0o750 });
+    chmodSync(join(dir, 'snapshots'), 0o750);
+    const store = new SnapshotStore(join(dir, 'snapshots'));
+    const id = store.newId();
+    const staging = await store.stage(id);
+    assert.equal(statSync(staging).mode & 0o777, SNAPSHOT_DIR_MODE);
+    assert.equal(statSync(store.dir).mode & 0o777, 0o700);
+    writeFileSync(join(staging, 'state.bin'), 'memory');
+    const s = await store.publish(staging, manifest(id, '2026-01-01T00:00:00.000Z', { 'state.bin': await hashFile(join(staging, 'state.bin')) }));
+    assert.equal(statSync(s.dir).mode & 0o777, 0o700);
+    assert.equal(SNAPSHOT_DIR_MODE, 0o700);
+  } finally {
+    process.umask(old);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('publish: the manifest and the staging directory are fsynced before the rename, the snapshots directory after', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-snapstore-'));
+  try {
+    const seen: string[] = [];
+    const snapDir = join(dir, 'snapshots');
+    const at = { id: '' };
+    const where = (p: string): string => (p === snapDir ? 'snapshots' : p.endsWith(SNAPSHOT_MANIFEST) ? 'manifest' : 'staging');
+    const spy: Fsync = {
+      file: async (p) => { seen.push(`file ${where(p)} ${(JSON.parse(readFileSync(p, 'utf8')) as { id: string }).id === at.id ? 'whole' : '?'}`); await fsync.file(p); },
+      dir: async (p) => { seen.push(`dir ${where(p)} published=${existsSync(join(snapDir, at.id))}`); await fsync.dir(p); },
+    };
+    const store = new SnapshotStore(snapDir, spy);
+    at.id = store.newId();
+    const staging = await store.stage(at.id);
+    writeFileSync(join(staging, 'state.bin'), 'memory');
+    await store.publish(staging, manifest(at.id, '2026-01-01T00:00:00.000Z', { 'state.bin': await hashFile(join(staging, 'state.bin')) }));
+    assert.deepEqual(seen, ['file manifest whole', 'dir staging published=false', 'dir snapshots published=true']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

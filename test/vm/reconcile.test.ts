@@ -1,14 +1,17 @@
 // The reconciler (src/vm/reconcile.ts) over a real SQLite store and FAKE drivers and network: what it adopts,
-// fails, rolls back and reclaims at controller start.
+// fails, rolls back and reclaims at controller start; and its real VMM finder against a harmless child process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { VmRecord } from '../../src/domain/vm.js';
 import { Store } from '../../src/store/store.js';
 import type { UndoStack } from '../../src/util/steps.js';
-import { reconcile, type ReconcilePorts } from '../../src/vm/reconcile.js';
+import { findVmmIn, reconcile, stopVmmIn, type ReconcilePorts } from '../../src/vm/reconcile.js';
+import { readProc } from '../../src/vmm/supervisor.js';
 import type { VmmDriver, VmmHandle } from '../../src/vmm/driver.js';
 import type { MachineSpec } from '../../src/vmm/types.js';
 import { fakeNetwork } from '../support/fake-network.js';
@@ -61,6 +64,7 @@ test('adopts what runs, fails what died, rolls back half-created VMs, reclaims o
       consoleTail: async (vm) => (vm.id === 'vm-booted-away' ? 'HANGAR-INIT\nHANGAR-READY\n' : ''),
       listRunDirs: async () => ['vm-alive', 'vm-dead', 'vm-gone-long-ago'],
       removeRunDir: async (v) => { removed.push('id' in v ? v.id : v.runDir); },
+      stopRunDirVmm: async () => null,
       log: () => {},
     };
     const r = await reconcile(ports);
@@ -81,5 +85,156 @@ test('adopts what runs, fails what died, rolls back half-created VMs, reclaims o
     assert.equal(store.events({ since: 0 }).at(-1)?.type, 'controller.reconciled');
   } finally {
     cleanup();
+  }
+});
+
+/** Ports for the run-directory part only: no VMs, the given directories under ROOT, real removal. */
+function dirPorts(store: Store, root: string, dirs: string[], stopRunDirVmm: ReconcilePorts['stopRunDirVmm'], removed: { push(d: string): void }): ReconcilePorts {
+  return {
+    store, drivers: {}, network: fakeNetwork(), adopt: () => {}, liveNets: () => [], consoleTail: async () => '',
+    listRunDirs: async () => dirs,
+    removeRunDir: async (v) => { const d = 'id' in v ? join(root, v.id) : v.runDir; removed.push(d); await rm(d, { recursive: true, force: true }); },
+    stopRunDirVmm, log: () => {},
+  };
+}
+
+test('an orphan run directory whose VMM still runs: the VMM is stopped before the directory goes', async () => {
+  const { store, cleanup } = setup();
+  const calls: string[] = [];
+  try {
+    const r = await reconcile(dirPorts(store, '/nowhere', ['vm-orphan', 'vm-empty'], async (v) => {
+      const id = 'id' in v ? v.id : v.runDir;
+      calls.push(`stop ${id}`);
+      return id === 'vm-orphan' ? { pid: 4242, gone: true } : null;
+    }, { push: (d) => { calls.push(`remove ${d}`); } }));
+    assert.deepEqual(calls, ['stop vm-orphan', 'remove /nowhere/vm-orphan', 'stop vm-empty', 'remove /nowhere/vm-empty']);
+    assert.deepEqual(r.orphanDirs, ['vm-orphan', 'vm-empty']);
+    assert.deepEqual(r.stoppedVmms, [{ dir: 'vm-orphan', pid: 4242 }]);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a run directory whose VMM will not stop (or cannot be checked) is kept and reported, never removed', async () => {
+  const { store, cleanup } = setup();
+  try {
+    const removed: string[] = [];
+    const r = await reconcile(dirPorts(store, '/nowhere', ['vm-stuck', 'vm-unknown'], async (v) => {
+      if ('id' in v && v.id === 'vm-unknown') throw new Error('EACCES');
+      return { pid: 99, gone: false };
+    }, removed));
+    assert.deepEqual(removed, []);
+    assert.deepEqual(r.orphanDirs, []);
+    assert.deepEqual(r.keptDirs, [{ dir: 'vm-stuck', pid: 99 }, { dir: 'vm-unknown', pid: null }]);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a half-created VM whose run directory has a live VMM: stopped first, then rolled back', async () => {
+  const { store, cleanup } = setup();
+  try {
+    const net = fakeNetwork();
+    vmIn(store, net, 'vm-half', []);
+    const order: string[] = [];
+    const ports = dirPorts(store, '/nowhere', [], async () => { order.push('stop'); return { pid: 7, gone: true }; }, []);
+    ports.removeRunDir = async () => { order.push('remove'); };
+    const r = await reconcile(ports);
+    assert.deepEqual(order, ['stop', 'remove']);
+    assert.deepEqual(r.rolledBack, ['vm-half']);
+    assert.deepEqual(r.stoppedVmms, [{ dir: 'vm-half', pid: 7 }]);
+  } finally {
+    cleanup();
+  }
+});
+
+/** A harmless stand-in for a VMM: node idling, its argv naming a socket inside RUNDIR, its pid in RUNDIR/qemu.pid. */
+async function fakeVmmIn(runDir: string, args: string[] = [`unix:${join(runDir, 'qmp.sock')},server=on`], script = 'setInterval(() => {}, 1000)'): Promise<{ pid: number; exited: Promise<void> }> {
+  const child = spawn(process.execPath, ['-e', script, '--', ...args], { detached: true, stdio: 'ignore' });
+  await new Promise<void>((res, rej) => { child.once('spawn', res); child.once('error', rej); });
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  writeFileSync(join(runDir, 'qemu.pid'), `${child.pid!}\n`);
+  return { pid: child.pid!, exited };
+}
+
+test('real finder: a live process named by the pidfile and naming the run dir is stopped before the directory is removed', async () => {
+  const { store, cleanup } = setup();
+  const root = mkdtempSync(join(tmpdir(), 'hangar-rundirs-'));
+  const runDir = join(root, 'vm-orphan');
+  mkdirSync(runDir);
+  writeFileSync(join(runDir, 'rootfs.ext4'), 'disk');
+  const vmm = await fakeVmmIn(runDir);
+  try {
+    assert.equal(await findVmmIn(runDir), vmm.pid);
+    let aliveAtRemoval: boolean | null = null;
+    const ports = dirPorts(store, root, ['vm-orphan'], (v) => stopVmmIn('id' in v ? join(root, v.id) : v.runDir, { graceMs: 2000 }), []);
+    const remove = ports.removeRunDir;
+    ports.removeRunDir = async (v) => {
+      const info = await readProc(vmm.pid);
+      aliveAtRemoval = info !== null && info.stat?.state !== 'Z';
+      await remove(v);
+    };
+    const r = await reconcile(ports);
+    await vmm.exited;
+    assert.equal(aliveAtRemoval, false, 'the VMM was gone before its directory was removed');
+    assert.deepEqual(r.stoppedVmms, [{ dir: 'vm-orphan', pid: vmm.pid }]);
+    assert.deepEqual(r.orphanDirs, ['vm-orphan']);
+    assert.equal(existsSync(runDir), false);
+  } finally {
+    try { process.kill(vmm.pid, 'SIGKILL'); } catch { /* already gone */ }
+    cleanup();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('real finder: a pidfile naming a live process that does not run from the directory (a recycled pid) is not signalled', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hangar-rundirs-'));
+  const runDir = join(root, 'vm-a');
+  const other = join(root, 'vm-ab');
+  mkdirSync(runDir);
+  mkdirSync(other);
+  // Its argv names a sibling whose name extends this one: a prefix is not "inside".
+  const stranger = await fakeVmmIn(other, [`unix:${join(other, 'qmp.sock')}`]);
+  try {
+    writeFileSync(join(runDir, 'qemu.pid'), `${stranger.pid}\n`);
+    assert.equal(await findVmmIn(runDir), null);
+    assert.equal(await stopVmmIn(runDir), null);
+    assert.ok((await readProc(stranger.pid)) !== null, 'the stranger still runs');
+    writeFileSync(join(runDir, 'qemu.pid'), `${process.pid}\n`);
+    assert.equal(await findVmmIn(runDir), null, 'never ourselves');
+  } finally {
+    process.kill(stranger.pid, 'SIGKILL');
+    await stranger.exited;
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('real finder: a jailed Firecracker is recognised by --id=<the run directory\'s VM id>', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hangar-rundirs-'));
+  const runDir = join(root, 'vm-jailed');
+  mkdirSync(runDir);
+  const vmm = await fakeVmmIn(runDir, ['--id=vm-jailed', '--api-sock', '/firecracker.sock']);
+  try {
+    assert.equal(await findVmmIn(runDir), vmm.pid);
+    assert.deepEqual(await stopVmmIn(runDir, { graceMs: 2000 }), { pid: vmm.pid, gone: true });
+  } finally {
+    try { process.kill(vmm.pid, 'SIGKILL'); } catch { /* already gone */ }
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('real finder: a VMM that ignores SIGTERM gets SIGKILL after the grace time', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hangar-rundirs-'));
+  const runDir = join(root, 'vm-deaf');
+  mkdirSync(runDir);
+  const vmm = await fakeVmmIn(runDir, [join(runDir, 'console.log')], "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)");
+  try {
+    await new Promise((r) => setTimeout(r, 200)); // its SIGTERM handler is installed
+    const t0 = Date.now();
+    assert.deepEqual(await stopVmmIn(runDir, { graceMs: 300 }), { pid: vmm.pid, gone: true });
+    assert.ok(Date.now() - t0 >= 300, 'SIGTERM was given its grace time');
+  } finally {
+    try { process.kill(vmm.pid, 'SIGKILL'); } catch { /* already gone */ }
+    rmSync(root, { recursive: true, force: true });
   }
 });
