@@ -8,6 +8,7 @@
 // HANGAR_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the bridge process; HANGAR_BENCH_VM_READ_BYTES sets
 // the bridge's read size from the backend (0: Node's default), to compare.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import net from 'node:net';
@@ -189,11 +190,13 @@ async function startWebsockify(backendPort: number): Promise<Proxy> {
 /** The child process side: the production bridge on a bare HTTP server, one VM 'bench' whose desktop is the backend. */
 async function bridgeChild(backendPort: number): Promise<void> {
   const secret = newViewerSecret();
+  const vmNonce = randomBytes(16);
   const dialer = createDialer({});
   const readBytes = process.env.HANGAR_BENCH_VM_READ_BYTES === undefined ? undefined : Number(process.env.HANGAR_BENCH_VM_READ_BYTES);
   const server = createServer((_req, res) => { res.writeHead(404).end(); });
   attachVncBridge(server, {
-    lookup: (id) => (id === 'bench' ? { state: 'ready' } : null),
+    lookup: (id) => (id === 'bench' ? { state: 'ready', viewerNonce: vmNonce } : null),
+    rotateNonce: () => false,
     // The controller's own dialer (a direct connection, as on a dedicated host), with the read size the bridge asks
     // (HANGAR_BENCH_VM_READ_BYTES overrides it; 0: Node's default 64 KiB reads).
     dial: (_id, o) => dialer.connect('127.0.0.1', backendPort, readBytes === undefined ? o ?? {} : readBytes > 0 ? { readBufferBytes: readBytes } : {}),
@@ -203,7 +206,7 @@ async function bridgeChild(backendPort: number): Promise<void> {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const token = signViewerToken(secret, 'bench', Date.now() + 3_600_000);
+  const token = signViewerToken(secret, 'bench', vmNonce, Date.now() + 3_600_000);
   ready(`${(server.address() as net.AddressInfo).port} ${token}`);
 }
 

@@ -4,12 +4,14 @@
 // Route modules receive typed ports (ApiContext) in one way; nothing else constructs parts.
 import { rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { attachVncBridge, desktopRoutes, type DesktopDeps } from '../desktop/index.js';
+import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from '../desktop/index.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
+import { HangarError } from '../errors.js';
 import { VNC_PORT } from '../guest-protocol.js';
 import { listImages, resolveImage } from '../image/store.js';
 import { HangarMetrics } from '../metrics.js';
@@ -53,17 +55,32 @@ export interface ControllerHooks {
   logLevel?: string;
 }
 
-/** The desktop module's dependencies over the manager: viewers reach VMs only through it. */
-function desktopDeps(ctx: ApiContext, manager: VmManager, config: ControllerConfig, metrics: HangarMetrics, secret: Buffer): DesktopDeps {
+/**
+ * The desktop module's dependencies over the manager: viewers reach VMs only through it, by id only (never by
+ * name), and their tokens are signed over the VM's viewer nonce, kept in the store with the VM.
+ */
+function desktopDeps(ctx: ApiContext, manager: VmManager, store: Store, config: ControllerConfig, metrics: HangarMetrics, address: () => AddressInfo | string | null, secret: Buffer): DesktopDeps {
+  let own: string[] | undefined;
   return {
     // A hibernated VM counts as ready for a viewer: dialling restores it transparently.
     lookup: (id) => {
       const vm = manager.find(id);
-      if (!vm) return null;
-      return { state: vm.hibernation ? 'ready' : vm.state };
+      const viewerNonce = store.viewerNonce(id);
+      if (!vm || vm.id !== id || !viewerNonce) return null;
+      return { state: vm.hibernation ? 'ready' : vm.state, viewerNonce };
+    },
+    rotateNonce: (id) => store.rotateViewerNonce(id) !== null,
+    // Once listening, the listen address does not change: computed once.
+    ownOrigins: () => {
+      if (own) return own;
+      const a = address();
+      if (!a || typeof a === 'string') return [];
+      const ifaces = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => i.address.split('%')[0]!));
+      return (own = listenOrigins({ host: config.listen.host, address: a.address, port: a.port }, ifaces));
     },
     dial: async (id, opts) => {
       const vm = ctx.vms.get(id);
+      if (vm.id !== id) throw new HangarError('VM_NOT_FOUND', `no VM ${id}`, { id });
       if (vm.hibernation || vm.state === 'paused') await manager.ensureRunning(id);
       return manager.dialVm(id, VNC_PORT, opts);
     },
@@ -138,7 +155,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       run: async (c) => {
         const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
-        const desk = desktopDeps(ports, c.manager, config, metrics, await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
+        const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
         const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry

@@ -14,7 +14,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { HangarError, toHangarError } from '../errors.js';
 import { httpError, redactUrl } from '../api/server.js';
 import { waitAtMost, withTimeout } from '../util/timeout.js';
-import { checkDeps, normaliseOrigin, registryFor, type DesktopDeps, type DesktopLimits } from './deps.js';
+import { checkDeps, hostAllowed, hostRefused, publicOrigins, registryFor, type DesktopDeps, type DesktopLimits } from './deps.js';
 import { tokenError, verifyViewerToken } from './token.js';
 
 /** WebSocket close codes the bridge uses (the viewer page explains them). */
@@ -116,11 +116,12 @@ function handshakeProblem(req: IncomingMessage): string | null {
 /**
  * Whether a handshake's Origin may open the bridge. Browsers always send Origin on a WebSocket handshake and a page
  * cannot forge it, so this stops another site's page from driving a desktop with a token it got hold of (cross-site
- * WebSocket hijacking). Allowed: the controller's own origin (the viewer page it serves: Origin's host equals the
- * Host header), and the configured ones. No Origin at all is not a browser (CLI, SDK, bench): the token guards it.
- * The opaque origin "null" (sandboxed frames, file: pages) is refused.
+ * WebSocket hijacking). Allowed: the public origins only — the controller's own listen origins (the viewer page it
+ * serves) and the configured ones. Not the request's own Host: under DNS rebinding Origin and Host both carry the
+ * attacker's name. No Origin at all is not a browser (CLI, SDK, bench): the token guards it. The opaque origin
+ * "null" (sandboxed frames, file: pages) is refused.
  */
-export function originAllowed(origin: string | undefined, host: string | undefined, allowed: ReadonlySet<string>): boolean {
+export function originAllowed(origin: string | undefined, allowed: ReadonlySet<string>): boolean {
   if (origin === undefined) return true;
   let u: URL;
   try {
@@ -129,8 +130,7 @@ export function originAllowed(origin: string | undefined, host: string | undefin
     return false;
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return false;
-  if (allowed.has(u.origin)) return true;
-  return host !== undefined && u.host === host.toLowerCase();
+  return allowed.has(u.origin);
 }
 
 async function dialWithTimeout(deps: DesktopDeps, vmId: string, ms: number, readBufferBytes: number): Promise<Duplex> {
@@ -262,7 +262,6 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, limits: D
  */
 export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
   const limits = checkDeps(deps);
-  const origins = new Set((deps.allowedOrigins ?? []).map((o) => normaliseOrigin(o)));
   const registry = registryFor(deps);
   const sessions = new Map<Session, string>();
   const wss = new WebSocketServer({
@@ -279,18 +278,21 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
     const status = refuse(socket, err);
     count(status, err.code);
     deps.log?.info({ vmId, code: err.code, ...(err.code === 'VIEWER_TOKEN_INVALID' ? { reason: err.details.reason } : {}),
-      ...(err.code === 'VIEWER_ORIGIN_REFUSED' ? { origin: err.details.origin } : {}) }, 'viewer refused');
+      ...(err.code === 'VIEWER_ORIGIN_REFUSED' ? { origin: err.details.origin, host: err.details.host } : {}) }, 'viewer refused');
   };
 
   const accept = async (req: IncomingMessage, socket: Duplex, head: Buffer, vmId: string, token: string | undefined): Promise<void> => {
     const problem = handshakeProblem(req);
     if (problem) throw new HangarError('INVALID_ARGUMENT', problem);
-    if (!originAllowed(req.headers.origin, req.headers.host, origins)) {
+    const pub = publicOrigins(deps);
+    if (!originAllowed(req.headers.origin, pub.origins)) {
       throw new HangarError('VIEWER_ORIGIN_REFUSED', 'a page from another origin may not open this desktop (allow its origin in viewerOrigins)', { vmId, origin: req.headers.origin });
     }
-    const check = verifyViewerToken(deps.secret, vmId, token, Date.now());
-    if (!check.ok) throw tokenError(check.reason);
+    if (!hostAllowed(req.headers.host, pub)) throw hostRefused(req.headers.host, vmId);
+    // By id only; a VM that is gone (or was never) has no nonce, so any token for it is 'invalid'.
     const vm = deps.lookup(vmId);
+    const check = verifyViewerToken(deps.secret, vmId, vm?.viewerNonce ?? null, token, Date.now());
+    if (!check.ok) throw tokenError(check.reason);
     if (!vm) throw new HangarError('VM_NOT_FOUND', `no VM ${vmId}`, { id: vmId });
     if (vm.state !== 'ready') throw new HangarError('VM_INVALID_STATE', `VM ${vmId} is ${vm.state}: its desktop can be viewed when it is ready`, { id: vmId, state: vm.state });
     const slot = registry.reserve(vmId, limits.viewersPerVm);
@@ -332,17 +334,21 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
     accept(req, socket, head, target.vmId, target.token).catch((e: unknown) => refuseAndCount(socket, e, target.vmId));
   };
   server.on('upgrade', onUpgrade);
+  const disconnect = (vmId: string, reason: string): number => {
+    let n = 0;
+    for (const [s, id] of sessions) if (id === vmId) { s.close(CLOSE.VM_GONE, reason); n++; }
+    return n;
+  };
+  // A revoke (POST /v1/vms/:id/viewer/revoke) also closes the viewers already connected with an old token.
+  const offRevoke = registry.onRevoke((vmId) => { disconnect(vmId, 'viewer access revoked'); });
 
   return {
     viewers: (vmId) => registry.count(vmId),
     sessions: () => [...sessions.keys()].map((s) => s.info()),
-    disconnect: (vmId, reason = 'the VM is no longer running') => {
-      let n = 0;
-      for (const [s, id] of sessions) if (id === vmId) { s.close(CLOSE.VM_GONE, reason); n++; }
-      return n;
-    },
+    disconnect: (vmId, reason = 'the VM is no longer running') => disconnect(vmId, reason),
     close: async () => {
       closing = true;
+      offRevoke();
       server.off('upgrade', onUpgrade);
       const all = [...sessions.keys()];
       for (const s of all) s.close(CLOSE.SHUTDOWN, 'the controller is shutting down');

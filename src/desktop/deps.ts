@@ -41,6 +41,8 @@ export const DEFAULT_DESKTOP_LIMITS: Readonly<DesktopLimits> = Object.freeze({
 /** The part of a VM the desktop module looks at. */
 export interface DesktopVm {
   state: string;
+  /** The VM's viewer nonce (tokens are signed over it; see token.ts). */
+  viewerNonce: Buffer;
 }
 
 /** pino-compatible; the bridge logs VM ids, sizes and close codes, never URLs or tokens. */
@@ -50,8 +52,12 @@ export interface DesktopLog {
 }
 
 export interface DesktopDeps {
-  /** The VM by id, or null when there is none. */
+  /**
+   * The VM by id only, never by name (a token names the VM by its canonical id), or null when there is none.
+   */
   lookup(vmId: string): DesktopVm | null;
+  /** Gives the VM (by id only) a new viewer nonce, refusing every outstanding token; false when there is no such VM. */
+  rotateNonce(vmId: string): boolean;
   /**
    * A byte stream to the VM's RFB server (in production a TCP connection to guest-ip:5900 — the guest network is
    * internal, so this is the only way in). Resolve once connected; the bridge treats it as an opaque Duplex.
@@ -67,6 +73,12 @@ export interface DesktopDeps {
    * proxy in front of the controller), as `scheme://host[:port]`. See originAllowed in bridge.ts.
    */
   allowedOrigins?: readonly string[];
+  /**
+   * The controller's own origins (its listen address, e.g. http://127.0.0.1:7070 and http://localhost:7070),
+   * asked at each request (known once the server listens). With allowedOrigins they are the public origins: the
+   * only browser Origins accepted, and (when there is any) the only Host values served to viewers.
+   */
+  ownOrigins?(): readonly string[];
   /** Viewer input reached the VM (at most once a second per viewer): it is in use, not idle (e.g. manager.touch). */
   touch?(vmId: string): void;
   /**
@@ -105,9 +117,70 @@ export function normaliseOrigin(origin: string, field = 'allowedOrigins'): strin
   return u.origin;
 }
 
+const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '[::1]'];
+
+/**
+ * The controller's own origins for a listen address: that address (and the configured host name, if it is one)
+ * plus the loopback names; on a wildcard address (0.0.0.0, ::) every address of the host's interfaces, as given.
+ * Pure: the caller lists the interface addresses.
+ */
+export function listenOrigins(listen: { host: string; address: string; port: number }, interfaceAddrs: readonly string[] = []): string[] {
+  const bracket = (h: string): string => (h.includes(':') && !h.startsWith('[') ? `[${h}]` : h);
+  const wildcard = listen.address === '0.0.0.0' || listen.address === '::';
+  const hosts = new Set<string>(LOOPBACK_HOSTS);
+  for (const h of [listen.host, ...(wildcard ? interfaceAddrs : [listen.address])]) {
+    if (h && h !== '0.0.0.0' && h !== '::') hosts.add(bracket(h.toLowerCase()));
+  }
+  return [...hosts].map((h) => `http://${h}:${listen.port}`);
+}
+
+/** The public origins of the desktop (own + allowed, normalised) and the Host values they stand for. */
+export interface PublicOrigins {
+  origins: ReadonlySet<string>;
+  /** `host[:port]` lower-cased, with and without the scheme's default port. Empty: no Host check. */
+  hosts: ReadonlySet<string>;
+}
+
+export function publicOrigins(deps: Pick<DesktopDeps, 'ownOrigins' | 'allowedOrigins'>): PublicOrigins {
+  const origins = new Set<string>();
+  for (const o of [...(deps.ownOrigins?.() ?? []), ...(deps.allowedOrigins ?? [])]) origins.add(normaliseOrigin(o));
+  const hosts = new Set<string>();
+  for (const o of origins) {
+    const u = new URL(o);
+    hosts.add(u.host);
+    hosts.add(`${u.hostname}:${u.port || (u.protocol === 'https:' ? '443' : '80')}`);
+  }
+  return { origins, hosts };
+}
+
+/**
+ * Whether a request's Host header names this controller. DNS rebinding points a name the attacker controls at the
+ * controller: the browser then sends Origin and Host both with that name, so Host must be one of the public
+ * origins' (when none are known there is nothing to compare with, and the check is skipped).
+ */
+export function hostAllowed(host: string | undefined, pub: PublicOrigins): boolean {
+  if (pub.hosts.size === 0) return true;
+  return host !== undefined && pub.hosts.has(host.toLowerCase());
+}
+
+/** VIEWER_ORIGIN_REFUSED for a Host that is not one of the public origins'. */
+export function hostRefused(host: string | undefined, vmId: string): HangarError {
+  return new HangarError('VIEWER_ORIGIN_REFUSED', 'this controller is not served under that host name (add its origin to viewerOrigins)',
+    { vmId, host: host ?? null, reason: 'host' });
+}
+
 /** Live viewers per VM. One registry per DesktopDeps object, so routes and bridge built from it agree. */
 export class ViewerRegistry {
   private readonly counts = new Map<string, number>();
+  private readonly revokeListeners = new Set<(vmId: string) => void>();
+  /** Called when a VM's viewer access is revoked (the bridge closes its live viewers); returns the unsubscribe. */
+  onRevoke(listener: (vmId: string) => void): () => void {
+    this.revokeListeners.add(listener);
+    return () => this.revokeListeners.delete(listener);
+  }
+  revoked(vmId: string): void {
+    for (const l of this.revokeListeners) l(vmId);
+  }
   count(vmId: string): number {
     return this.counts.get(vmId) ?? 0;
   }

@@ -1,4 +1,4 @@
-// The desktop routes: viewer tokens, the viewer page, its status poll, the static client files, and (for the
+// The desktop routes: viewer tokens and their revocation, the viewer page, its status poll, the static client files, and (for the
 // OpenAPI document only) the WebSocket bridge, which attachVncBridge serves on the raw server.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
@@ -6,7 +6,7 @@ import { HangarError } from '../errors.js';
 import type { ApiContext, ApiRoute } from '../api/routes.js';
 import { errorSchema, idParams, type IdParams } from '../api/schemas.js';
 import { VNC_ROUTE } from './bridge.js';
-import { checkDeps, registryFor, type DesktopDeps } from './deps.js';
+import { checkDeps, hostAllowed, hostRefused, publicOrigins, registryFor, type DesktopDeps } from './deps.js';
 import { PAGE_HEADERS, renderErrorPage, renderViewerPage } from './page.js';
 import { STATIC_PREFIX, loadStaticTable } from './static.js';
 import { signViewerToken, tokenError, verifyViewerToken, type TokenCheck } from './token.js';
@@ -36,6 +36,15 @@ const viewerResponse = {
   },
 } as const;
 
+const revokeResponse = {
+  type: 'object',
+  required: ['id', 'revoked'],
+  properties: {
+    id: { type: 'string', description: 'the VM whose viewer tokens are no longer valid' },
+    revoked: { type: 'boolean' },
+  },
+} as const;
+
 const statusResponse = {
   type: 'object',
   required: ['id', 'state', 'viewers', 'maxViewers', 'tokenExpiresAt'],
@@ -55,7 +64,13 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
   const limits = checkDeps(desk);
   const registry = registryFor(desk);
   const files = loadStaticTable();
-  const check = (req: IdReq): TokenCheck => verifyViewerToken(desk.secret, req.params.id, req.query.token, Date.now());
+  // The viewer page and its status poll name the VM by id only (the token is bound to the canonical id and to the
+  // VM's current nonce), and answer only under the controller's public host names (DNS rebinding).
+  const hostProblem = (req: IdReq): HangarError | null => (hostAllowed(req.headers.host, publicOrigins(desk)) ? null : hostRefused(req.headers.host, req.params.id));
+  const check = (req: IdReq): TokenCheck => {
+    const vm = desk.lookup(req.params.id);
+    return verifyViewerToken(desk.secret, req.params.id, vm?.viewerNonce ?? null, req.query.token, Date.now());
+  };
 
   return [
     {
@@ -69,8 +84,20 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
           throw new HangarError('INVALID_ARGUMENT', `ttlSeconds may be at most ${limits.maxTokenTtlMs / 1000}`, { max: limits.maxTokenTtlMs / 1000 });
         }
         const expiresAt = Date.now() + ttlMs;
-        const token = signViewerToken(desk.secret, vm.id, expiresAt);
+        const nonce = desk.lookup(vm.id)?.viewerNonce;
+        if (!nonce) throw new HangarError('VM_NOT_FOUND', `no VM ${vm.id}`, { id: vm.id });
+        const token = signViewerToken(desk.secret, vm.id, nonce, expiresAt);
         return { token, url: viewUrl(vm.id, token), expiresAt: new Date(expiresAt).toISOString() };
+      },
+    },
+    {
+      method: 'POST', url: '/v1/vms/:id/viewer/revoke', summary: 'Revokes every viewer token of the VM at once and closes its viewers', auth: 'bearer',
+      schema: { params: idParams, response: { 200: revokeResponse, '4xx': errorSchema, '5xx': errorSchema } },
+      handler: (req) => {
+        const vm = ctx.vms.get((req as IdReq).params.id); // ids and names; VM_NOT_FOUND for neither
+        if (!desk.rotateNonce(vm.id)) throw new HangarError('VM_NOT_FOUND', `no VM ${vm.id}`, { id: vm.id });
+        registry.revoked(vm.id);
+        return { id: vm.id, revoked: true };
       },
     },
     {
@@ -79,8 +106,13 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
       schema: { params: idParams, querystring: tokenQuery },
       handler: (req, reply) => {
         const r = req as IdReq;
-        const ok = check(r);
         reply.headers(PAGE_HEADERS);
+        const refused = hostProblem(r);
+        if (refused) {
+          ctx.metrics.errors.inc({ code: refused.code });
+          return reply.code(403).send(renderErrorPage('Viewer not served here', refused.message));
+        }
+        const ok = check(r);
         if (!ok.ok) {
           ctx.metrics.errors.inc({ code: 'VIEWER_TOKEN_INVALID' });
           const title = ok.reason === 'expired' ? 'Viewer link expired' : 'Viewer link not valid';
@@ -94,10 +126,15 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
       schema: { params: idParams, querystring: tokenQuery, response: { 200: statusResponse, '4xx': errorSchema, '5xx': errorSchema } },
       handler: (req, reply) => {
         const r = req as IdReq;
-        const ok = check(r);
         reply.header('cache-control', 'no-store');
-        if (!ok.ok) throw tokenError(ok.reason);
+        const refused = hostProblem(r);
+        if (refused) throw refused;
         const vm = desk.lookup(r.params.id);
+        const ok = verifyViewerToken(desk.secret, r.params.id, vm?.viewerNonce ?? null, r.query.token, Date.now());
+        // A well-formed token for a VM that is gone: the page says "VM not found" (this answer opens nothing; the
+        // bridge and the page itself refuse such a token as invalid).
+        if (!ok.ok && !vm && ok.reason === 'invalid') throw new HangarError('VM_NOT_FOUND', `no VM ${r.params.id}`, { id: r.params.id });
+        if (!ok.ok) throw tokenError(ok.reason);
         if (!vm) throw new HangarError('VM_NOT_FOUND', `no VM ${r.params.id}`, { id: r.params.id });
         return {
           id: r.params.id, state: vm.state, viewers: registry.count(r.params.id), maxViewers: limits.viewersPerVm,

@@ -1,13 +1,16 @@
-// Viewer tokens: short-lived, signed, bound to one VM. Pure functions (the clock and the nonce are inputs).
+// Viewer tokens: short-lived, signed, bound to one VM. Pure functions (the clock and the nonces are inputs).
 //
 // Layout (57 bytes → exactly 76 base64url characters, so no padding bits can be flipped unnoticed):
 //   [version 1][expiry ms, uint64 BE 8][nonce 16][HMAC-SHA256 32]
-// The MAC covers a domain label, the VM id and the first 25 bytes. The VM id is not inside the token: a token
-// presented for another VM simply fails the MAC, indistinguishable from a tampered one (both are 'invalid').
+// The MAC covers a domain label, the VM id, the VM's viewer nonce and the first 25 bytes. Neither the VM id nor
+// the VM's nonce is inside the token: a token presented for another VM, for a VM whose nonce was rotated (revoke)
+// or for a VM that no longer exists (its nonce died with its row) fails the MAC, indistinguishable from a
+// tampered one (all are 'invalid'). A new VM reusing the id or name of a destroyed one has a new nonce.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { VIEWER_NONCE_BYTES } from '../domain/vm.js';
 import { HangarError } from '../errors.js';
 
-const VERSION = 1;
+const VERSION = 2; // 2: the MAC covers the VM's viewer nonce
 const HEAD = 1 + 8 + 16;
 const MAC_LEN = 32;
 const TOKEN_BYTES = HEAD + MAC_LEN;
@@ -30,33 +33,43 @@ export function assertSecret(secret: Buffer): void {
   }
 }
 
-function mac(secret: Buffer, vmId: string, head: Buffer): Buffer {
-  return createHmac('sha256', secret).update(LABEL).update(vmId, 'utf8').update('\0').update(head).digest();
+/** Bytes of a VM's viewer nonce (kept with the VM in the store; rotated to revoke every token for it). */
+const VM_NONCE_BYTES = VIEWER_NONCE_BYTES;
+
+function mac(secret: Buffer, vmId: string, vmNonce: Buffer, head: Buffer): Buffer {
+  return createHmac('sha256', secret).update(LABEL).update(vmId, 'utf8').update('\0').update(vmNonce).update(head).digest();
 }
 
-/** Signs a token for `vmId` valid until `expiresAt` (ms since the epoch). */
-export function signViewerToken(secret: Buffer, vmId: string, expiresAt: number, nonce: Buffer = randomBytes(16)): string {
+function assertVmNonce(vmNonce: Buffer): void {
+  if (!Buffer.isBuffer(vmNonce) || vmNonce.length !== VM_NONCE_BYTES) throw new HangarError('INVALID_ARGUMENT', `the VM's viewer nonce must be ${VM_NONCE_BYTES} bytes`);
+}
+
+/** Signs a token for `vmId` (whose viewer nonce is `vmNonce`) valid until `expiresAt` (ms since the epoch). */
+export function signViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer, expiresAt: number, nonce: Buffer = randomBytes(16)): string {
   assertSecret(secret);
+  assertVmNonce(vmNonce);
   if (!Number.isSafeInteger(expiresAt) || expiresAt <= 0) throw new HangarError('INVALID_ARGUMENT', 'token expiry must be a positive integer (ms)');
   if (nonce.length !== 16) throw new HangarError('INVALID_ARGUMENT', 'token nonce must be 16 bytes');
   const head = Buffer.alloc(HEAD);
   head.writeUInt8(VERSION, 0);
   head.writeBigUInt64BE(BigInt(expiresAt), 1);
   nonce.copy(head, 9);
-  return Buffer.concat([head, mac(secret, vmId, head)]).toString('base64url');
+  return Buffer.concat([head, mac(secret, vmId, vmNonce, head)]).toString('base64url');
 }
 
 /**
- * Checks a presented token for `vmId` at time `now`. The MAC is compared in constant time and checked before the
- * expiry, so 'expired' is only ever said about a token this controller really issued for this VM.
+ * Checks a presented token for `vmId` at time `now`, against the VM's current viewer nonce (null: there is no
+ * such VM, and a well-formed token is 'invalid'). The MAC is compared in constant time and checked before the
+ * expiry, so 'expired' is only ever said about a token this controller really issued for this VM as it is now.
  */
-export function verifyViewerToken(secret: Buffer, vmId: string, token: string | undefined | null, now: number): TokenCheck {
+export function verifyViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer | null, token: string | undefined | null, now: number): TokenCheck {
   if (token === undefined || token === null || token === '') return { ok: false, reason: 'missing' };
   if (!TOKEN_RE.test(token)) return { ok: false, reason: 'malformed' };
   const raw = Buffer.from(token, 'base64url');
   if (raw.length !== TOKEN_BYTES || raw[0] !== VERSION) return { ok: false, reason: 'malformed' };
   const head = raw.subarray(0, HEAD);
-  if (!timingSafeEqual(mac(secret, vmId, head), raw.subarray(HEAD))) return { ok: false, reason: 'invalid' };
+  if (vmNonce === null || vmNonce.length !== VM_NONCE_BYTES) return { ok: false, reason: 'invalid' };
+  if (!timingSafeEqual(mac(secret, vmId, vmNonce, head), raw.subarray(HEAD))) return { ok: false, reason: 'invalid' };
   const expiresAt = Number(head.readBigUInt64BE(1));
   if (now >= expiresAt) return { ok: false, reason: 'expired' };
   return { ok: true, expiresAt };
@@ -65,7 +78,7 @@ export function verifyViewerToken(secret: Buffer, vmId: string, token: string | 
 const MESSAGES: Record<TokenFailure, string> = {
   missing: 'a viewer token is required (?token=…); ask the API for one: POST /v1/vms/:id/viewer',
   malformed: 'the viewer token is malformed',
-  invalid: 'the viewer token is not valid for this VM',
+  invalid: 'the viewer token is not valid for this VM (or was revoked, or the VM is gone)',
   expired: 'the viewer token has expired; ask for a new one',
 };
 

@@ -58,6 +58,13 @@ export type NewVm = Omit<VmRecord, 'createdAt' | 'updatedAt' | 'pid' | 'bootMs' 
   & { snapshotId?: string | null; spec?: MachineSpec | null; net?: VmNet | null };
 export type VmPatch = Partial<Pick<VmRecord, 'pid' | 'spec' | 'net' | 'bootMs' | 'lastError' | 'exit' | 'expiresAt' | 'hibernation'>>;
 
+/**
+ * Bytes of a VM's viewer nonce. The store keeps one per VM (column viewer_nonce, set at create, rotated on revoke,
+ * deleted with the row) and viewer tokens are signed over it; it is not part of VmRecord, so it never leaves the
+ * controller in an API answer.
+ */
+export const VIEWER_NONCE_BYTES = 16;
+
 /** The VMM's spec of a VM that has booted at least once; VM_INVALID_STATE for one that never did. */
 export function specOf(vm: VmRecord): MachineSpec {
   if (!vm.spec) throw new HangarError('VM_INVALID_STATE', `VM ${vm.id} has never been started: it has no machine spec yet`, { id: vm.id, state: vm.state });

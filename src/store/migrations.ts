@@ -58,4 +58,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE vms ADD COLUMN hibernation TEXT;   -- JSON: the saved state of a hibernated VM (see src/snapshot/)
     `,
   },
+  {
+    version: 3,
+    name: 'viewer nonces',
+    // Viewer tokens are signed over this per-VM value: it dies with the row, and rotating it revokes every token.
+    sql: `
+      ALTER TABLE vms ADD COLUMN viewer_nonce BLOB;
+      UPDATE vms SET viewer_nonce = randomblob(16) WHERE viewer_nonce IS NULL;
+    `,
+  },
 ];

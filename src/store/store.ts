@@ -2,11 +2,12 @@
 // network, hibernation, …) pass through one codec each way, and every transaction is the store's own — no raw
 // database handle leaves this file. `StateStore` is the narrow interface the rest of Hangar uses, so a second
 // implementation (PostgreSQL, when Hangar spans hosts) has one list of operations to provide.
+import { randomBytes } from 'node:crypto';
 import { HangarError } from '../errors.js';
 import { assertTransition, type VmState } from '../domain/states.js';
 import type { LastError, NewVm, VmNet, VmPatch, VmRecord } from '../domain/vm.js';
 import type { MachineSpec, ProcessExit, VmmKind } from '../vmm/types.js';
-import type { Hibernation } from '../domain/vm.js';
+import { VIEWER_NONCE_BYTES, type Hibernation } from '../domain/vm.js';
 import { openDb, type Db } from './db.js';
 
 export type { NewVm, VmPatch, VmRecord } from '../domain/vm.js';
@@ -64,6 +65,10 @@ export interface StateStore {
   setState(id: string, to: VmState, patch?: VmPatch, data?: Record<string, unknown>): VmRecord;
   patchVm(id: string, patch: VmPatch): void;
   deleteVm(id: string): void;
+  /** The VM's viewer nonce, by id only (never by name); null when there is no such VM. */
+  viewerNonce(id: string): Buffer | null;
+  /** A new viewer nonce for the VM (by id only): every token signed over the old one is refused. Null: no such VM. */
+  rotateViewerNonce(id: string): Buffer | null;
   allocations(kind?: Allocation['kind']): Allocation[];
   appendEvent(vmId: string | null, type: string, data?: Record<string, unknown>): EventRecord;
   events(opts?: { since?: number; vmId?: string; limit?: number }): EventRecord[];
@@ -116,8 +121,10 @@ export class Store implements StateStore {
     const t = now();
     try {
       this.db.prepare(`INSERT INTO vms (id, name, state, image_id, profile, vmm, vcpus, mem_mib, ttl_s, created_at, updated_at,
-        expires_at, run_dir, spec, net, snapshot_id) VALUES (@id, @name, @state, @imageId, @profile, @vmm, @vcpus, @memMiB, @ttlS, @t, @t,
-        @expiresAt, @runDir, @spec, @net, @snapshotId)`).run({ ...vm, t, spec: enc(vm.spec) ?? '{}', net: enc(vm.net), snapshotId: vm.snapshotId ?? null });
+        expires_at, run_dir, spec, net, snapshot_id, viewer_nonce) VALUES (@id, @name, @state, @imageId, @profile, @vmm, @vcpus, @memMiB, @ttlS, @t, @t,
+        @expiresAt, @runDir, @spec, @net, @snapshotId, @viewerNonce)`).run({
+        ...vm, t, spec: enc(vm.spec) ?? '{}', net: enc(vm.net), snapshotId: vm.snapshotId ?? null, viewerNonce: randomBytes(VIEWER_NONCE_BYTES),
+      });
     } catch (e) {
       if (String((e as Error).message).includes('UNIQUE constraint failed: vms.name')) {
         throw new HangarError('VM_NAME_TAKEN', `a VM named ${vm.name} exists`, { name: vm.name });
@@ -181,6 +188,16 @@ export class Store implements StateStore {
       this.db.prepare('DELETE FROM vms WHERE id = ?').run(id);
       this.appendEvent(id, 'vm.destroyed', {});
     })();
+  }
+
+  viewerNonce(id: string): Buffer | null {
+    const r = this.db.prepare('SELECT viewer_nonce AS n FROM vms WHERE id = ?').get(id) as { n: Buffer | null } | undefined;
+    return r?.n ? Buffer.from(r.n) : null;
+  }
+
+  rotateViewerNonce(id: string): Buffer | null {
+    const nonce = randomBytes(VIEWER_NONCE_BYTES);
+    return this.db.prepare('UPDATE vms SET viewer_nonce = ? WHERE id = ?').run(nonce, id).changes === 1 ? nonce : null;
   }
 
   // ---- allocations

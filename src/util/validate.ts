@@ -86,6 +86,21 @@ export function validName(value: unknown, field = 'name', maxLength = NAME_MAX_L
   return value;
 }
 
+/**
+ * Names shaped like Hangar's ids (`vm-` or `snap-` and 8 hex digits). Lookups take an id or a name, so a VM named
+ * like another VM's id (or a destroyed VM's) would answer for it: such names are refused at create.
+ */
+export const ID_SHAPED_PATTERN = '^(vm|snap)-[0-9a-f]{8}$';
+const ID_SHAPED_RE = new RegExp(ID_SHAPED_PATTERN, 'i');
+
+/** A name that is not shaped like an id; INVALID_ARGUMENT { field, reason: 'format' } otherwise. */
+export function notIdShaped(value: string, field = 'name'): string {
+  if (ID_SHAPED_RE.test(value)) {
+    throw invalidArgument({ field, reason: 'format', pattern: ID_SHAPED_PATTERN, got: value }, 'must not look like an id (vm- or snap- followed by 8 hex digits)');
+  }
+  return value;
+}
+
 /** A path (relative ones are taken from the working directory) with no NUL or newline, normalised. */
 export function validPath(value: unknown, field = 'path'): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > PATH_MAX || /[\0\n\r]/.test(value)) {

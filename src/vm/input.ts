@@ -8,7 +8,7 @@ import { VMM_KINDS, type VmmKind } from '../vmm/types.js';
 
 export { VMM_KINDS };
 import { schemaError } from '../util/schema-error.js';
-import { NAME_MAX_LENGTH, NAME_PATTERN, REF_MAX_LENGTH, REF_PATTERN } from '../util/validate.js';
+import { NAME_MAX_LENGTH, NAME_PATTERN, REF_MAX_LENGTH, REF_PATTERN, notIdShaped } from '../util/validate.js';
 
 export interface Range {
   min: number;
@@ -41,7 +41,7 @@ export function createVmSchema(limits: VmLimits = DEFAULT_LIMITS) {
     profile: Type.Optional(Type.Enum(PROFILES, { description: 'default desktop' })),
     vcpus: Type.Optional(Type.Integer({ minimum: l.vcpus.min, maximum: l.vcpus.max, description: 'default 1' })),
     memMiB: Type.Optional(Type.Integer({ minimum: l.memMiB.min, maximum: l.memMiB.max, description: 'default 512 (desktop) or 1024 (browser)' })),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: l.name.maxLength, pattern: NAME_PATTERN })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: l.name.maxLength, pattern: NAME_PATTERN, description: 'not shaped like an id (vm-/snap- and 8 hex digits)' })),
     ttlSeconds: Type.Optional(Type.Integer({ minimum: l.ttlSeconds.min, maximum: l.ttlSeconds.max, description: 'destroyed this long after creation (default: never)' })),
     vmm: Type.Optional(Type.Enum(VMM_KINDS, { description: 'default: the controller\'s defaultVmm' })),
     fromSnapshot: Type.Optional(refString('a golden snapshot id: restore a clone of it instead of booting')),
@@ -82,6 +82,7 @@ const clamp = (n: number, r: Range): number => Math.min(r.max, Math.max(r.min, n
 export function normalizeCreate(input: CreateVmInput, limits: VmLimits = DEFAULT_LIMITS): CreateVmRequest {
   const { schema, validator } = validatorFor(limits);
   if (!validator.Check(input)) throw schemaError(validator.Errors(input), undefined, { schema, data: input });
+  if (input.name !== undefined) notIdShaped(input.name, 'name');
   const profile = input.profile ?? 'desktop';
   return {
     image: input.image ?? profile,

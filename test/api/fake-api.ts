@@ -100,7 +100,8 @@ export async function createFakeApi(opts: { limits?: VmLimits; stubStreams?: boo
 
   const ctx: ApiContext = { vms: service, snapshots, events: store, metrics, token: FAKE_TOKEN };
   const desk = {
-    lookup: (id: string) => (id.startsWith('missing') ? null : { state: 'ready' }),
+    lookup: (id: string) => (id.startsWith('missing') ? null : { state: 'ready', viewerNonce: Buffer.alloc(16, 1) }),
+    rotateNonce: (id: string) => !id.startsWith('missing'),
     dial: (): Promise<Duplex> => Promise.reject(new HangarError('VM_UNREACHABLE', 'fake')),
     metrics, secret: newViewerSecret(),
   };

@@ -2,7 +2,6 @@
 // connections reaching it, behind a real listening controller.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { signViewerToken } from '../../src/desktop/token.js';
 import { metricValue } from '../../src/metrics.js';
 import { countingRelay, parseServerInit, RFB_BANNER, skipUnlessDesktopTools, startDesktop, type Desktop, type TcpServer } from '../support/rfb.js';
 import { closed, mustOpen, openVnc, startHarness, until, type Harness } from './harness.js';
@@ -24,7 +23,7 @@ test('x11vnc through the bridge: banner, RFB handshake to ServerInit; refused vi
 
     // Refusals first: the RFB server must see no connection at all.
     const tampered = json.token.slice(0, 10) + (json.token[10] === 'x' ? 'y' : 'x') + json.token.slice(11);
-    for (const [what, token] of [['missing', undefined], ['tampered', tampered], ['expired', signViewerToken(h.desk.secret, 'vm-x', Date.now() - 1)], ['other VM', other]] as const) {
+    for (const [what, token] of [['missing', undefined], ['tampered', tampered], ['expired', h.sign('vm-x', Date.now() - 1)], ['other VM', other]] as const) {
       const r = await openVnc(h.base, 'vm-x', token);
       assert.ok(!('ws' in r), what);
       assert.equal(r.status, 401, what);

@@ -10,7 +10,7 @@ import { attachVncBridge, CLOSE } from '../../src/desktop/bridge.js';
 import { normaliseOrigin } from '../../src/desktop/deps.js';
 import { HangarMetrics, metricValue } from '../../src/metrics.js';
 import { isHangarError } from '../../src/errors.js';
-import { newViewerSecret, signViewerToken } from '../../src/desktop/token.js';
+import { newViewerSecret } from '../../src/desktop/token.js';
 import { fakeRfbServer, parseServerInit, RFB_BANNER, tcpServer, type TcpServer } from '../support/rfb.js';
 import { closed, mustOpen, openVnc, startHarness, tcpDial, until, type Harness } from './harness.js';
 
@@ -66,7 +66,7 @@ test('missing, malformed, tampered, expired and other-VM tokens: 401 JSON before
     const b = (await h.viewer('vm-b')).json.token;
     const a = (await h.viewer('vm-a')).json.token;
     const tampered = a.slice(0, 40) + (a[40] === 'A' ? 'B' : 'A') + a.slice(41);
-    const expired = signViewerToken(h.desk.secret, 'vm-a', Date.now() - 1);
+    const expired = h.sign('vm-a', Date.now() - 1);
     const cases: [string, string | undefined, string][] = [
       ['missing', undefined, 'missing'], ['empty', '', 'missing'], ['malformed', 'hello', 'malformed'],
       ['tampered', tampered, 'invalid'], ['expired', expired, 'expired'], ['token of vm-b', b, 'invalid'],
@@ -84,7 +84,7 @@ test('missing, malformed, tampered, expired and other-VM tokens: 401 JSON before
   });
 });
 
-test('a VM that is missing or not ready is refused (404 / 409 with its state) without dialling', async () => {
+test('a VM that is missing or not ready is refused (401 / 409 with its state) without dialling', async () => {
   const rfb = await fakeRfbServer();
   await withHarness(rfb, {}, async (h) => {
     h.addVm('vm-p');
@@ -95,10 +95,13 @@ test('a VM that is missing or not ready is refused (404 / 409 with its state) wi
     assert.equal(r.status, 409);
     assert.equal(r.body.error.code, 'VM_INVALID_STATE');
     assert.equal(r.body.error.details.state, 'paused');
-    const gone = await openVnc(h.base, 'vm-x', signViewerToken(h.desk.secret, 'vm-x', Date.now() + 60_000));
+    // A VM that does not exist has no viewer nonce: no token can be valid for it (this was 404 VM_NOT_FOUND
+    // before tokens were bound to the VM's nonce; a token never tells whether a VM exists).
+    const gone = await openVnc(h.base, 'vm-x', h.sign('vm-x', Date.now() + 60_000));
     assert.ok(!('ws' in gone));
-    assert.equal(gone.status, 404);
-    assert.equal(gone.body.error.code, 'VM_NOT_FOUND');
+    assert.equal(gone.status, 401);
+    assert.equal(gone.body.error.code, 'VIEWER_TOKEN_INVALID');
+    assert.equal(gone.body.error.details.reason, 'invalid');
     assert.equal(rfb.accepted(), 0);
   });
 });
@@ -145,7 +148,7 @@ test('origin: the controller\'s own page and configured origins open the bridge;
     }
   });
   // Configured origins are checked when the bridge is built, not when a browser comes.
-  const deps = { lookup: () => null, dial: () => Promise.reject(new Error('never')), metrics: new HangarMetrics(), secret: newViewerSecret() };
+  const deps = { lookup: () => null, rotateNonce: () => false, dial: () => Promise.reject(new Error('never')), metrics: new HangarMetrics(), secret: newViewerSecret() };
   for (const bad of ['https://x.example/path', 'ftp://x.example', 'x.example', 'https://u:p@x.example', 'null']) {
     assert.throws(() => attachVncBridge(createServer(), { ...deps, allowedOrigins: [bad] }), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'), bad);
   }
@@ -337,7 +340,7 @@ test('viewer page: 401 page without a valid token; with one, the page and its he
   await withHarness(rfb, {}, async (h) => {
     h.addVm('vm-a');
     const { json } = await h.viewer('vm-a');
-    for (const q of ['', '?token=bad', `?token=${signViewerToken(h.desk.secret, 'vm-a', Date.now() - 1)}`]) {
+    for (const q of ['', '?token=bad', `?token=${h.sign('vm-a', Date.now() - 1)}`]) {
       const res = await fetch(`${h.base}/view/vm-a${q}`);
       assert.equal(res.status, 401, q);
       assert.match(res.headers.get('content-type') ?? '', /text\/html/);
@@ -364,7 +367,7 @@ test('viewer page: 401 page without a valid token; with one, the page and its he
     const st = await fetch(`${h.base}/v1/vms/vm-a/viewer-status?token=${json.token}`);
     assert.equal(st.status, 200);
     assert.deepEqual(await st.json(), { id: 'vm-a', state: 'ready', viewers: 0, maxViewers: 4, tokenExpiresAt: json.expiresAt });
-    const stBad = await fetch(`${h.base}/v1/vms/vm-a/viewer-status?token=${signViewerToken(h.desk.secret, 'vm-a', Date.now() - 1)}`);
+    const stBad = await fetch(`${h.base}/v1/vms/vm-a/viewer-status?token=${h.sign('vm-a', Date.now() - 1)}`);
     assert.equal(stBad.status, 401);
     assert.equal(((await stBad.json()) as { error: { details: { reason: string } } }).error.details.reason, 'expired');
   });
@@ -409,7 +412,7 @@ test('a full flow never writes a token to the log (pino to a stream, trace level
     const { ws, reader } = mustOpen(await openVnc(h.base, 'vm-a', json.token));
     await reader.read(12);
     ws.close();
-    const expired = signViewerToken(h.desk.secret, 'vm-a', Date.now() - 1);
+    const expired = h.sign('vm-a', Date.now() - 1);
     tokens.push(expired);
     await openVnc(h.base, 'vm-a', expired);
     await (await fetch(`${h.base}/view/vm-a?token=${expired}`)).text();

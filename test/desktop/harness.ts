@@ -1,7 +1,9 @@
 // A real listening controller for the desktop tests: Fastify from buildServer with a real Store on a temp file,
 // the desktop routes, and the VNC bridge on the raw server. `dial` goes to a TCP port chosen by the test (an RFB
 // server on the host loopback). The VmService here only reads the store: the VM manager is not part of these tests.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +15,7 @@ import { buildServer } from '../../src/api/server.js';
 import { attachVncBridge, type VncBridge } from '../../src/desktop/bridge.js';
 import type { DesktopDeps, DesktopLimits } from '../../src/desktop/deps.js';
 import { desktopRoutes } from '../../src/desktop/routes.js';
-import { newViewerSecret } from '../../src/desktop/token.js';
+import { newViewerSecret, signViewerToken } from '../../src/desktop/token.js';
 import { HangarMetrics } from '../../src/metrics.js';
 import { Store, type VmRecord } from '../../src/store/store.js';
 import type { VmState } from '../../src/domain/states.js';
@@ -42,6 +44,8 @@ export interface Harness {
   /** Inserts a VM row in `state` (default ready). */
   addVm(id: string, state?: VmState): VmRecord;
   setState(id: string, to: VmState): void;
+  /** A token for `id` signed over its current viewer nonce (a zero nonce for a VM that does not exist). */
+  sign(id: string, expiresAt: number): string;
   /** POST /v1/vms/:id/viewer with the API token. */
   viewer(id: string, body?: object): Promise<{ status: number; json: { token: string; url: string; expiresAt: string } & Record<string, unknown> }>;
   close(): Promise<void>;
@@ -53,6 +57,8 @@ export interface HarnessOptions {
   dial?: (vmId: string) => Promise<Duplex>;
   limits?: Partial<DesktopLimits>;
   allowedOrigins?: string[];
+  /** The controller's own origins (default: [base], as the controller reports its listen origins). */
+  ownOrigins?: (base: string) => string[];
 }
 
 export function tcpDial(port: number): () => Promise<net.Socket> {
@@ -78,8 +84,16 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const manager = offlineManager(store, dir, metrics);
   const ctx: ApiContext = { vms: manager, snapshots: manager.snapshots, events: store, metrics, token: API_TOKEN };
   const logTo: { app?: FastifyInstance } = {}; // the server's own logger, once it exists
+  let base = '';
   const desk: DesktopDeps = {
-    lookup: (id) => store.getVm(id),
+    // By id only, as the controller does (the store's getVm also takes names).
+    lookup: (id) => {
+      const vm = store.getVm(id);
+      const viewerNonce = store.viewerNonce(id);
+      return vm && vm.id === id && viewerNonce ? { state: vm.state, viewerNonce } : null;
+    },
+    rotateNonce: (id) => store.rotateViewerNonce(id) !== null,
+    ownOrigins: () => (opts.ownOrigins ? opts.ownOrigins(base) : [base]),
     dial: (id, o) => { dials++; dialOpts.push(o); return dial(id); },
     metrics,
     secret: newViewerSecret(),
@@ -97,7 +111,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   logTo.app = app;
   const bridge = attachVncBridge(app.server, desk);
   await app.listen({ port: 0, host: '127.0.0.1' });
-  const base = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
+  base = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`;
   return {
     base, app, bridge, store, metrics, desk, logs,
     dials: () => dials,
@@ -109,6 +123,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
       expiresAt: null, runDir: join(dir, id), spec: null, net: null,
     }),
     setState: (id, to) => { store.setState(id, to); },
+    sign: (id, expiresAt) => signViewerToken(desk.secret, id, store.viewerNonce(id) ?? Buffer.alloc(16), expiresAt),
     viewer: async (id, body) => {
       const res = await fetch(`${base}/v1/vms/${encodeURIComponent(id)}/viewer`, {
         method: 'POST',
@@ -200,5 +215,27 @@ export function closed(ws: WebSocket): Promise<{ code: number; reason: string }>
   return new Promise((resolve) => {
     if (ws.readyState === WebSocket.CLOSED) resolve({ code: 1006, reason: '' });
     ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+}
+
+/**
+ * A request to the harness with headers fetch may not set (Host): a WebSocket handshake when `upgrade`, a GET
+ * otherwise. Resolves with the status (101 for an accepted upgrade, whose socket is then closed) and the body.
+ */
+export function rawRequest(base: string, path: string, headers: Record<string, string>, upgrade = false): Promise<{ status: number; body: string }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: u.hostname, port: Number(u.port), path, method: 'GET', agent: false,
+      headers: upgrade ? { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64'), ...headers } : headers,
+    });
+    req.once('upgrade', (res, socket) => { socket.destroy(); resolve({ status: res.statusCode ?? 0, body: '' }); });
+    req.once('response', (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.once('error', reject);
+    req.end();
   });
 }

@@ -57,7 +57,7 @@ test('limits and the viewer registry: bad limits refused; slots are taken synchr
 
 test('the desktop routes are in the OpenAPI document (the WebSocket as a 101 answer) and need a 32-byte secret', () => {
   const ctx = { metrics: new HangarMetrics() } as unknown as ApiContext;
-  const desk = { lookup: () => null, dial: () => Promise.reject(new Error('no')), metrics: ctx.metrics, secret: newViewerSecret() };
+  const desk = { lookup: () => null, rotateNonce: () => false, dial: () => Promise.reject(new Error('no')), metrics: ctx.metrics, secret: newViewerSecret() };
   const doc = buildOpenApi(desktopRoutes(ctx, desk)) as { paths: Record<string, Record<string, { responses: Record<string, unknown>; security: unknown[] }>> };
   assert.ok(doc.paths['/v1/vms/{id}/viewer']?.post);
   assert.deepEqual(doc.paths['/v1/vms/{id}/viewer']!.post!.security, [{ bearer: [] }]);

@@ -101,3 +101,44 @@ test('live event listeners see appended events', () => {
     cleanup();
   }
 });
+
+test('viewer nonces: one per VM at insert, by id only, rotated on demand, gone with the row', () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    store.insertVm(vm('vm-a', 'desk'));
+    store.insertVm(vm('vm-b'));
+    const a = store.viewerNonce('vm-a');
+    assert.ok(a && a.length === 16);
+    assert.notDeepEqual(store.viewerNonce('vm-b'), a, 'each VM its own nonce');
+    assert.equal(store.viewerNonce('desk'), null, 'never by name');
+    const rotated = store.rotateViewerNonce('vm-a');
+    assert.ok(rotated && !rotated.equals(a));
+    assert.deepEqual(store.viewerNonce('vm-a'), rotated);
+    assert.equal(store.rotateViewerNonce('desk'), null);
+    assert.equal(store.rotateViewerNonce('vm-x'), null);
+    store.deleteVm('vm-a');
+    assert.equal(store.viewerNonce('vm-a'), null);
+    // A new VM under the same id does not inherit it.
+    store.insertVm(vm('vm-a'));
+    const again = store.viewerNonce('vm-a');
+    assert.ok(again && !again.equals(a) && !again.equals(rotated));
+    assert.equal(Object.keys(store.getVm('vm-a')!).includes('viewerNonce'), false, 'not part of the record (never in an API answer)');
+  } finally {
+    cleanup();
+  }
+});
+
+test('migration 3 gives VMs that existed before it a random viewer nonce each', () => {
+  const db = new Database(':memory:');
+  migrate(db, MIGRATIONS.filter((m) => m.version < 3));
+  const ins = db.prepare(`INSERT INTO vms (id, name, state, image_id, profile, vmm, vcpus, mem_mib, created_at, updated_at, run_dir, spec)
+    VALUES (?, ?, 'ready', 'img', 'desktop', 'qemu', 1, 512, 't', 't', '/run', '{}')`);
+  ins.run('vm-a', 'a');
+  ins.run('vm-b', 'b');
+  assert.deepEqual(migrate(db), [3]);
+  const rows = db.prepare('SELECT viewer_nonce AS n FROM vms').all() as { n: Buffer }[];
+  assert.equal(rows.length, 2);
+  for (const r of rows) assert.equal(r.n.length, 16);
+  assert.ok(!rows[0]!.n.equals(rows[1]!.n));
+  db.close();
+});

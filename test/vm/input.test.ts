@@ -68,3 +68,15 @@ test('the schema accepts exactly what normalizeCreate accepts (one definition)',
     assert.equal(ok, check.Check(input), JSON.stringify(input));
   }
 });
+
+test('names shaped like ids (vm-/snap- and 8 hex digits) are refused: lookups take an id or a name', () => {
+  for (const name of ['vm-00000000', 'vm-deadbeef', 'snap-0a1b2c3d']) {
+    const d = details(() => normalizeCreate({ name }));
+    assert.equal(d.code, 'INVALID_ARGUMENT', name);
+    assert.equal(d.field, 'name', name);
+    assert.equal(d.reason, 'format', name);
+  }
+  for (const name of ['vm-0000000', 'vm-000000000', 'vm-desk', 'snap-0a1b2c3g', 'my-vm-00000000', 'vm00000000']) {
+    assert.equal(normalizeCreate({ name }).name, name, name);
+  }
+});
