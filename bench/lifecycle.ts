@@ -27,6 +27,8 @@ export const summary = 'VM lifecycle: Hangar create→ready vs the same QEMU com
 
 const RUNS = Number(process.env.HANGAR_BENCH_RUNS ?? 5);
 const CYCLES = Number(process.env.HANGAR_BENCH_CYCLES ?? 20);
+/** VMs up at once for the memory figure (fewer for a quick run on a small host). */
+const MEM_VMS = Number(process.env.HANGAR_BENCH_MEM_VMS ?? 5);
 
 /** The QEMU command Hangar would run, started by hand: disk and TAP prepared beforehand (untimed), like an operator would. */
 async function directBoot(t: TestController, i: number, accel: Accel, dirs: string[]): Promise<number> {
@@ -133,7 +135,7 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
       direct.push(await directBoot(t, i, accel, directDirs));
       hangar.push(await hangarBoot(t));
     }
-    // Controller memory per running VM: what the controller holds for 5 running VMs (handles, watchers, timers),
+    // Controller memory per running VM: what the controller holds for MEM_VMS running VMs (handles, watchers, timers),
     // as JS heap and RSS growth after full GCs; the VMs' own memory is the VMMs', not the controller's.
     const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
     const settle = async (): Promise<NodeJS.MemoryUsage> => {
@@ -141,7 +143,7 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
       return process.memoryUsage();
     };
     const m0 = await settle();
-    const up = await Promise.all([0, 1, 2, 3, 4].map(async () => (await t.manager.create(normalizeCreate({}))).ready));
+    const up = await Promise.all(Array.from({ length: MEM_VMS }, async () => (await t.manager.create(normalizeCreate({}))).ready));
     const m1 = await settle();
     const heapPerVm = Math.max(0, m1.heapUsed + m1.external - m0.heapUsed - m0.external) / up.length;
     const rssPerVm = Math.max(0, m1.rss - m0.rss) / up.length;
@@ -164,6 +166,7 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
       target_added_pct: 10,
       controller_heap_per_vm_kib: round(heapPerVm / 1024, 0),
       controller_rss_per_vm_kib: round(rssPerVm / 1024, 0),
+      memory_vms: MEM_VMS,
       cycles: CYCLES,
       cycles_s: round(cyclesS, 1),
       ...Object.fromEntries(Object.entries(left).map(([k, v]) => [`leaked_${k}`, v])),
