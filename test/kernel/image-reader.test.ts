@@ -159,7 +159,8 @@ function realBzImage(): string | null {
 function realVmlinux(): string | null {
   if (process.env.HANGAR_TEST_VMLINUX) return process.env.HANGAR_TEST_VMLINUX;
   const dir = resolvePaths().imagesDir;
-  const found = existsSync(dir) ? readdirSync(dir).map((d) => join(dir, d, 'vmlinux')) : [];
+  // Published images only: a build running beside the tests (the main job's) stages a half-written one under .staging-*.
+  const found = existsSync(dir) ? readdirSync(dir).filter((d) => !d.startsWith('.')).map((d) => join(dir, d, 'vmlinux')) : [];
   return newest(found);
 }
 

@@ -1,8 +1,11 @@
 // Can Firecracker run here? Facts are gathered by thin readers; the verdict is a pure function of them, so every
-// reason can be tested without the binary. probe() never throws.
+// reason can be tested without the binary. KVM facts are the ones the QEMU driver reads (src/vmm/accel.ts), judged
+// by the same judgeKvm; whether KVM really runs a VM is asked of QEMU when it is installed (Firecracker has no
+// dry run). probe() never throws.
 import { access, constants } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { run, which } from '../../util/exec.js';
+import { judgeKvm, probeAccelFacts, qemuKvmCheck, type AccelFacts, type KvmCheck } from '../accel.js';
 import type { DriverProbe } from '../driver.js';
 import { apiVersionFor, parseVersion } from './version.js';
 
@@ -13,11 +16,8 @@ export interface HostFacts {
   /** `firecracker --version` stdout+stderr, or the failure text. */
   versionOutput: string | null;
   versionError?: string;
-  /** /dev/kvm opened read-write. */
-  kvmUsable: boolean;
-  kvmError?: string;
-  /** /sys/module/kvm_pvm exists: a PVM host, where ordinary guest kernels triple-fault. */
-  pvmHost: boolean;
+  /** /dev/kvm (exists, opens), kvm_pvm, and whether KVM really ran a VM: the facts the accelerator choice reads. */
+  kvm: AccelFacts;
   /** Jailer mode only. */
   jailer?: { binary: string | null; source: string };
 }
@@ -38,10 +38,26 @@ export async function resolveBinary(envVar: string, tool: string, env: NodeJS.Pr
   return found ? { binary: found, source: 'PATH' } : { binary: null, source: `${envVar} not set and no ${tool} on PATH` };
 }
 
-export async function gatherFacts(opts: { binary?: string; env?: NodeJS.ProcessEnv; jailer?: boolean; jailerBinary?: string } = {}): Promise<HostFacts> {
+/** "Does KVM really work", asked of QEMU from PATH when it is installed; null (trust the open) without it. */
+async function defaultKvmCheck(env: NodeJS.ProcessEnv): Promise<(() => Promise<KvmCheck>) | null> {
+  const qemu = await which('qemu-system-x86_64');
+  return qemu ? () => qemuKvmCheck(qemu, { env }) : null;
+}
+
+export async function gatherFacts(opts: {
+  binary?: string; env?: NodeJS.ProcessEnv; jailer?: boolean; jailerBinary?: string;
+  /** Overrides the KVM check (null: none); devKvm/pvmModule point the readers elsewhere (tests). */
+  kvmCheck?: (() => Promise<KvmCheck>) | null; devKvm?: string; pvmModule?: string;
+} = {}): Promise<HostFacts> {
   const env = opts.env ?? process.env;
   const bin = opts.binary ? { binary: opts.binary, source: 'driver option' } : await resolveBinary('FIRECRACKER_BIN', 'firecracker', env);
-  const facts: HostFacts = { binary: bin.binary, binarySource: bin.source, versionOutput: null, kvmUsable: false, pvmHost: false };
+  const kvmCheck = opts.kvmCheck === undefined ? await defaultKvmCheck(env) : opts.kvmCheck;
+  // Firecracker has no accelerator override: HANGAR_ACCEL is QEMU's, so it is not read here.
+  const kvm = await probeAccelFacts({
+    env: {}, ...(kvmCheck ? { kvmCheck } : {}),
+    ...(opts.devKvm ? { devKvm: opts.devKvm } : {}), ...(opts.pvmModule ? { pvmModule: opts.pvmModule } : {}),
+  });
+  const facts: HostFacts = { binary: bin.binary, binarySource: bin.source, versionOutput: null, kvm };
   if (bin.binary) {
     try {
       const r = await run(bin.binary, ['--version'], { env, timeoutMs: 5000, allowFailure: true, maxBuffer: 64 * 1024 });
@@ -51,16 +67,6 @@ export async function gatherFacts(opts: { binary?: string; env?: NodeJS.ProcessE
       facts.versionError = e instanceof Error ? e.message : String(e);
     }
   }
-  try {
-    await access('/dev/kvm', constants.R_OK | constants.W_OK);
-    facts.kvmUsable = true;
-  } catch (e) {
-    facts.kvmError = (e as NodeJS.ErrnoException).code ?? String(e);
-  }
-  try {
-    await access('/sys/module/kvm_pvm');
-    facts.pvmHost = true;
-  } catch { /* not a PVM host */ }
   if (opts.jailer) {
     facts.jailer = opts.jailerBinary ? { binary: opts.jailerBinary, source: 'driver option' } : await resolveBinary('JAILER_BIN', 'jailer', env);
   }
@@ -83,12 +89,13 @@ export function probeVerdict(f: HostFacts): DriverProbe {
   }
   const found = { ...base, binary: f.binary, version };
   if (f.jailer && !f.jailer.binary) return { ...found, available: false, reason: `jailer mode, but no jailer binary: ${f.jailer.source}` };
-  if (!f.kvmUsable) return { ...found, available: false, reason: `Firecracker needs KVM and /dev/kvm is not usable (${f.kvmError ?? 'unknown'})` };
-  if (f.pvmHost) {
+  const kvm = judgeKvm(f.kvm);
+  if (kvm.problem === 'pvm') {
     return {
       ...found, available: false, accel: 'kvm',
-      reason: 'KVM here is PVM (/sys/module/kvm_pvm exists): ordinary guest kernels triple-fault under it and Firecracker has no TCG fallback',
+      reason: 'KVM here is PVM (/dev/kvm opens and /sys/module/kvm_pvm exists): ordinary guest kernels triple-fault under it and Firecracker has no TCG fallback',
     };
   }
-  return { ...found, available: true, accel: 'kvm', reason: `Firecracker ${version} (API ${api}) from ${f.binarySource}; /dev/kvm usable` };
+  if (!kvm.usable) return { ...found, available: false, reason: `Firecracker needs KVM: ${kvm.why}` };
+  return { ...found, available: true, accel: 'kvm', reason: `Firecracker ${version} (API ${api}) from ${f.binarySource}; ${kvm.why}` };
 }

@@ -6,7 +6,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HangarError, isHangarError } from '../../errors.js';
 import { run, which } from '../../util/exec.js';
-import { chooseAccel, type Accel, type AccelChoice } from '../accel.js';
+import { chooseAccel, qemuKvmCheck, type Accel, type AccelChoice, type KvmCheck } from '../accel.js';
 import { tail } from '../console.js';
 import { checkFiles } from '../../util/files.js';
 import type { DriverProbe, RestoreOptions, ResumeSync, SavedState, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
@@ -170,6 +170,8 @@ export class QemuDriver implements VmmDriver {
   readonly kind = 'qemu' as const;
   readonly stateFiles = [QEMU_STATE_FILE] as const;
   private binaryPath: string | null = null;
+  /** Whether KVM really runs a VM, asked of this QEMU once (where /dev/kvm opens): it does not change while we run. */
+  private kvmChecked: Promise<KvmCheck> | null = null;
 
   constructor(private readonly opts: QemuDriverOptions = {}) {}
 
@@ -183,8 +185,11 @@ export class QemuDriver implements VmmDriver {
     return found;
   }
 
+  /** Host facts (device, module, does KVM really work) gathered, then decided by the pure decideAccel. */
   private accel(): Promise<AccelChoice> {
-    return chooseAccel({ env: this.opts.env ?? process.env, ...(this.opts.accel ? { override: this.opts.accel } : {}) });
+    const env = this.opts.env ?? process.env;
+    const kvmCheck = (): Promise<KvmCheck> => (this.kvmChecked ??= this.binary().then((b) => qemuKvmCheck(b, { env })));
+    return chooseAccel({ env, kvmCheck, ...(this.opts.accel ? { override: this.opts.accel } : {}) });
   }
 
   async probe(): Promise<DriverProbe> {

@@ -12,12 +12,14 @@ import { FirecrackerDriver } from '../../../src/vmm/firecracker/driver.js';
 
 const NO_BINARY = 'FIRECRACKER_BIN not set: no Firecracker binary on this host; the driver is verified against the API contract and a fake only';
 
-function skipReason(): string | false {
+async function skipReason(): Promise<string | false> {
   if (!process.env.FIRECRACKER_BIN) return NO_BINARY;
   const image = process.env.HANGAR_TEST_IMAGE;
   if (!image) return 'HANGAR_TEST_IMAGE not set: no image (directory with vmlinux and rootfs.ext4) to boot';
   if (!existsSync(join(image, 'vmlinux')) || !existsSync(join(image, 'rootfs.ext4'))) return `HANGAR_TEST_IMAGE=${image} lacks vmlinux or rootfs.ext4`;
-  return false;
+  // A binary is not enough: on a host without usable KVM (none, unopenable, PVM) the probe says why, and so do we.
+  const probe = await new FirecrackerDriver().probe();
+  return probe.available ? false : `Firecracker cannot run on this host: ${probe.reason}`;
 }
 
 async function waitFor(path: string, marker: string, ms: number): Promise<number> {
@@ -29,7 +31,7 @@ async function waitFor(path: string, marker: string, ms: number): Promise<number
   throw new Error(`${marker} not on the console within ${ms} ms:\n${existsSync(path) ? readFileSync(path, 'utf8').slice(-2000) : '(no console)'}`);
 }
 
-test('real Firecracker: boot to READY_MARKER, pause, resume, stop', { skip: skipReason() }, async () => {
+test('real Firecracker: boot to READY_MARKER, pause, resume, stop', { skip: await skipReason() }, async () => {
   const driver = new FirecrackerDriver();
   const probe = await driver.probe();
   assert.ok(probe.available, probe.reason);

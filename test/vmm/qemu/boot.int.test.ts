@@ -114,7 +114,8 @@ test('QemuDriver boots the desktop image: ready, reachable, pause/resume, adopt,
     await rm(work, { recursive: true, force: true });
   }
   assert.ok(!(await listNetns()).includes(vmNetns), 'namespaces removed');
-  const q = await run('pgrep', ['-f', 'hangar-boot-test'], { allowFailure: true });
+  // Only this test's QEMU (its argv names the work directory): other jobs on the machine may run VMs too.
+  const q = await run('pgrep', ['-f', work], { allowFailure: true });
   assert.equal(q.stdout.trim(), '', 'no QEMU left');
   assert.ok(tap);
 });

@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import { isHangarError } from '../../../src/errors.js';
 import { READY_MARKER } from '../../../src/guest-protocol.js';
 import { which } from '../../../src/util/exec.js';
-import { PVM_MODULE } from '../../../src/vmm/accel.js';
 import { waitForMarker } from '../../../src/vmm/console.js';
 import { QemuDriver, type QemuHandle } from '../../../src/vmm/qemu/driver.js';
 import { qemuRunPaths } from '../../../src/vmm/qemu/paths.js';
 import type { MachineSpec } from '../../../src/vmm/types.js';
 import { findTestImage } from './test-image.js';
 import { pidAlive } from '../../support/env.js';
+import { describeHost, envWithoutAccelOverride, expectationFor, observeHost } from '../../support/hostfacts.js';
 
 const QEMU = await which('qemu-system-x86_64');
 const noQemu = QEMU ? false : 'qemu-system-x86_64 is not installed (scripts/install-deps.sh installs qemu-system-x86)';
@@ -44,15 +44,19 @@ async function withWork(fn: (dir: string, spec: MachineSpec) => Promise<void>): 
   }
 }
 
-test('probe names the binary, version and accelerator with its reason', { skip: noQemu }, async () => {
-  const p = await new QemuDriver().probe();
+test('probe names the binary, version and accelerator with its reason, as the host table says for this host', { skip: noQemu }, async (t) => {
+  // What this host is, read by the test itself; what that kind must give, from the test's own table.
+  const host = observeHost({ qemu: QEMU });
+  const want = expectationFor(host).qemu;
+  t.diagnostic(`this host: ${describeHost(host)}`);
+  const p = await new QemuDriver({ env: envWithoutAccelOverride() }).probe();
   assert.equal(p.available, true, p.reason);
   assert.equal(p.binary, QEMU);
   assert.match(p.version ?? '', /^\d+\.\d+/);
-  if (existsSync(PVM_MODULE)) {
-    assert.equal(p.accel, 'tcg');
-    assert.match(p.reason, /PVM host/);
-  }
+  assert.equal(p.accel, want.accel, p.reason);
+  assert.match(p.reason, want.reason);
+  if (want.notReason) assert.doesNotMatch(p.reason, want.notReason);
+  assert.equal((await new QemuDriver({ env: { ...envWithoutAccelOverride(), HANGAR_ACCEL: 'tcg' } }).probe()).accel, 'tcg', 'HANGAR_ACCEL=tcg wins everywhere');
   const missing = await new QemuDriver({ binary: '/nonexistent/qemu' }).probe();
   assert.equal(missing.available, false);
   assert.match(missing.reason, /--version failed|ENOENT|cannot run/);
