@@ -355,3 +355,24 @@ export async function probeFile(path: string, maxBytes = 64 * 1024 * 1024): Prom
     return { ran: [`read ${path}`], value: null, error: (e as NodeJS.ErrnoException).code ?? (e as Error).message };
   }
 }
+
+export interface FileFact {
+  /** Size in bytes; absent when the file is not there (missing) or could not be examined (error). */
+  size?: number;
+  missing?: boolean;
+  error?: string;
+}
+
+/** stat of each path (files a VM needs: kernel, disk, saved state), never read. */
+export async function probeFiles(paths: readonly string[]): Promise<Probed<Map<string, FileFact>>> {
+  const out = new Map<string, FileFact>();
+  await Promise.all([...new Set(paths)].map(async (p) => {
+    try {
+      out.set(p, { size: (await stat(p)).size });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      out.set(p, code === 'ENOENT' || code === 'ENOTDIR' ? { missing: true } : { error: code ?? (e as Error).message });
+    }
+  }));
+  return { ran: paths.length ? [`stat ${[...new Set(paths)].join(' ')}`] : [], value: out };
+}
