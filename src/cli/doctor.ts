@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { HangarError } from '../errors.js';
 import { classifyConsole } from '../doctor/console.js';
 import type { DoctorReport } from '../doctor/model.js';
-import { consoleReportJson, renderConsoleReport, renderDoctorReport } from '../doctor/report.js';
+import { consoleReportJson, renderConsoleReport, renderDoctorReport, terminalWidth } from '../doctor/report.js';
 import { parseIpv4 } from '../net/ipv4.js';
 import { validPath } from '../util/validate.js';
 import { clientFromEnv } from './client.js';
@@ -53,7 +53,7 @@ export const commands: Command[] = [
         const api = clientFromEnv(io.env);
         const id = typeof vm === 'string' ? (await resolveVm(api, vm)).id : null;
         const report = await api.request<DoctorReport>('GET', `/v1/doctor${id ? `?vm=${encodeURIComponent(id)}` : ''}`);
-        io.out(args.values.json ? JSON.stringify(report) + '\n' : renderDoctorReport(report));
+        io.out(args.values.json ? JSON.stringify(report) + '\n' : renderDoctorReport(report, terminalWidth()));
         return report.ok ? 0 : 1;
       }
       if (typeof file !== 'string') throw new HangarError('INVALID_ARGUMENT', 'hangar doctor --console needs a FILE', { field: 'console' });
@@ -63,7 +63,7 @@ export const commands: Command[] = [
       }
       const text = await readConsoleLog(validPath(file, 'console'));
       const report = classifyConsole(text, typeof expectIp === 'string' ? { expectIp } : {});
-      io.out(args.values.json ? JSON.stringify(consoleReportJson(report)) + '\n' : renderConsoleReport(report));
+      io.out(args.values.json ? JSON.stringify(consoleReportJson(report)) + '\n' : renderConsoleReport(report, terminalWidth()));
       return report.ok ? 0 : 1;
     },
   },

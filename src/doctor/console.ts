@@ -4,6 +4,8 @@
 import type { Evidence, Finding, Severity } from '../findings.js';
 import { GUEST_INIT_PATH, INIT_MARKER, READY_MARKER } from '../guest-protocol.js';
 import { orderByCause as orderFindingsByCause, rankBy, type CausalModel } from './causality.js';
+import { BANNER_RE, readHistory, splitBoots, splitLines, type ConsoleHistory, type Line, type Restore } from './console-lines.js';
+import { RESUMED_MARKER } from '../guest-protocol.js';
 
 /** Printed by the guest init after boot: `HANGAR-NET <ifname> <addr>[/prefix]` ('-' or nothing when unaddressed). */
 export const NET_MARKER = 'HANGAR-NET';
@@ -36,6 +38,7 @@ export type ConsoleCode =
   | 'CON_IP_MISMATCH'
   | 'CON_GUEST_ADDRESS_UNKNOWN'
   | 'CON_VIRTIO_DMA_WARNING'
+  | 'CON_RESTORED'
   | 'CON_READY';
 
 export interface ConsoleFinding extends Finding {
@@ -58,9 +61,9 @@ export interface IpParam {
 export interface ConsoleFacts {
   kernelVersion?: string;
   commandLine?: string;
-  /** Kernel boots seen in the log (more than one: the guest rebooted, e.g. panic=N). */
+  /** Kernel boots seen in the log (more than one: the guest rebooted, e.g. panic=N; none: a clone's log). */
   boots: number;
-  /** The boot the findings describe (1-based), the last one that got somewhere. */
+  /** The boot the findings describe (1-based), the last one that got somewhere (0: none). */
   analysedBoot: number;
   /** virtio-mmio devices the VMM declared on the command line (`virtio_mmio.device=SIZE@BASE:IRQ`). */
   virtioMmioDeclared: string[];
@@ -82,6 +85,8 @@ export interface ConsoleFacts {
   panic?: { kind: PanicKind; reason: string; line: number };
   init?: { path: string | null; exitStatus?: number; signal?: number };
   markers: { init?: number; ready?: number };
+  /** Restores of saved state the log records (the host's marker lines), oldest first. */
+  restores: Restore[];
 }
 
 export interface ConsoleTimeline {
@@ -106,29 +111,6 @@ export interface ClassifyOptions {
 }
 
 // ---- lines
-
-interface Line {
-  /** 1-based. */
-  n: number;
-  /** The exact line, without its line ending. */
-  raw: string;
-  /** printk timestamp in seconds, when the line carries one. */
-  ts: number | null;
-  /** The text after the timestamp. */
-  msg: string;
-}
-
-const TS_RE = /^\[\s*(\d+\.\d+)\]\s?/;
-
-function splitLines(text: string): Line[] {
-  const raws = text.split('\n');
-  if (raws.length > 0 && raws[raws.length - 1] === '') raws.pop();
-  return raws.map((r, i) => {
-    const raw = r.endsWith('\r') ? r.slice(0, -1) : r;
-    const m = TS_RE.exec(raw);
-    return { n: i + 1, raw, ts: m ? Number(m[1]) : null, msg: m ? raw.slice(m[0].length) : raw };
-  });
-}
 
 const ev = (l: Line): Evidence => ({ line: l.n, text: l.raw });
 const MAX_EVIDENCE = 12;
@@ -213,7 +195,7 @@ const PRIORITY: readonly ConsoleCode[] = [
   'CON_ROOT_FS_UNSUPPORTED', 'CON_INIT_NOT_FOUND', 'CON_INIT_EXEC_FAILED', 'CON_LOW_MEMORY', 'CON_OOM_KILL', 'CON_KERNEL_OOPS',
   'CON_INIT_SCRIPT_ERROR', 'CON_INIT_EXITED', 'CON_KERNEL_PANIC', 'CON_NO_NET_DEVICE', 'CON_IP_CONFIG_MISSING',
   'CON_IP_CONFIG_FAILED', 'CON_NET_MANAGER', 'CON_GUEST_NET_CHANGED', 'CON_IP_MISMATCH', 'CON_GUEST_ADDRESS_UNKNOWN',
-  'CON_READY_MISSING', 'CON_REBOOT_LOOP', 'CON_NO_CONSOLE', 'CON_VIRTIO_DMA_WARNING', 'CON_READY',
+  'CON_READY_MISSING', 'CON_REBOOT_LOOP', 'CON_NO_CONSOLE', 'CON_VIRTIO_DMA_WARNING', 'CON_RESTORED', 'CON_READY',
 ];
 
 /**
@@ -251,14 +233,6 @@ const SCRIPT_ERR_RE =
   /(^\S+: (line \d+: )?.*(not found|No such file or directory|Permission denied|syntax error|unexpected|Operation not permitted|Read-only file system|cannot |can't |Exec format error|unknown |\bfailed\b))|^\(EE\) |Fatal server error|^Killed\b|Segmentation fault/;
 const PARTITION_RE = /^([0-9a-f]{4,})\s+(\d+)\s+(\S+)/;
 
-/** Splits the log at each "Linux version" banner; content before the first banner belongs to the first boot. */
-function splitBoots(lines: Line[]): Line[][] {
-  const starts = lines.filter((l) => /^Linux version \S+/.test(l.msg)).map((l) => l.n - 1);
-  if (starts.length <= 1) return [lines];
-  starts[0] = 0;
-  return starts.map((s, i) => lines.slice(s, starts[i + 1] ?? lines.length));
-}
-
 /** The longest silence (≥ 8 s of printk time) between the command line and the root phase: [before, after]. */
 function silentGap(lines: Line[], from: Line | undefined, to: Line | undefined): [Line, Line] | null {
   if (!to) return null;
@@ -271,16 +245,45 @@ function silentGap(lines: Line[], from: Line | undefined, to: Line | undefined):
   return best;
 }
 
+type AddFinding = (code: ConsoleCode, severity: Severity, option: string | null, message: string, fix: string, evidence: Evidence[]) => unknown;
+
+/** Says the VM was restored, and what the boot findings describe (information: a restore is no fault). */
+function addRestored(add: AddFinding, h: ConsoleHistory, all: Line[], boot: Line[]): void {
+  const last = h.restores.at(-1);
+  const after = last ? h.resumed.filter((l) => l.n > last.line) : h.resumed;
+  const printed = after.filter((l) => l.raw.trim() !== '');
+  const resumedLine = after.find((l) => l.raw.startsWith(RESUMED_MARKER));
+  const what = (r: Restore): string => `${r.what.replace(/_/g, ' ')} (restored${r.at ? ` at ${r.at}` : ''}, line ${r.line})`;
+  const restored = h.markerless
+    ? 'The VM was restored from saved state by a Hangar that rewrote the console log: the boot\'s history is lost'
+    : `The VM was restored from saved state${h.restores.length > 1 ? ` ${h.restores.length} times, last` : ''}: the ${what(last!)}`;
+  const boots = h.hasBoot
+    ? `the boot findings describe its boot before that (lines ${boot[0]?.n ?? 1}-${[...boot].reverse().find((l) => l.raw.trim())?.n ?? 1})`
+    : h.markerless ? 'there is no boot to judge' : 'its boot happened in the snapshot\'s source VM, so this log has no boot to judge';
+  const since = printed.length
+    ? `since then the guest printed ${printed.length} line(s)${resumedLine ? ` and its agent resynchronised the clock (${RESUMED_MARKER})` : ''}`
+    : 'nothing was printed since (a guest without the resume agent prints nothing after a restore, nor does a VMM that could not restore)';
+  add('CON_RESTORED', 'info', null, `${restored}; ${boots}; ${since}.`, 'None: a restore is not a fault.',
+    [...h.restores.map((r) => ev(all[r.line - 1]!)), ...(resumedLine ? [ev(resumedLine)] : [])].slice(-MAX_EVIDENCE));
+}
+
 export function classifyConsole(text: string, opts: ClassifyOptions = {}): ConsoleReport {
   const all = splitLines(text);
-  const boots = splitBoots(all);
-  const versionLines = all.filter((l) => /^Linux version \S+/.test(l.msg));
-  // Describe the last boot that reached an outcome (panic or READY); a loop's last boot is often cut short.
+  // Boot-phase evidence comes from the boot's history only (a clone's log has none: its boot happened in the
+  // snapshot's source VM); what the guest printed after a restore counts for what can happen at any time (panic,
+  // oops, OOM, errors of the init's services).
+  const h = readHistory(all);
+  const boots = h.hasBoot ? splitBoots(h.history) : [];
+  const versionLines = h.history.filter((l) => BANNER_RE.test(l.msg));
+  // Describe the last boot that reached an outcome (panic or READY); a loop's last boot is often cut short. A
+  // restored VM was saved while its last boot ran.
   let idx = boots.length - 1;
-  for (let i = boots.length - 1; i >= 0; i--) {
+  for (let i = boots.length - 1; i >= 0 && !h.restores.length; i--) {
     if (boots[i]!.some((l) => PANIC_RE.test(l.msg) || l.raw.includes(READY_MARKER))) { idx = i; break; }
   }
   const lines = boots[idx] ?? [];
+  /** The analysed boot and every restored run after it. */
+  const run = [...lines, ...h.resumed];
   const findings: ConsoleFinding[] = [];
   const add = (code: ConsoleCode, severity: Severity, option: string | null, message: string, fix: string, evidence: Evidence[]): ConsoleFinding => {
     const f: ConsoleFinding = { code, severity, option, message, fix, evidence };
@@ -328,7 +331,7 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
   const waitingRoot = find(/^Waiting for root device /);
 
   // Panic.
-  const panicLine = lines.find((l) => PANIC_RE.test(l.msg) && !l.msg.includes('---[ end Kernel panic'));
+  const panicLine = run.find((l) => PANIC_RE.test(l.msg) && !l.msg.includes('---[ end Kernel panic'));
   let panic: ConsoleFacts['panic'];
   if (panicLine) {
     const reason = PANIC_RE.exec(panicLine.msg)![1]!.trim();
@@ -340,7 +343,7 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
       : 'other';
     panic = { kind, reason, line: panicLine.n };
   }
-  const panicTail = lines.filter((l) => l.n > (panicLine?.n ?? Infinity) && /^(---\[ end Kernel panic|Rebooting in \d+ seconds)/.test(l.msg));
+  const panicTail = run.filter((l) => l.n > (panicLine?.n ?? Infinity) && /^(---\[ end Kernel panic|Rebooting in \d+ seconds)/.test(l.msg));
 
   // Init.
   const runInitLines = findAll(/^Run (\S+) as init process/);
@@ -362,7 +365,7 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
   if (configured?.device) netDevices.add(configured.device);
   for (const l of findAll(/^virtio_net virtio\d+ (\S+?):? /)) netDevices.add(/^virtio_net virtio\d+ (\S+?):? /.exec(l.msg)![1]!);
   for (const l of findAll(/ADDRCONF\(NETDEV_(?:UP|CHANGE)\): (\S+?): /)) netDevices.add(/ADDRCONF\(NETDEV_(?:UP|CHANGE)\): (\S+?): /.exec(l.msg)![1]!);
-  const netReportLines = lines.filter((l) => l.raw.includes(NET_MARKER));
+  const netReportLines = run.filter((l) => l.raw.includes(NET_MARKER));
   const netReports = netReportLines.map((l) => {
     const after = l.raw.slice(l.raw.indexOf(NET_MARKER) + NET_MARKER.length).trim().split(/\s+/);
     const ifname = after[0] ?? '';
@@ -371,7 +374,7 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
     if (ifname && address) netDevices.add(ifname);
     return { ifname, address, line: l.n, l };
   });
-  const managerLines = lines.filter((l) => !/^(Kernel )?[Cc]ommand line: /.test(l.msg) && NET_MANAGER_RE.test(l.msg));
+  const managerLines = run.filter((l) => !/^(Kernel )?[Cc]ommand line: /.test(l.msg) && NET_MANAGER_RE.test(l.msg));
   const managers = [...new Set(managerLines.map((l) => managerName(NET_MANAGER_RE.exec(l.msg)![1]!)))];
 
   const dmaLines = findAll(DMA_RE);
@@ -382,7 +385,9 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
 
   // ---- findings, boot order
 
-  if (all.length === 0 || all.every((l) => l.raw.trim() === '')) {
+  if (!h.hasBoot) {
+    // Nothing to judge of the boot; restoreFinding() below says so.
+  } else if (all.length === 0 || all.every((l) => l.raw.trim() === '')) {
     add('CON_EMPTY_LOG', 'error', null, 'The console log is empty: the guest printed nothing.',
       'Check that the VMM started (its own log), that the kernel loads (QEMU needs CONFIG_PVH=y for a vmlinux), and that console=ttyS0 is on the command line with CONFIG_SERIAL_8250_CONSOLE=y.', []);
   } else if (!versionLine && !lines.some((l) => l.ts !== null)) {
@@ -469,9 +474,9 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
   }
 
   // OOM kills.
-  const oomKilled = findAll(OOM_KILLED_RE);
-  const oomInvoked = findAll(OOM_INVOKED_RE);
-  const oomNoKillable = find(/^Out of memory and no killable processes/);
+  const oomKilled = findAll(OOM_KILLED_RE, run);
+  const oomInvoked = findAll(OOM_INVOKED_RE, run);
+  const oomNoKillable = find(/^Out of memory and no killable processes/, run);
   if (oomKilled.length || oomNoKillable || panic?.kind === 'oom') {
     const victims = oomKilled.map((l) => { const m = OOM_KILLED_RE.exec(l.msg)!; return `${m[2]!} (pid ${m[1]!})`; });
     add('CON_OOM_KILL', 'error', null,
@@ -491,21 +496,22 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
       evidenceOf(memLine));
   }
 
-  const oopsLines = findAll(OOPS_RE);
+  const oopsLines = findAll(OOPS_RE, run);
   if (oopsLines.length) {
     add('CON_KERNEL_OOPS', 'warning', null, `The kernel reported a bug/oops: "${oopsLines[0]!.msg.trim()}".`,
       'Read the oops trace that follows in the log; it names the faulting function. Report it with the kernel version and config.',
       evidenceOf(oopsLines));
   }
 
-  // Userspace errors printed after the init started.
-  const initStart = runInitLines[0]?.n ?? initMarker?.n ?? Infinity;
-  const scriptErrLines = lines.filter((l) => l.n > initStart && l.ts === null && !l.raw.includes('HANGAR-') && SCRIPT_ERR_RE.test(l.raw));
+  // Userspace errors printed after the init started; a restored run comes after it (here or, for a clone, in the
+  // snapshot's source VM).
+  const initStart = h.hasBoot ? runInitLines[0]?.n ?? initMarker?.n ?? Infinity : 0;
+  const scriptErrLines = run.filter((l) => l.n > initStart && l.ts === null && !l.raw.includes('HANGAR-') && SCRIPT_ERR_RE.test(l.raw));
   if (scriptErrLines.length) {
     // After its error marker the init prints service logs as `tail` does ("==> /run/hangar/x11vnc.log <=="): name the log.
     const first = scriptErrLines[0]!;
-    const header = lines.slice(0, lines.indexOf(first)).reverse().find((l) => /^==> .+ <==$/.test(l.raw.trim()));
-    const where = header && lines.slice(lines.indexOf(header), lines.indexOf(first)).every((l) => l.ts === null) ? header : undefined;
+    const header = run.slice(0, run.indexOf(first)).reverse().find((l) => /^==> .+ <==$/.test(l.raw.trim()));
+    const where = header && run.slice(run.indexOf(header), run.indexOf(first)).every((l) => l.ts === null) ? header : undefined;
     add('CON_INIT_SCRIPT_ERROR', 'warning', null,
       `The init (or a service it starts) printed ${scriptErrLines.length} error line(s), first: "${first.raw.trim()}"${where ? ` (in ${where.raw.trim().slice(4, -4)})` : ''}.`,
       `Fix the failing command in the init script (${initPath ?? GUEST_INIT_PATH}) or install what it needs in the image.`,
@@ -608,7 +614,7 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
       evidenceOf(bootEvidence, changed.map((r) => r.l), managerLines.slice(0, 3)));
   }
 
-  if (opts.expectIp) {
+  if (opts.expectIp && h.hasBoot) {
     const finalReport = [...netReports].reverse().find((r) => r.ifname === bootDevice) ?? netReports.at(-1);
     const actual = finalReport ? finalReport.address : bootAddress;
     const actualLine = finalReport?.l ?? bootEvidence;
@@ -628,7 +634,7 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
   const expectMarkers = opts.expectMarkers ?? (initPath === GUEST_INIT_PATH || Boolean(initMarker || readyLine || netReportLines.length));
   if (readyLine) {
     add('CON_READY', 'info', null, `The guest printed ${READY_MARKER}: the VNC server accepts connections.`, 'None.', evidenceOf(readyLine));
-  } else if (expectMarkers) {
+  } else if (expectMarkers && h.hasBoot) {
     const lastLine = lines.at(-1);
     const errLine = lines.find((l) => l.raw.includes(ERROR_MARKER));
     // The init follows its error marker with the tails of the desktop services' logs.
@@ -651,6 +657,8 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
       evidenceOf(dmaLines));
   }
 
+  if (h.restores.length || h.markerless) addRestored(add, h, all, lines);
+
   // ---- timeline: printk seconds where the line has a timestamp, else a number after the marker (uptime).
   const markerTime = (l: Line | undefined, marker: string): number | null => {
     if (!l) return null;
@@ -671,6 +679,7 @@ export function classifyConsole(text: string, opts: ClassifyOptions = {}): Conso
     ...(commandLine !== undefined ? { commandLine } : {}),
     boots: boots.length,
     analysedBoot: idx + 1,
+    restores: h.restores,
     virtioMmioDeclared,
     virtioDevices: [...virtioDevices.values()],
     blockDevices: [...blockDevices],

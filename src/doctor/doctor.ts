@@ -11,18 +11,17 @@ import { GUEST_INIT_PATH, VNC_PORT } from '../guest-protocol.js';
 import type { VmRecord } from '../store/store.js';
 import type { ImageSource } from '../vm/manager.js';
 import type { HostInfo } from '../vm/service.js';
-import { classifyConsole } from './console.js';
 import {
-  adjustConsole, IMAGE_FILE_REQUESTS, judgeAccel, judgeBootArgs, judgeBridge, judgeDesktopBinaries, judgeDuplicates, judgeForwarding,
-  judgeFsck, judgeHostLink, judgeIcmp, judgeInit, judgeLeftovers, judgeLint, judgeNeighbour, judgeNetfilter, judgeNetns,
-  judgeNetOverrides, judgeRpFilter, judgeTap, judgeTun, judgeVmmDrivers, judgeVmmProcess, judgeVmState, judgeVnc, isClone, LIVE_STATES,
-  lsNames, rpFilterKeys, vmSideNs, vmView, type ReachFacts, type VmView,
+  cloneOf, guestAddress, IMAGE_FILE_REQUESTS, isClone, judgeAccel, judgeBridge, judgeDesktopBinaries, judgeForwarding, judgeFsck, judgeHostLink,
+  judgeInit, judgeLeftovers, judgeLint, judgeNetfilter, judgeNetns, judgeNetOverrides, judgeRpFilter, judgeTun, judgeVmmDrivers, judgeVmmProcess,
+  LIVE_STATES, lsNames, rpFilterKeys, vmSideNs, vmView, type ReachFacts, type VmView,
 } from './judges.js';
 import { mergeByCode, orderDoctorFindings, topCause, type CheckScope, type DoctorCheck, type DoctorFinding, type DoctorReport, type Verdict } from './model.js';
 import {
   probeAccel, probeBrNetfilter, probeDebugfs, probeDir, probeFdb, probeFile, probeForwardChain, probeFsck, probeLinks, probeNeigh,
-  probeNetns, probePing, probeRouteGet, probeRoutes, probeSysctl, probeTcp, probeTun, probeVmmProcesses, type LinkFact, type ProcFacts, type Probed,
+  probeFiles, probeNetns, probePing, probeRouteGet, probeRoutes, probeSysctl, probeTcp, probeTun, probeVmmProcesses, type LinkFact, type ProcFacts, type Probed,
 } from './probes.js';
+import { isReachable, isRunning, judgeVm, vmFiles, type VmFactSource, type VmFacts } from './vm.js';
 
 /** What the doctor needs from the VM manager (VmManager provides all of it). */
 export interface DoctorTarget {
@@ -68,9 +67,14 @@ async function check(id: string, scope: CheckScope, title: string, body: () => P
       findings: [{ code: 'DOC_PROBE_FAILED', severity: 'warning', option: null, message: `The ${title} check could not run: ${(e as Error).message}`, fix: 'Fix what the message names (a missing tool, permissions) and run the doctor again.', evidence: [{ text: (e as Error).message }] }],
     };
   }
+  return toCheck(id, scope, title, ran, verdict, Math.round(performance.now() - t0));
+}
+
+/** A check's record from its verdict. */
+function toCheck(id: string, scope: CheckScope, title: string, ran: string[], verdict: Verdict, ms: number): DoctorCheck {
   const findings: DoctorFinding[] = verdict.findings.map((f) => ({ ...f, check: id }));
   const worst = findings.some((f) => f.severity === 'error') ? 'error' : findings.some((f) => f.severity === 'warning') ? 'warning' : findings.length ? 'info' : 'ok';
-  return { id, scope, title, ran, saw: verdict.saw, status: verdict.skipped && !findings.length ? 'skipped' : worst, findings, ms: Math.round(performance.now() - t0) };
+  return { id, scope, title, ran, saw: verdict.saw, status: verdict.skipped && !findings.length ? 'skipped' : worst, findings, ms };
 }
 
 /** A probe that failed to run is itself worth a warning: the doctor could not look there. */
@@ -178,14 +182,17 @@ export async function runDoctor(deps: DoctorDeps, opts: DoctorOptions = {}): Pro
     return (await Promise.all(list.map((ref) => checkImage(images, ref)))).flat();
   })();
 
-  const vmChecks = target ? checkVm(target, vms, { cfg, dialer: m.vmDialer, consolePath: m.consolePath(target.vm.id), now: now(), graceMs, vmLinks: p.vmLinks, procs: p.procs }) : Promise.resolve([]);
+  const vmChecks = target ? checkVm(target, vms, { cfg, dialer: m.vmDialer, consolePath: m.consolePath(target.vm.id), now: now(), graceMs, vmLinks: p.vmLinks, procs: p.procs, namespaces: async () => (await p.namespaces()) }) : Promise.resolve([]);
 
   const checks = [...(await Promise.all(hostChecks)), ...(await imageChecks), ...(await vmChecks)];
   const findings = orderDoctorFindings(mergeByCode(checks.flatMap((c) => c.findings)));
   const t = target?.vm;
   return {
     ok: !findings.some((f) => f.severity === 'error'),
-    vm: t ? { id: t.id, name: t.name, state: t.state, ip: target!.plan?.ip ?? null, mac: target!.plan?.mac ?? null, tap: target!.plan?.tap ?? null } : null,
+    vm: t ? {
+      id: t.id, name: t.name, state: t.state, ip: target!.plan?.ip ?? null, mac: target!.plan?.mac ?? null, tap: target!.plan?.tap ?? null,
+      snapshotId: t.snapshotId ?? null, hibernated: Boolean(t.hibernation),
+    } : null,
     checks,
     findings,
     mostLikelyCause: topCause(findings),
@@ -258,66 +265,65 @@ interface VmCheckCtx {
   graceMs: number;
   vmLinks: () => Promise<Probed<LinkFact[]>>;
   procs: () => Promise<Probed<ProcFacts[]>>;
+  namespaces: () => Promise<Probed<string[]>>;
 }
 
-async function checkVm(v: VmView, all: readonly VmView[], c: VmCheckCtx): Promise<DoctorCheck[]> {
-  const vm = v.vm;
-  const plan = v.plan;
-  const inGrace = vm.state === 'booting' && c.now - Date.parse(vm.updatedAt) < c.graceMs;
-  const reachable = ['booting', 'ready'].includes(vm.state) && plan !== null && !isClone(v);
+type Timed<T> = Probed<T> & { ms: number };
+
+async function timed<T>(p: Promise<Probed<T>>): Promise<Timed<T>> {
+  const t0 = performance.now();
+  const r = await p;
+  return { ...r, ms: Math.round(performance.now() - t0) };
+}
+
+/** ICMP from both sides and a dial of the VNC port; for a VM on the bridge, what ARP and the bridge learned too. */
+async function probeReach(v: VmView, c: VmCheckCtx): Promise<{ ran: Record<'neigh' | 'icmp' | 'tcp', string[]>; ms: number; facts: ReachFacts }> {
+  const t0 = performance.now();
+  const ip = v.plan!.ip;
   const ns = vmSideNs(c.cfg);
-  // Active probes: ping from the bridge's side, then read what ARP and the bridge learned; in parallel, ping from
-  // the host side and dial the VNC port the way the desktop proxy does.
-  const reach = lazy(async (): Promise<{ ran: { neigh: string[]; icmp: string[]; tcp: string[] }; facts: ReachFacts }> => {
-    const ip = plan!.ip;
-    const neighBefore = await probeNeigh(ns, c.cfg.bridge);
-    const [ns1, host1, tcp] = await Promise.all([
-      probePing(ns, ip).then(async (r) => ({ r, neigh: await probeNeigh(ns, c.cfg.bridge), fdb: await probeFdb(ns, c.cfg.bridge) })),
-      c.cfg.mode === 'netns' ? probePing(c.cfg.hostNetns, ip) : Promise.resolve(null),
-      probeTcp(c.dialer, ip, VNC_PORT),
-    ]);
-    return {
-      ran: { neigh: ranOf(neighBefore, ns1.r, ns1.neigh, ns1.fdb), icmp: ranOf(ns1.r, host1), tcp: tcp.ran },
-      facts: { pingNs: ns1.r.value, pingHost: host1?.value ?? null, neighBefore: neighBefore.value, neighAfter: ns1.neigh.value, fdb: ns1.fdb.value, tcp: tcp.value },
-    };
-  });
-  const notLive = `VM is ${vm.state}: ${vm.state === 'paused' ? 'its vCPUs are stopped, the guest answers nothing by design' : 'no guest to reach'}`;
-  return Promise.all([
-    check('vm.state', 'vm', `VM ${vm.id} state`, async () => ({ ran: [`store: VM ${vm.id}`], verdict: judgeVmState(v, c.now, c.graceMs) })),
-    check('vm.vmm', 'vm', 'VMM process', async () => {
-      const procs = await c.procs();
-      return { ran: procs.ran, verdict: judgeVmmProcess(v, procs.value) };
-    }),
-    check('vm.bootargs', 'vm', 'Boot arguments against the allocation', async () => ({ ran: [`store: VM ${vm.id} machine spec and allocation`], verdict: judgeBootArgs(v) })),
-    check('vm.duplicates', 'vm', 'Duplicate MAC/IP across VMs', async () => ({ ran: [`store: ${all.length} VM(s), their specs and allocations`], verdict: judgeDuplicates(v, all) })),
-    check('vm.tap', 'vm', `TAP ${plan?.tap ?? ''}`.trim(), async () => {
-      const l = await c.vmLinks();
-      return { ran: l.ran, verdict: judgeTap(c.cfg, v, l.value) };
-    }),
-    check('vm.neighbour', 'vm', `ARP/neighbour state of ${plan?.ip ?? 'the guest'}`, async () => {
-      if (!reachable) return { ran: [], verdict: { saw: notLive, findings: [], skipped: notLive } };
-      const r = await reach();
-      return { ran: r.ran.neigh, verdict: judgeNeighbour(c.cfg, v, all, r.facts) };
-    }),
-    check('vm.icmp', 'vm', 'ICMP echo', async () => {
-      if (!reachable) return { ran: [], verdict: { saw: notLive, findings: [], skipped: notLive } };
-      const r = await reach();
-      return { ran: r.ran.icmp, verdict: judgeIcmp(v, r.facts, c.cfg) };
-    }),
-    check('vm.vnc', 'vm', `TCP to the VNC port ${VNC_PORT}`, async () => {
-      if (!reachable) return { ran: [], verdict: { saw: notLive, findings: [], skipped: notLive } };
-      const r = await reach();
-      return { ran: r.ran.tcp, verdict: judgeVnc(v, r.facts.tcp, inGrace) };
-    }),
-    check('vm.console', 'vm', 'Serial console', async () => {
-      const f = await probeFile(c.consolePath);
-      if (f.value === null) {
-        return { ran: f.ran, verdict: vm.state === 'creating' ? { saw: 'no console yet', findings: [], skipped: 'not started' } : (probeFailure('console log', f) ?? { saw: 'unreadable', findings: [] }) };
-      }
-      const report = classifyConsole(f.value, plan ? { expectIp: plan.ip } : {});
-      const t = report.timeline;
-      const saw = `${report.facts.kernelVersion ? `kernel ${report.facts.kernelVersion}, ` : ''}${report.findings.filter((x) => x.severity !== 'info').length} finding(s); ready at ${t.ready ?? '-'} s guest time`;
-      return { ran: f.ran.map((x) => `${x}, classify (expect ${plan?.ip ?? 'no address'})`), verdict: { saw, findings: adjustConsole(report, inGrace) } };
-    }),
+  // A clone is reached at its pool address through its own veth (translated in its namespace), not on the bridge.
+  const bridge = !isClone(v);
+  const neighBefore = bridge ? await probeNeigh(ns, c.cfg.bridge) : null;
+  const [ns1, host1, tcp] = await Promise.all([
+    probePing(ns, ip).then(async (r) => ({ r, neigh: bridge ? await probeNeigh(ns, c.cfg.bridge) : null, fdb: bridge ? await probeFdb(ns, c.cfg.bridge) : null })),
+    c.cfg.mode === 'netns' ? probePing(c.cfg.hostNetns, ip) : Promise.resolve(null),
+    probeTcp(c.dialer, ip, VNC_PORT),
   ]);
+  return {
+    ran: { neigh: ranOf(neighBefore, ns1.r, ns1.neigh, ns1.fdb), icmp: ranOf(ns1.r, host1), tcp: tcp.ran },
+    ms: Math.round(performance.now() - t0),
+    facts: { pingNs: ns1.r.value, pingHost: host1?.value ?? null, neighBefore: neighBefore?.value ?? null, neighAfter: ns1.neigh?.value ?? null, fdb: ns1.fdb?.value ?? null, tcp: tcp.value },
+  };
+}
+
+/** Probes what the VM's state and provenance call for (in parallel), then judges every VM check from the facts. */
+async function checkVm(v: VmView, all: readonly VmView[], c: VmCheckCtx): Promise<DoctorCheck[]> {
+  const clone = cloneOf(v);
+  const files = vmFiles(v);
+  const none = Promise.resolve(null);
+  const [procs, vmLinks, namespaces, cloneLinks, fileFacts, con, reach] = await Promise.all([
+    timed(c.procs()), timed(c.vmLinks()), timed(c.namespaces()),
+    clone && isRunning(v) ? timed(probeLinks(clone.netns)) : none,
+    timed(probeFiles(files.map((f) => f.path))),
+    timed(probeFile(c.consolePath)),
+    isReachable(v) ? probeReach(v, c) : none,
+  ]);
+  const expect = guestAddress(v)?.address;
+  const sources: Record<VmFactSource, { ran: string[]; ms: number }> = {
+    store: { ran: [`store: VM ${v.vm.id} (its record, spec and allocation; ${all.length} VM(s))`], ms: 0 },
+    procs, files: fileFacts, vmLinks, cloneLinks: cloneLinks ?? { ran: [], ms: 0 },
+    neigh: { ran: reach?.ran.neigh ?? [], ms: reach?.ms ?? 0 }, icmp: { ran: reach?.ran.icmp ?? [], ms: reach?.ms ?? 0 }, tcp: { ran: reach?.ran.tcp ?? [], ms: reach?.ms ?? 0 },
+    console: { ran: con.ran.map((x) => `${x}, classify (expect ${expect ?? 'no address'})`), ms: con.ms },
+  };
+  const facts: VmFacts = {
+    view: v, all, cfg: c.cfg, now: c.now, graceMs: c.graceMs,
+    procs: procs.value, files: fileFacts.value, namespaces: namespaces.value, vmLinks: vmLinks.value, cloneLinks: cloneLinks?.value ?? null,
+    reach: reach?.facts ?? null,
+    // No console log yet (the VMM never started) is not a failure to read one.
+    console: con.value, ...(con.value === null && con.error && con.error !== 'ENOENT' ? { consoleError: con.error } : {}),
+  };
+  return judgeVm(facts).map((j) => {
+    const used = j.uses.map((u) => sources[u]);
+    return toCheck(j.id, 'vm', j.title, used.flatMap((u) => u.ran), j.verdict, Math.max(0, ...used.map((u) => u.ms)));
+  });
 }

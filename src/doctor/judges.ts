@@ -4,9 +4,12 @@ import type { Evidence, Severity } from '../findings.js';
 import { GUEST_INIT_PATH, READY_MARKER, VNC_PORT } from '../guest-protocol.js';
 import type { LintReport } from '../kernel/lint.js';
 import type { NetConfig } from '../net/config.js';
+import type { CloneNetPlan } from '../net/clone.js';
 import type { VmNetPlan } from '../net/plan.js';
 import type { VmRecord } from '../store/store.js';
 import { decideAccel, type AccelFacts } from '../vmm/accel.js';
+import { vmmEntry } from '../vmm/registry.js';
+import { isVmmKind } from '../vmm/types.js';
 import type { MachineSpec } from '../vmm/types.js';
 import { parseCommandLine, parseIpParam, type ConsoleReport } from './console.js';
 import type { DoctorCode, DoctorFinding, Verdict } from './model.js';
@@ -43,7 +46,7 @@ export function judgeVmmDrivers(drivers: readonly { kind: string; available: boo
   const none = !drivers.some((d) => d.available);
   const findings = drivers.filter((d) => !d.available && (none || used.includes(d.kind))).map((d) =>
     finding('DOC_VMM_UNAVAILABLE', 'error', `The ${d.kind} VMM is not usable on this host: ${d.reason}; ${none ? 'no VM can start' : 'VMs that use it cannot start'}.`,
-      d.kind === 'qemu' ? 'Install qemu-system-x86 (QEMU 7.2 or later with -M microvm).' : 'Install the Firecracker release binary (and jailer) and point the controller at it.',
+      isVmmKind(d.kind) ? vmmEntry(d.kind).installHint : `Install the ${d.kind} VMM.`,
       [`${d.kind}: ${d.reason}`]));
   return { saw, findings };
 }
@@ -412,11 +415,24 @@ export interface VmView {
 }
 
 /** A clone's NIC lives in its own namespace with the snapshot's MAC: the bridge-side checks do not apply to it. */
-export const isClone = (v: VmView): boolean => Boolean((v.plan as { clone?: unknown } | null)?.clone);
+export const isClone = (v: VmView): boolean => Boolean(cloneOf(v));
+
+/** A clone's own network (src/net/clone.ts): its namespace, veth pair, and the guest identity it recreates. */
+export const cloneOf = (v: VmView): CloneNetPlan | null => (v.plan as (VmNetPlan & { clone?: CloneNetPlan }) | null)?.clone ?? null;
+
+/** What the guest holds and ip= configures: the snapshot source's address for a clone (behind its namespace). */
+export function guestAddress(v: VmView): { address: string; gateway: string; netmask: string } | null {
+  const c = cloneOf(v);
+  if (c) return { address: c.guest.ip, gateway: c.guest.gateway, netmask: c.guest.netmask };
+  return v.plan ? { address: v.plan.ip, gateway: v.plan.gateway, netmask: v.plan.netmask } : null;
+}
+
+/** Where the host reaches the guest: its pool address (a clone's is translated to the guest's in its namespace). */
+export const hostAddress = (v: VmView): string | null => (isClone(v) ? v.plan!.ip : effectiveIdentity(v).ip);
 
 export const vmView = (vm: VmRecord): VmView => ({
   vm,
-  plan: (vm.net as unknown as VmNetPlan | null) ?? null,
+  plan: vm.net ?? null,
   spec: vm.spec && Object.keys(vm.spec).length ? (vm.spec as Partial<MachineSpec>) : null,
 });
 
@@ -442,7 +458,9 @@ export function judgeVmState(v: VmView, nowMs: number, graceMs: number): Verdict
   if (vm.state === 'booting' && nowMs - Date.parse(vm.updatedAt) < graceMs) {
     return { saw: `booting for ${since} s`, findings: [finding('DOC_VM_BOOTING', 'info', `The VM has been booting for ${since} s: a guest that is not ready yet is expected to fail some checks.`, 'Run the doctor again once it is ready, or if it stays booting.', [`state booting since ${vm.updatedAt}`])] };
   }
-  return ok(`${vm.state}${vm.state === 'booting' ? ` for ${since} s` : ''}${vm.bootMs ? `, booted in ${vm.bootMs} ms` : ''}`);
+  const hib = vm.hibernation as { at?: string; dir?: string } | null;
+  const how = [hib ? `hibernated${hib.at ? ` at ${hib.at}` : ''}${hib.dir ? `, its saved state in ${hib.dir}` : ''}` : '', vm.snapshotId ? `clone of ${vm.snapshotId}` : ''].filter(Boolean).join('; ');
+  return ok(`${vm.state}${vm.state === 'booting' ? ` for ${since} s` : ''}${vm.bootMs ? `, ${vm.snapshotId || hib ? 'ready' : 'booted'} in ${vm.bootMs} ms` : ''}${how ? ` (${how})` : ''}`);
 }
 
 export function judgeVmmProcess(v: VmView, procs: readonly ProcFacts[] | null): Verdict & { accel: string | null } {
@@ -481,16 +499,23 @@ export function judgeBootArgs(v: VmView): Verdict {
   }
   const ipArg = last('ip');
   const plan = v.plan;
-  if (plan) {
+  // A clone's guest keeps the snapshot source's address behind its own namespace, by design: its ip= is that one.
+  const want = guestAddress(v);
+  const clone = cloneOf(v);
+  if (plan && want) {
     const ip = ipArg ? parseIpParam(ipArg) : null;
+    const of = clone ? `the snapshot's guest address ${want.address}` : `allocated ${want.address}`;
     const wrong = !ip ? ['no ip= argument'] : [
-      ip.address !== plan.ip ? `address ${ip.address ?? '(none)'} ≠ allocated ${plan.ip}` : '',
-      ip.gateway !== plan.gateway ? `gateway ${ip.gateway ?? '(none)'} ≠ ${plan.gateway}` : '',
-      ip.netmask !== plan.netmask ? `netmask ${ip.netmask ?? '(none)'} ≠ ${plan.netmask}` : '',
+      ip.address !== want.address ? `address ${ip.address ?? '(none)'} ≠ ${of}` : '',
+      ip.gateway !== want.gateway ? `gateway ${ip.gateway ?? '(none)'} ≠ ${want.gateway}` : '',
+      ip.netmask !== want.netmask ? `netmask ${ip.netmask ?? '(none)'} ≠ ${want.netmask}` : '',
     ].filter(Boolean);
     if (wrong.length) {
-      findings.push(finding('DOC_BOOTARGS_IP', 'error', `The guest's ip= does not match its allocation (${wrong.join(', ')}): the host routes and ARPs for ${plan.ip}, which the guest does not hold.`,
-        `Boot with ip=${plan.ip}::${plan.gateway}:${plan.netmask}::eth0:off (what Hangar builds from the allocation).`, [ev]));
+      findings.push(finding('DOC_BOOTARGS_IP', 'error',
+        clone
+          ? `The clone's ip= does not match the guest network its namespace recreates (${wrong.join(', ')}): its namespace translates ${plan.ip} to ${want.address}, which the guest does not hold.`
+          : `The guest's ip= does not match its allocation (${wrong.join(', ')}): the host routes and ARPs for ${plan.ip}, which the guest does not hold.`,
+        `Boot with ip=${want.address}::${want.gateway}:${want.netmask}::eth0:off (what Hangar builds from the ${clone ? 'snapshot\'s guest network' : 'allocation'}).`, [ev]));
     }
     const specMac = v.spec.net?.mac?.toLowerCase();
     if (specMac && specMac !== plan.mac.toLowerCase()) {
@@ -498,7 +523,7 @@ export function judgeBootArgs(v: VmView): Verdict {
         'Start the VM with its allocated MAC (Hangar derives it from the IP).', [`spec net.mac ${specMac}`, `allocation mac ${plan.mac}`]));
     }
   }
-  return { saw: `root=${root ?? '-'} init=${init ?? '-'} ip=${ipArg ?? '-'}`, findings };
+  return { saw: `root=${root ?? '-'} init=${init ?? '-'} ip=${ipArg ?? '-'}${clone && want ? ` (clone: the guest keeps ${want.address}, reached at ${plan!.ip})` : ''}`, findings };
 }
 
 export function judgeDuplicates(v: VmView, others: readonly VmView[]): Verdict {
@@ -618,11 +643,12 @@ export function judgeNeighbour(cfg: NetConfig, v: VmView, others: readonly VmVie
 }
 
 export function judgeIcmp(v: VmView, f: Pick<ReachFacts, 'pingNs' | 'pingHost'>, cfg: NetConfig): Verdict {
-  const ip = effectiveIdentity(v).ip;
+  const ip = hostAddress(v);
   const findings: F[] = [];
   const nsName = vmSideNs(cfg) ?? 'the host namespace';
+  const side = isClone(v) ? `through the clone's veth into ${cloneOf(v)!.netns}` : 'the bridge\'s side';
   if (f.pingNs && f.pingNs.outcome !== 'reply') {
-    findings.push(finding('DOC_ICMP_FAILED', 'error', `ICMP echo to ${ip} from ${nsName} (the bridge's side) got ${f.pingNs.outcome === 'unreachable' ? 'an unreachable error' : 'no reply'}: ${f.pingNs.detail}.`,
+    findings.push(finding('DOC_ICMP_FAILED', 'error', `ICMP echo to ${ip} from ${nsName} (${side}) got ${f.pingNs.outcome === 'unreachable' ? 'an unreachable error' : 'no reply'}: ${f.pingNs.detail}.`,
       'See the findings that explain it.', [f.pingNs.detail]));
   }
   if (f.pingHost && f.pingHost.outcome !== 'reply' && cfg.mode === 'netns') {
@@ -634,7 +660,7 @@ export function judgeIcmp(v: VmView, f: Pick<ReachFacts, 'pingNs' | 'pingHost'>,
 }
 
 export function judgeVnc(v: VmView, tcp: TcpFacts | null, booting: boolean): Verdict {
-  const ip = effectiveIdentity(v).ip;
+  const ip = hostAddress(v);
   if (!tcp) return skipped('not probed');
   const target = `${ip}:${VNC_PORT}`;
   switch (tcp.outcome) {
@@ -652,12 +678,15 @@ export function judgeVnc(v: VmView, tcp: TcpFacts | null, booting: boolean): Ver
   }
 }
 
-/** The console's findings, adjusted for a VM that is still within its boot grace period. */
-export function adjustConsole(report: ConsoleReport, inGrace: boolean): F[] {
+/**
+ * The console's findings, adjusted for what the VM is doing: a VM within its boot grace period, or one stopped by
+ * its user before it was ready, has not printed READY for no fault (when nothing in the log explains it).
+ */
+export function adjustConsole(report: ConsoleReport, inGrace: boolean, state?: string): F[] {
   return report.findings.map((f) => {
     const { causedBy: _c, ...rest } = f;
-    if (inGrace && f.code === 'CON_READY_MISSING') {
-      return { ...rest, severity: 'info' as const, message: `${f.message} (the VM is still booting)` };
+    if (f.code === 'CON_READY_MISSING' && (inGrace || (state === 'stopped' && !f.causedBy?.length))) {
+      return { ...rest, severity: 'info' as const, message: `${f.message} (${inGrace ? 'the VM is still booting' : 'the VM was stopped before it was ready'})` };
     }
     return rest;
   });

@@ -32,7 +32,13 @@ export interface DoctorCheck {
 export interface DoctorReport {
   ok: boolean;
   /** The VM examined, when one was. */
-  vm: { id: string; name: string; state: string; ip: string | null; mac: string | null; tap: string | null } | null;
+  vm: {
+    id: string; name: string; state: string; ip: string | null; mac: string | null; tap: string | null;
+    /** The golden snapshot it was cloned from (null: booted from its image). */
+    snapshotId?: string | null;
+    /** Stopped with its memory saved: a start restores it. */
+    hibernated?: boolean;
+  } | null;
   checks: DoctorCheck[];
   /** Every finding, most likely cause first. */
   findings: DoctorFinding[];
@@ -60,7 +66,7 @@ export type DoctorCode =
   // image
   | 'DOC_IMAGE_UNREADABLE' | 'DOC_ROOTFS_ERRORS' | 'DOC_INIT_MISSING' | 'DOC_IMAGE_VNC_MISSING' | 'DOC_IMAGE_NET_OVERRIDE'
   // VM
-  | 'DOC_VM_FAILED' | 'DOC_VM_BOOTING' | 'DOC_VMM_NOT_RUNNING'
+  | 'DOC_VM_FAILED' | 'DOC_VM_BOOTING' | 'DOC_VMM_NOT_RUNNING' | 'DOC_VM_FILE_MISSING' | 'DOC_CLONE_NET_BROKEN'
   | 'DOC_BOOTARGS_ROOT' | 'DOC_BOOTARGS_INIT' | 'DOC_BOOTARGS_IP' | 'DOC_MAC_NOT_ALLOCATED'
   | 'DOC_DUPLICATE_MAC' | 'DOC_DUPLICATE_IP' | 'DOC_MAC_WRONG_PORT'
   | 'DOC_TAP_MISSING' | 'DOC_TAP_DOWN' | 'DOC_TAP_NO_CARRIER' | 'DOC_TAP_NOT_ON_BRIDGE'
@@ -101,6 +107,8 @@ const EXPLAINS: Partial<Record<string, readonly string[]>> = {
   KL_BINFMT_SCRIPT: ['CON_INIT_EXEC_FAILED', 'CON_INIT_NOT_FOUND'],
   KL_BINFMT_ELF: ['CON_INIT_EXEC_FAILED'],
   KL_CMDLINE_OVERRIDE: ['CON_ROOT_DEVICE_MISSING', 'CON_IP_CONFIG_MISSING', 'CON_NO_BLOCK_DEVICE', 'CON_NO_NET_DEVICE'],
+  // the VM's own files: a VMM that cannot open its kernel prints nothing and exits
+  DOC_VM_FILE_MISSING: ['DOC_VM_FAILED', 'DOC_VMM_NOT_RUNNING', 'CON_EMPTY_LOG', 'CON_NO_KERNEL_OUTPUT', 'CON_READY_MISSING'],
   // VM configuration
   DOC_BOOTARGS_ROOT: ['CON_ROOT_DEVICE_MISSING', 'CON_NO_BLOCK_DEVICE'],
   DOC_BOOTARGS_INIT: ['CON_INIT_NOT_FOUND', 'CON_INIT_EXEC_FAILED'],
@@ -110,6 +118,7 @@ const EXPLAINS: Partial<Record<string, readonly string[]>> = {
   DOC_MAC_WRONG_PORT: NET_SYMPTOMS,
   DOC_VMM_NOT_RUNNING: ['DOC_TAP_NO_CARRIER', 'DOC_TAP_MISSING', ...NET_SYMPTOMS],
   // link
+  DOC_CLONE_NET_BROKEN: ['DOC_TAP_MISSING', 'DOC_TAP_NO_CARRIER', ...NET_SYMPTOMS],
   DOC_TAP_MISSING: NET_SYMPTOMS,
   DOC_TAP_DOWN: NET_SYMPTOMS,
   DOC_TAP_NO_CARRIER: NET_SYMPTOMS,
@@ -138,9 +147,9 @@ export const DOCTOR_PRIORITY: readonly string[] = [
   'DOC_VMM_UNAVAILABLE', 'DOC_ACCEL_UNAVAILABLE', 'DOC_ACCEL_KVM_ON_PVM', 'DOC_TUN_MISSING', 'DOC_NETNS_MISSING',
   'DOC_BRIDGE_MISSING', 'DOC_BRIDGE_DOWN', 'DOC_BRIDGE_NO_GATEWAY', 'DOC_VETH_MISSING', 'DOC_VETH_DOWN', 'DOC_VETH_ADDRESS',
   'DOC_HOST_ROUTE_MISSING', 'DOC_FORWARDING_OFF', 'DOC_FORWARD_DROP', 'DOC_RP_FILTER_STRICT',
-  'DOC_IMAGE_UNREADABLE', ...KL_ORDER, 'DOC_ROOTFS_ERRORS', 'DOC_INIT_MISSING', 'DOC_IMAGE_VNC_MISSING', 'DOC_IMAGE_NET_OVERRIDE',
+  'DOC_VM_FILE_MISSING', 'DOC_IMAGE_UNREADABLE', ...KL_ORDER, 'DOC_ROOTFS_ERRORS', 'DOC_INIT_MISSING', 'DOC_IMAGE_VNC_MISSING', 'DOC_IMAGE_NET_OVERRIDE',
   'DOC_BOOTARGS_ROOT', 'DOC_BOOTARGS_INIT', 'DOC_BOOTARGS_IP', 'DOC_DUPLICATE_MAC', 'DOC_DUPLICATE_IP', 'DOC_MAC_NOT_ALLOCATED',
-  'DOC_VMM_NOT_RUNNING', 'DOC_TAP_MISSING', 'DOC_TAP_DOWN', 'DOC_TAP_NOT_ON_BRIDGE', 'DOC_TAP_NO_CARRIER', 'DOC_MAC_WRONG_PORT', 'DOC_NEIGH_STALE',
+  'DOC_VMM_NOT_RUNNING', 'DOC_CLONE_NET_BROKEN', 'DOC_TAP_MISSING', 'DOC_TAP_DOWN', 'DOC_TAP_NOT_ON_BRIDGE', 'DOC_TAP_NO_CARRIER', 'DOC_MAC_WRONG_PORT', 'DOC_NEIGH_STALE',
   ...CONSOLE_PRIORITY.filter((c) => c !== 'CON_READY_MISSING' && c !== 'CON_REBOOT_LOOP'),
   'DOC_GUEST_READDRESSED', 'DOC_ARP_WRONG_MAC', 'DOC_ARP_UNANSWERED', 'DOC_ICMP_FAILED', 'DOC_ICMP_HOST_FAILED',
   'DOC_VNC_REFUSED', 'DOC_VNC_UNREACHABLE', 'DOC_VNC_BAD_BANNER', 'CON_READY_MISSING', 'CON_REBOOT_LOOP',

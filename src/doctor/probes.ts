@@ -4,8 +4,10 @@ import { constants } from 'node:fs';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readBanner, type Dialer } from '../net/dial.js';
-import { describe, run, type RunResult } from '../util/exec.js';
-import { probeAccelFacts, PVM_MODULE, DEV_KVM, type AccelFacts } from '../vmm/accel.js';
+import { describe, run, which, type RunResult } from '../util/exec.js';
+import { probeAccelFacts, PVM_MODULE, DEV_KVM, qemuKvmCheck, type AccelFacts, type KvmCheck } from '../vmm/accel.js';
+import { QEMU_BINARY } from '../vmm/qemu/driver.js';
+import { isVmmProcess } from '../vmm/registry.js';
 
 /** A probe's answer: what ran (argv or file, as people read it) and the data, or why there is none. */
 export interface Probed<T> {
@@ -247,8 +249,13 @@ export async function probeTun(path = '/dev/net/tun'): Promise<Probed<TunFacts>>
   }
 }
 
+/** The same facts the QEMU driver decides from, including whether KVM really works where the device opens. */
 export async function probeAccel(): Promise<Probed<AccelFacts>> {
-  return { ran: [`open ${DEV_KVM} read-write`, `stat ${PVM_MODULE}`, 'read HANGAR_ACCEL'], value: await probeAccelFacts() };
+  const kvmCheck = async (): Promise<KvmCheck> => {
+    const bin = await which(QEMU_BINARY);
+    return bin ? qemuKvmCheck(bin) : { works: null, detail: `${QEMU_BINARY} is not on PATH` };
+  };
+  return { ran: [`open ${DEV_KVM} read-write`, `stat ${PVM_MODULE}`, 'read HANGAR_ACCEL', `${QEMU_BINARY} -accel kvm (where ${DEV_KVM} opens)`], value: await probeAccelFacts({ kvmCheck }) };
 }
 
 /** /sys/module/br_netfilter (a module) or /proc/sys/net/bridge in NS (built in or loaded): bridged IPv4 can reach iptables. */
@@ -262,7 +269,7 @@ export interface ProcFacts {
   argv: string[];
 }
 
-/** Processes whose argv[0] looks like a VMM (qemu-system-*, firecracker, jailer). */
+/** Processes whose argv[0] is a registered VMM's (src/vmm/registry.ts: qemu-system-*, firecracker, jailer). */
 export async function probeVmmProcesses(): Promise<Probed<ProcFacts[]>> {
   const out: ProcFacts[] = [];
   for (const d of await readdir('/proc').catch(() => [] as string[])) {
@@ -271,7 +278,7 @@ export async function probeVmmProcesses(): Promise<Probed<ProcFacts[]>> {
     if (!raw || raw.length === 0) continue;
     const argv = raw.toString('utf8').split('\0');
     if (argv.at(-1) === '') argv.pop();
-    if (/(^|\/)(qemu-system-[\w-]+|firecracker|jailer)$/.test(argv[0] ?? '')) out.push({ pid: Number(d), argv });
+    if (isVmmProcess(argv[0] ?? '')) out.push({ pid: Number(d), argv });
   }
   return { ran: ['read /proc/*/cmdline (VMM processes)'], value: out };
 }
@@ -354,4 +361,25 @@ export async function probeFile(path: string, maxBytes = 64 * 1024 * 1024): Prom
   } catch (e) {
     return { ran: [`read ${path}`], value: null, error: (e as NodeJS.ErrnoException).code ?? (e as Error).message };
   }
+}
+
+export interface FileFact {
+  /** Size in bytes; absent when the file is not there (missing) or could not be examined (error). */
+  size?: number;
+  missing?: boolean;
+  error?: string;
+}
+
+/** stat of each path (files a VM needs: kernel, disk, saved state), never read. */
+export async function probeFiles(paths: readonly string[]): Promise<Probed<Map<string, FileFact>>> {
+  const out = new Map<string, FileFact>();
+  await Promise.all([...new Set(paths)].map(async (p) => {
+    try {
+      out.set(p, { size: (await stat(p)).size });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      out.set(p, code === 'ENOENT' || code === 'ENOTDIR' ? { missing: true } : { error: code ?? (e as Error).message });
+    }
+  }));
+  return { ran: paths.length ? [`stat ${[...new Set(paths)].join(' ')}`] : [], value: out };
 }

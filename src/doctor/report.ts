@@ -1,7 +1,6 @@
 // Renders findings for people (a short table, most likely cause first) and for machines (JSON). The order is the
 // judge's: the renderer never re-sorts, so the causal order a classifier computed is what the reader sees.
 import type { Finding } from '../findings.js';
-import { table } from '../cli/command.js';
 import type { ConsoleReport } from './console.js';
 import type { DoctorCheck, DoctorReport } from './model.js';
 
@@ -21,19 +20,76 @@ export function lineRanges(f: Finding): string {
   return parts.join(', ') || '-';
 }
 
-const clip = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+/** Output width when stdout is not a terminal. */
+export const DEFAULT_WIDTH = 100;
+/** Narrower than this, wrapped text keeps this many columns (lines get longer than the terminal, never cut). */
+const MIN_TEXT = 24;
 
-/** A table of findings in the given order; consequences say what explains them ("← CODE"). */
-export function renderFindingsTable(findings: readonly RenderableFinding[], width = 110): string {
+/** The width human output is wrapped to: the terminal's columns, DEFAULT_WIDTH when not a terminal. */
+export function terminalWidth(out: { isTTY?: boolean; columns?: number } = process.stdout): number {
+  return out.isTTY && out.columns && out.columns > 0 ? out.columns : DEFAULT_WIDTH;
+}
+
+/**
+ * Wraps text to `width` columns: the first line starts after `first` (already printed), the others with `indent`.
+ * Breaks at spaces where a word fits, splits longer words; keeps every character (spacing inside a line too).
+ */
+export function wrap(text: string, width: number, indent = '', first = indent.length): string[] {
+  const out: string[] = [];
+  let line = '';
+  let start = first;
+  const newline = (): void => { out.push(line); line = ''; start = indent.length; };
+  const room = (): number => Math.max(MIN_TEXT, width - start);
+  text.split('\n').forEach((para, p) => {
+    if (p > 0) newline();
+    (para.match(/\s*\S+|\s+$/g) ?? []).forEach((token, t) => {
+      if (line.length + token.length <= room()) { line += token; return; }
+      // It does not fit: break before it (the spaces at a break go), and split what is longer than a whole line.
+      let word = t === 0 ? token : token.trimStart();
+      if (line.length) newline();
+      while (word.length > room()) {
+        line = word.slice(0, room());
+        word = word.slice(room());
+        newline();
+      }
+      line = word;
+    });
+  });
+  out.push(line);
+  return out.map((l, i) => (i === 0 ? l : `${indent}${l}`));
+}
+
+/** A table whose last column wraps to the width (continuation lines under it). */
+function wrappedTable(headers: string[], rows: (string | number)[][], width: number): string {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const last = headers.length - 1;
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const lead = widths.slice(0, last).reduce((a, w) => a + w + 2, 0);
+  return cells.map((r) => {
+    const head = r.slice(0, last).map((c, i) => c.padEnd(widths[i]!)).join('  ') + '  ';
+    return head + wrap(r[last] ?? '', width, ' '.repeat(lead), lead).join('\n');
+  }).join('\n') + '\n';
+}
+
+/** A table of findings in the given order; consequences say what explains them ("← CODE"). Messages are whole. */
+export function renderFindingsTable(findings: readonly RenderableFinding[], width = DEFAULT_WIDTH): string {
   if (findings.length === 0) return 'No findings.\n';
   const rows = findings.map((f, i) => [
     i + 1,
     f.severity,
     f.code,
     lineRanges(f),
-    clip(`${f.causedBy?.length ? `← ${f.causedBy.join(', ')}: ` : ''}${f.message}`, width),
+    `${f.causedBy?.length ? `← ${f.causedBy.join(', ')}: ` : ''}${f.message}`,
   ]);
-  return table(['#', 'SEVERITY', 'CODE', 'LINES', 'FINDING'], rows);
+  return wrappedTable(['#', 'SEVERITY', 'CODE', 'LINES', 'FINDING'], rows, width);
+}
+
+/** A finding's evidence, every line whole: "  | " then the text, wrapped under it. */
+export function renderEvidence(evidence: readonly { line?: number; text: string }[], width: number): string {
+  return evidence.map((e) => {
+    const head = `  | ${e.line !== undefined ? `${e.line}: ` : ''}`;
+    return head + wrap(e.text, width, '    ', head.length).join('\n');
+  }).join('\n');
 }
 
 /** The first finding that nothing else explains, worst severity first (the order is already that). */
@@ -44,20 +100,27 @@ export function mostLikelyCause<T extends RenderableFinding>(findings: readonly 
 
 const secs = (v: number | null): string => (v === null ? '-' : `${v.toFixed(3)}s`);
 
-/** Human output of `hangar doctor --console`. */
-export function renderConsoleReport(r: ConsoleReport): string {
+/** Human output of `hangar doctor --console`, wrapped to `width` (nothing is cut). */
+export function renderConsoleReport(r: ConsoleReport, width = DEFAULT_WIDTH): string {
   const f = r.facts;
   const params = f.commandLine ? f.commandLine.split(/\s+/).filter((p) => /^(root|init|ip)=/.test(p)).join(' ') : '';
+  const restored = f.restores.length ? `; restored ${f.restores.length} time(s), last at line ${f.restores.at(-1)!.line}` : '';
   const head = [
-    `Kernel ${f.kernelVersion ?? '(no banner)'}, ${f.boots} boot(s)${f.boots > 1 ? ` (describing boot ${f.analysedBoot})` : ''}${params ? `, ${params}` : ''}`,
+    f.boots === 0
+      ? `No boot in this log${restored} (a clone's boot happened in its snapshot's source VM)`
+      : `Kernel ${f.kernelVersion ?? '(no banner)'}, ${f.boots} boot(s)${f.boots > 1 ? ` (describing boot ${f.analysedBoot})` : ''}${params ? `, ${params}` : ''}${restored}`,
     `Devices: block ${f.blockDevices.join(' ') || 'none'}; net ${f.netDevices.join(' ') || 'none'}`,
     `Timeline: kernel ${secs(r.timeline.kernelStart)}, root mounted ${secs(r.timeline.rootMounted)}, init ${secs(r.timeline.init)}, ready ${secs(r.timeline.ready)}`,
-  ].join('\n');
+  ].map((l) => wrap(l, width, '  ').join('\n')).join('\n');
   const top = mostLikelyCause(r.findings);
-  const verdict = top
-    ? `\nMost likely cause: ${top.code} (lines ${lineRanges(top)})\n  ${top.message}\nFix: ${top.fix}\n`
-    : r.ok ? '\nNo error found.\n' : '';
-  return `${head}\n\n${renderFindingsTable(r.findings)}${verdict}`;
+  const verdict = top ? `\n${renderVerdict(`${top.code} (lines ${lineRanges(top)})`, top, width)}` : r.ok ? '\nNo error found.\n' : '';
+  return `${head}\n\n${renderFindingsTable(r.findings, width)}${verdict}`;
+}
+
+/** "Most likely cause", its message, all its evidence and the fix, each whole. */
+function renderVerdict(title: string, top: RenderableFinding, width: number): string {
+  const ev = top.evidence?.length ? `${renderEvidence(top.evidence, width)}\n` : '';
+  return `${wrap(`Most likely cause: ${title}`, width, '  ').join('\n')}\n  ${wrap(top.message, width, '  ', 2).join('\n')}\n${ev}${wrap(`Fix: ${top.fix}`, width, '  ').join('\n')}\n`;
 }
 
 /** JSON output: the same findings shape as `hangar kernel lint --json`, plus the timeline and facts. */
@@ -69,25 +132,26 @@ export function consoleReportJson(r: ConsoleReport): { ok: boolean; findings: Co
 
 const STATUS_MARK: Record<DoctorCheck['status'], string> = { ok: 'ok', info: 'info', warning: 'WARN', error: 'FAIL', skipped: 'skip' };
 
-/** One line per check: status, id, what ran, what it saw. */
-export function renderChecks(checks: readonly DoctorCheck[], width = 160): string {
+/** One entry per check: status, id, what ran, what it saw; wrapped under the id column, nothing cut. */
+export function renderChecks(checks: readonly DoctorCheck[], width = DEFAULT_WIDTH): string {
   const idw = Math.max(...checks.map((c) => c.id.length), 2);
+  const indent = ' '.repeat(4 + 2 + idw + 2);
   return checks.map((c) => {
-    const ran = c.ran.length ? clip(c.ran.join('; '), 70) : '(store only)';
-    return clip(`${STATUS_MARK[c.status].padEnd(4)}  ${c.id.padEnd(idw)}  ${ran}  →  ${c.saw}`, width);
+    const ran = c.ran.length ? c.ran.join('; ') : '(store only)';
+    return `${STATUS_MARK[c.status].padEnd(4)}  ${c.id.padEnd(idw)}  ${wrap(`${ran}  →  ${c.saw}`, width, indent, indent.length).join('\n')}`;
   }).join('\n') + '\n';
 }
 
-/** Human output of `hangar doctor`: the checks, then the findings (most likely cause first) and the verdict. */
-export function renderDoctorReport(r: DoctorReport): string {
-  const head = r.vm
-    ? `VM ${r.vm.id} (${r.vm.name}): ${r.vm.state}, ${r.vm.ip ?? 'no address'} ${r.vm.mac ?? ''} ${r.vm.tap ?? ''}`.trimEnd()
+/** Human output of `hangar doctor`, wrapped to `width`: the checks, the findings (most likely cause first), the verdict. */
+export function renderDoctorReport(r: DoctorReport, width = DEFAULT_WIDTH): string {
+  const v = r.vm;
+  const how = v ? [v.hibernated ? 'hibernated' : '', v.snapshotId ? `clone of ${v.snapshotId}` : ''].filter(Boolean).join(', ') : '';
+  const head = v
+    ? `VM ${v.id} (${v.name}): ${v.state}${how ? ` (${how})` : ''}, ${v.ip ?? 'no address'} ${v.mac ?? ''} ${v.tap ?? ''}`.trimEnd()
     : 'Host and images';
   const top = r.mostLikelyCause;
-  const verdict = top
-    ? `\nMost likely cause: ${top.code} (${top.check})\n  ${top.message}\n${top.evidence.slice(0, 4).map((e) => `  | ${e.line !== undefined ? `${e.line}: ` : ''}${clip(e.text, 150)}`).join('\n')}\nFix: ${top.fix}\n`
-    : r.ok ? '\nNo error found.\n' : '';
+  const verdict = top ? `\n${renderVerdict(`${top.code} (${top.check})`, top, width)}` : r.ok ? '\nNo error found.\n' : '';
   const findings = r.findings.filter((f) => f.severity !== 'info' || r.findings.length <= 8);
-  return `${head} — ${r.checks.length} checks in ${(r.durationMs / 1000).toFixed(2)} s\n\n${renderChecks(r.checks)}\n${renderFindingsTable(findings)}${verdict}`;
+  return `${wrap(`${head} — ${r.checks.length} checks in ${(r.durationMs / 1000).toFixed(2)} s`, width, '  ').join('\n')}\n\n${renderChecks(r.checks, width)}\n${renderFindingsTable(findings, width)}${verdict}`;
 }
 

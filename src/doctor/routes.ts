@@ -38,6 +38,8 @@ export const doctorReportSchema = {
       properties: {
         id: { type: 'string' }, name: { type: 'string' }, state: { type: 'string' },
         ip: { type: ['string', 'null'] }, mac: { type: ['string', 'null'] }, tap: { type: ['string', 'null'] },
+        snapshotId: { type: ['string', 'null'], description: 'the golden snapshot the VM was cloned from' },
+        hibernated: { type: 'boolean', description: 'stopped with its memory saved (a start restores it)' },
       },
     },
     checks: {

@@ -49,6 +49,14 @@ test('wrong root: exit 1, the table puts the root cause first with its evidence 
   assert.match(r.out, /Fix: Boot with root=\/dev\/vda/);
 });
 
+test('a clone\'s saved log (a restore marker, no boot): exit 0, the head says there is no boot to judge', async () => {
+  const r = await cli(['--console', fixture('synth-clone.log'), '--expect-ip', '172.16.0.2']);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /^No boot in this log; restored 1 time\(s\), last at line 2/);
+  assert.match(r.out, /CON_RESTORED/);
+  assert.match(r.out, /No error found\./);
+});
+
 test('--expect-ip: a guest that is not where the host expects it fails', async () => {
   assert.equal((await cli(['--console', fixture('healthy.log'), '--expect-ip', '172.16.0.2'])).code, 0);
   const r = await cli(['--console', fixture('synth-guest-readdressed.log'), '--expect-ip', '172.16.0.2', '--json']);

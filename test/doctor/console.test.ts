@@ -177,12 +177,58 @@ test('healthy log + the virtio-mmio DMA warning: one info finding, no error, SWI
   }
 });
 
+// ---- restored VMs: the history is read across the host's restore markers
+
+test('hibernated and resumed: the boot is judged from its history, the restore is information, the resumed run is read', () => {
+  const text = load('synth-hibernated-resumed.log');
+  const r = classifyConsole(text, { expectIp: '172.16.0.2' });
+  assert.equal(r.ok, true, codes(r).join(', '));
+  assert.deepEqual(codes(r), ['CON_RESTORED', 'CON_READY']);
+  assert.equal(r.facts.boots, 1);
+  assert.equal(r.facts.kernelVersion, '6.1.192');
+  assert.deepEqual(r.facts.restores, [{ line: 136, what: 'hibernation_of_2026-11-27T10:00:00.000Z', at: '2026-11-27T10:20:00.000Z' }]);
+  const f = get(r, 'CON_RESTORED');
+  assert.equal(f.severity, 'info');
+  assert.match(f.message, /hibernation of 2026-11-27T10:00:00\.000Z \(restored at 2026-11-27T10:20:00\.000Z, line 136\); the boot findings describe its boot before that \(lines 1-134\)/);
+  assert.deepEqual(f.evidence.map((e) => e.line), [136, 137], 'the marker and the agent\'s HANGAR-RESUMED');
+  // What the guest prints after the restore still counts: a panic there is found, at its line.
+  const crashed = classifyConsole(`${text}[  912.000001] Kernel panic - not syncing: Fatal exception in interrupt\r\n`);
+  assert.equal(crashed.findings[0]?.code, 'CON_KERNEL_PANIC');
+  assert.equal(crashed.findings[0]!.evidence[0]!.line, 138);
+  assert.ok(codes(crashed).includes('CON_READY'), 'the boot had reached READY');
+});
+
+test('a clone: only the marker and the resumed run, no boot to judge (no CON_NO_KERNEL_OUTPUT, no address to confirm)', () => {
+  const r = classifyConsole(load('synth-clone.log'), { expectIp: '172.16.0.9' });
+  assert.equal(r.ok, true, codes(r).join(', '));
+  assert.deepEqual(codes(r), ['CON_RESTORED']);
+  assert.equal(r.facts.boots, 0);
+  assert.equal(r.facts.analysedBoot, 0);
+  assert.match(get(r, 'CON_RESTORED').message, /snapshot snap-0123abcd .*its boot happened in the snapshot's source VM/);
+  // A clone hibernated and resumed, then one whose restore failed (nothing after the last marker): still no boot.
+  const twice = `${load('synth-clone.log')}\nHANGAR-CONSOLE-RESTORED hibernation_of_2026-11-27T10:40:00.000Z 2026-11-27T11:00:00.000Z\nHANGAR-RESUMED 1795777200.5\r\n`;
+  assert.deepEqual(codes(classifyConsole(twice, { expectIp: '172.16.0.9' })), ['CON_RESTORED']);
+  assert.equal(classifyConsole(twice).facts.restores.length, 2);
+  const failed = classifyConsole(`${load('synth-clone.log')}\nHANGAR-CONSOLE-RESTORED hibernation_of_x 2026-11-27T11:00:00.000Z\n`);
+  assert.equal(failed.ok, true);
+  assert.match(get(failed, 'CON_RESTORED').message, /nothing was printed since/);
+  // Errors of the init's services after the resume are the clone's own (its init started in the source VM).
+  const svc = classifyConsole(`${load('synth-clone.log')}/etc/hangar/init.d/20-x.sh: line 3: frobnicate: command not found\r\n`);
+  assert.equal(get(svc, 'CON_INIT_SCRIPT_ERROR').evidence[0]!.line, 4);
+  // A log a restore rewrote (Hangar before it appended): one HANGAR-RESUMED line is no "no kernel output".
+  const rewritten = classifyConsole('HANGAR-RESUMED 1795775400.2\r\n', { expectIp: '172.16.0.2' });
+  assert.deepEqual(codes(rewritten), ['CON_RESTORED']);
+  assert.match(rewritten.findings[0]!.message, /history is lost/);
+  // Without any marker, a log without kernel messages is still what it was.
+  assert.equal(classifyConsole('qemu: something\r\n').findings[0]?.code, 'CON_NO_KERNEL_OUTPUT');
+});
+
 // ---- properties over every fixture
 
 const ALL = readdirSync(DIR).filter((f) => f.endsWith('.log')).sort();
 
 test('every fixture is small and every evidence line number points at that exact text', () => {
-  assert.ok(ALL.length >= 14, `fixtures: ${ALL.join(', ')}`);
+  assert.ok(ALL.length >= 16, `fixtures: ${ALL.join(', ')}`);
   for (const file of ALL) {
     const text = load(file);
     assert.ok(text.length < 60 * 1024, `${file} is ${text.length} bytes`);
