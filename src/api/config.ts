@@ -10,6 +10,7 @@ import { DEFAULT_LIMITS, type Range, type VmLimits } from '../vm/input.js';
 import { FIRECRACKER_LIMITS } from '../vmm/firecracker/requests.js';
 import { QEMU_LIMITS } from '../vmm/qemu/argv.js';
 import type { VmmKind } from '../vmm/types.js';
+import { DEFAULT_STREAM_LIMITS, type StreamLimits } from './streams.js';
 
 export interface ControllerConfigInput {
   listen?: { host?: string; port?: number };
@@ -36,6 +37,10 @@ export interface ControllerConfigInput {
    * 63 characters). The API schema and /openapi.json are built from these; they must fit every VMM driver.
    */
   limits?: { vcpus?: Partial<Range>; memMiB?: Partial<Range>; ttlSeconds?: Partial<Range>; name?: { maxLength?: number } };
+  /** Caps of the event and console streams (defaults: 64 open, 32 per API key, 1 MiB waiting per client, 60 s stalled). */
+  streams?: Partial<StreamLimits>;
+  /** A VM's console.log is trimmed to its newest part past this many bytes (default 64 MiB). */
+  consoleMaxBytes?: number;
 }
 
 export interface ControllerConfig {
@@ -54,6 +59,10 @@ export interface ControllerConfig {
   viewerOrigins: string[];
   /** Create-VM limits (the API schema is built from them). */
   limits: VmLimits;
+  /** Caps of the event and console streams. */
+  streams: StreamLimits;
+  /** Console logs are trimmed past this size (checked every reapIntervalMs). */
+  consoleMaxBytes: number;
   /** Jailer options for the Firecracker driver, or null to run it directly. */
   firecrackerJailer: JailerConfig | null;
   tokenPath: string;
@@ -114,6 +123,8 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     hibernateAfterS: validInt(pick('hibernateAfterS') ?? 0, 'hibernateAfterS', 0, 30 * 86_400),
     viewerOrigins: viewerOrigins(pick('viewerOrigins')),
     limits: vmLimits(pick('limits')),
+    streams: streamLimits(pick('streams')),
+    consoleMaxBytes: validInt(pick('consoleMaxBytes') ?? 64 * 1024 * 1024, 'consoleMaxBytes', 1024 * 1024, 2 ** 40),
     firecrackerJailer: jailerConfig(pick('firecracker')?.jailer),
     tokenPath: join(paths.stateDir, 'token'),
     dbPath: stateDbPath(paths),
@@ -185,6 +196,20 @@ export function vmLimits(v: unknown): VmLimits {
     memMiB: range(v.memMiB, 'limits.memMiB', DEFAULT_LIMITS.memMiB, ...span('memMiB'), (n) => driverRefusal('memMiB', n)),
     ttlSeconds: range(v.ttlSeconds, 'limits.ttlSeconds', DEFAULT_LIMITS.ttlSeconds, 1, MAX_TTL_SECONDS, () => null),
     name: { maxLength: maxLength === undefined ? DEFAULT_LIMITS.name.maxLength : validInt(maxLength, 'limits.name.maxLength', 1, NAME_MAX_LENGTH) },
+  };
+}
+
+/** The stream caps from the config, each an integer in its range. */
+export function streamLimits(v: unknown): StreamLimits {
+  if (v === undefined) return DEFAULT_STREAM_LIMITS;
+  if (!isObject(v)) throw invalidArgument({ field: 'streams', reason: 'type', expected: 'object', got: v }, 'must be an object');
+  onlyKeys(v, 'streams', ['maxClients', 'maxPerKey', 'maxBufferedBytes', 'stallMs']);
+  const d = DEFAULT_STREAM_LIMITS;
+  return {
+    maxClients: validInt(v.maxClients ?? d.maxClients, 'streams.maxClients', 1, 100_000),
+    maxPerKey: validInt(v.maxPerKey ?? d.maxPerKey, 'streams.maxPerKey', 1, 100_000),
+    maxBufferedBytes: validInt(v.maxBufferedBytes ?? d.maxBufferedBytes, 'streams.maxBufferedBytes', 64 * 1024, 1024 * 1024 * 1024),
+    stallMs: validInt(v.stallMs ?? d.stallMs, 'streams.stallMs', 1000, 3_600_000),
   };
 }
 

@@ -30,7 +30,7 @@ import { loadOrCreateToken } from './auth.js';
 import type { ControllerConfig } from './config.js';
 import type { ApiContext, ApiRouteModule } from './routes.js';
 import { buildServer, redactUrl } from './server.js';
-import { healthLoop, hibernator, ttlReaper, type Loop } from './workers.js';
+import { consoleTrimmer, healthLoop, hibernator, ttlReaper, type Loop } from './workers.js';
 
 export interface Controller {
   config: ControllerConfig;
@@ -157,7 +157,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
         const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];
-        c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
+        c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
         // Viewers of a VM that pauses, stops or goes away are told so at once instead of hanging.
@@ -178,6 +178,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         c.loops = [
           ttlReaper(c.manager, c.store, config.reapIntervalMs).start(),
           healthLoop(c.manager, c.store, c.manager.vmDialer, config.healthIntervalMs).start(),
+          consoleTrimmer(c.manager, c.store, config.consoleMaxBytes, config.reapIntervalMs).start(),
           ...(config.hibernateAfterS > 0 ? [hibernator(c.manager, c.store, config.hibernateAfterS, Math.min(config.reapIntervalMs, config.hibernateAfterS * 1000)).start()] : []),
         ];
         return async () => { await Promise.all(c.loops.map((l) => l.stop())); };

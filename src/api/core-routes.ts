@@ -1,6 +1,4 @@
 // The controller's core routes: VMs, images, host, console, events, metrics, health; snapshots and hibernation.
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HangarError } from '../errors.js';
 import type { VmRecord } from '../domain/vm.js';
@@ -11,6 +9,7 @@ import { tailFile } from '../util/tail.js';
 import { withTimeout } from '../util/timeout.js';
 import type { ApiContext, ApiRoute } from './routes.js';
 import { toVmView, type VmView } from './routes.js';
+import { DEFAULT_STREAM_LIMITS, followFile, openStream, sseComment, StreamGate, streamEvents, streamKey, type StreamLimits, type StreamSink } from './streams.js';
 import { consoleQuery, errorSchema, eventsQuery, hostSchema, idParams, imageSchema, vmSchema, waitQuery } from './schemas.js';
 import type { ConsoleQuery, EventsQuery, IdParams, WaitQuery } from './schemas.js';
 
@@ -44,9 +43,23 @@ export function vmView(r: VmRecord): VmView & { hibernated: boolean; clone: { sn
   };
 }
 
-/** The core routes; the create-VM body schema is built from `limits` (the controller config's). */
-export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS): ApiRoute[] {
+/** Starts a stream for `req` (429 RATE_LIMITED past a cap, before anything is sent): hijacks the reply, sends the head. */
+function startStream(gate: StreamGate, limits: StreamLimits, req: FastifyRequest, reply: FastifyReply, contentType: string, lastLine: (reason: string) => string | null): StreamSink {
+  const release = gate.acquire(streamKey(req.headers.authorization));
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': req.id });
+  res.flushHeaders(); // the client knows at once that its stream is open, even before the first event
+  return openStream(res, limits, release, lastLine);
+}
+
+/**
+ * The core routes; the create-VM body schema is built from `limits` (the controller config's), the event and
+ * console streams are capped by `streams`.
+ */
+export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, streams: StreamLimits = DEFAULT_STREAM_LIMITS): ApiRoute[] {
   const { vms: service, events, metrics } = ctx;
+  const gate = new StreamGate(streams);
   let listCache = { version: -1, body: '' };
   const summaries: Record<LifecycleAction, string> = {
     start: 'Start a VM (boots from its disk, or restores a hibernated one; ?wait=true waits until ready; a running VM is already started)',
@@ -115,7 +128,8 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS): 
         const path = service.consolePath(id);
         const text = await tailFile(path, q.lines ?? 200);
         if (!q.follow) return reply.type('text/plain; charset=utf-8').send(text);
-        return followFile(path, text, reply, () => { try { service.get(id); return true; } catch { return false; } });
+        const sink = startStream(gate, streams, req, reply, 'text/plain; charset=utf-8', () => null);
+        followFile(sink, path, text, () => { try { service.get(id); return true; } catch { return false; } });
       },
     },
     {
@@ -135,17 +149,7 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS): 
       handler: (req, reply) => {
         const q = req.query as EventsQuery;
         const last = eventsStart(q.since, req.headers['last-event-id'], events.lastEventSeq());
-        reply.hijack();
-        const res = reply.raw;
-        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-        const send = (e: { seq: number; type: string; vmId: string | null }, full: unknown): void => {
-          if (q.vm && e.vmId !== q.vm) return;
-          res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(full)}\n\n`);
-        };
-        for (const e of events.events({ since: last, ...(q.vm ? { vmId: q.vm } : {}) })) send(e, e);
-        const off = events.onEvent((e) => send(e, e));
-        const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-        req.raw.on('close', () => { off(); clearInterval(ping); });
+        streamEvents(startStream(gate, streams, req, reply, 'text/event-stream', sseComment), events, last, q.vm);
       },
     },
     ...snapshotRoutes(ctx),
@@ -155,35 +159,4 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS): 
       handler: async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()),
     },
   ];
-}
-
-/** Streams a growing file as chunked text until the client leaves or `alive()` turns false. */
-function followFile(path: string, initial: string, reply: FastifyReply, alive: () => boolean): void {
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
-  res.write(initial);
-  let pos = -1;
-  let closed = false;
-  let busy = false;
-  const tick = async (): Promise<void> => {
-    if (busy || closed) return;
-    busy = true;
-    try {
-      const st = await stat(path).catch(() => null);
-      if (!st || !alive()) { res.end(); closed = true; return; }
-      if (pos < 0) pos = st.size;
-      if (st.size > pos) {
-        const end = st.size - 1;
-        await new Promise<void>((resolve) => {
-          createReadStream(path, { start: pos, end }).on('data', (c) => res.write(c)).on('close', () => resolve()).on('error', () => resolve());
-        });
-        pos = st.size;
-      }
-    } finally {
-      busy = false;
-    }
-  };
-  const timer = setInterval(() => void tick(), 250);
-  res.on('close', () => { closed = true; clearInterval(timer); });
 }

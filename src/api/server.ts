@@ -8,6 +8,7 @@ import { buildOpenApi } from './openapi.js';
 import type { ApiContext, ApiRoute } from './routes.js';
 import { coreRoutes } from './core-routes.js';
 import { ID_MAX_LENGTH } from './schemas.js';
+import type { StreamLimits } from './streams.js';
 import { AJV_OPTIONS, frameworkError, wireConverter } from './validation.js';
 
 export interface ServerOptions {
@@ -20,6 +21,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Create-VM limits (the controller config's): the create schema, and so /openapi.json, is built from them. */
   limits?: VmLimits;
+  /** Caps of the event and console streams (the controller config's). */
+  streams?: StreamLimits;
 }
 
 /** Strips secrets from a URL before it is logged (viewer tokens travel in the query string). */
@@ -58,7 +61,7 @@ export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Pr
     },
   });
 
-  const routes = [...coreRoutes(ctx, opts.limits ?? DEFAULT_LIMITS), ...(opts.extraRoutes?.(ctx) ?? [])];
+  const routes = [...coreRoutes(ctx, opts.limits ?? DEFAULT_LIMITS, opts.streams), ...(opts.extraRoutes?.(ctx) ?? [])];
   const doc = buildOpenApi(routes);
   // What the router really serves, for the test that /openapi.json misses nothing.
   const served: { method: string; url: string }[] = [];

@@ -4,6 +4,7 @@ import { VNC_PORT } from '../guest-protocol.js';
 import { readBanner, type Dialer } from '../net/dial.js';
 import type { Store, VmRecord } from '../store/store.js';
 import type { VmService } from '../vm/service.js';
+import { trimConsoleLog } from '../vmm/console-trim.js';
 
 export class Loop {
   private timer: NodeJS.Timeout | undefined;
@@ -74,6 +75,19 @@ export function hibernator(manager: Hibernatable, store: Store, afterS: number, 
   return new Loop('hibernator', intervalMs, async () => {
     for (const vm of manager.idleVms(afterS, now())) {
       await manager.hibernate(vm.id).catch((e: unknown) => store.appendEvent(vm.id, 'vm.hibernate_failed', { message: (e as Error).message }));
+    }
+  });
+}
+
+/**
+ * Keeps every VM's console.log under `maxBytes` (the guest decides how much it writes; QEMU and the supervisor
+ * append to the file themselves): a log past the cap keeps its newest part after a line saying what was dropped.
+ */
+export function consoleTrimmer(service: Pick<VmService, 'list' | 'consolePath'>, store: Pick<Store, 'appendEvent'>, maxBytes: number, intervalMs: number): Loop {
+  return new Loop('console-trimmer', intervalMs, async () => {
+    for (const vm of service.list()) {
+      const r = await Promise.resolve().then(() => trimConsoleLog(service.consolePath(vm.id), maxBytes)).catch(() => null); // a VM gone meanwhile: skipped
+      if (r) store.appendEvent(vm.id, 'vm.console_trimmed', { dropped: r.dropped, droppedTotal: r.droppedTotal, size: r.size });
     }
   });
 }

@@ -7,6 +7,7 @@ import { atLeast, interruptible, jsonOption, need, quietFrom, type CliIO, type C
 import { withFlags } from './flags.js';
 import { resolveSnapshot, resolveVm, VM_ARG } from './resolve.js';
 import { bootFailure, vmDetails, vmTable, type VmInfo } from './vm-view.js';
+import { TerminalSanitizer } from './terminal.js';
 import { settle, startLike, type Outcome } from './wait.js';
 
 const waitOptions = {
@@ -128,18 +129,21 @@ export const commands: Command[] = [
     const lines = typeof values.lines === 'string' ? `&lines=${encodeURIComponent(values.lines)}` : '';
     const path = `/v1/vms/${encodeURIComponent(vm.id)}/console?follow=${values.follow === true}${lines}`;
     const given = { '--lines': typeof values.lines === 'string' ? values.lines : undefined };
+    // The guest writes the console: unless --raw, nothing in it reaches the terminal as a control sequence.
+    const clean = values.raw === true ? (s: string): string => s : ((t) => (s: string): string => t.push(s))(new TerminalSanitizer());
     if (!values.follow) {
-      io.out(await withFlags(given, () => api.request<string>('GET', path)));
+      io.out(clean(await withFlags(given, () => api.request<string>('GET', path))));
       return 0;
     }
     const stop = interruptible(io);
     try {
-      await withFlags(given, () => api.stream(path, io.out, stop.signal));
+      await withFlags(given, () => api.stream(path, (s) => io.out(clean(s)), stop.signal));
     } finally {
       stop.release();
     }
     return 0;
-  }, { lines: { type: 'string', arg: 'N', int: true, description: 'how many of the last lines (default 200)' }, follow: { type: 'boolean', description: 'keep printing what the VM writes, until Ctrl-C or the VM goes away' } }),
+  }, { lines: { type: 'string', arg: 'N', int: true, description: 'how many of the last lines (default 200)' }, follow: { type: 'boolean', description: 'keep printing what the VM writes, until Ctrl-C or the VM goes away' },
+    raw: { type: 'boolean', description: "pass the guest's bytes on as they are, escape sequences included (default: control sequences are removed)" } }),
   onVm('open', "Print a short-lived URL that opens the VM's desktop in a browser", 'hangar vm open alice', async (api, vm, { values }, io) => {
     const r = await api.request<{ url: string; expiresAt: string }>('POST', `/v1/vms/${encodeURIComponent(vm.id)}/viewer`);
     const url = r.url.startsWith('http') ? r.url : api.url + r.url;

@@ -26,7 +26,6 @@ export interface MarkerHit {
 }
 
 const DEFAULT_TAIL = 40;
-const READ_CHUNK = 64 * 1024;
 
 function matches(line: string, marker: string | RegExp): boolean {
   if (typeof marker === 'string') return line.includes(marker);
@@ -34,39 +33,106 @@ function matches(line: string, marker: string | RegExp): boolean {
   return marker.test(line);
 }
 
-/** Reads complete lines appended after `offset`; returns them and the new offset (partial last line left for later). */
-async function readLines(path: string, offset: number): Promise<{ lines: { text: string; end: number }[]; offset: number }> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], offset };
-    throw e;
+/** Longest console line kept whole; the rest of a longer line is dropped (the guest writes the console). */
+export const MAX_LINE_BYTES = 64 * 1024;
+/** At most this much of the log is read per poll: a console written faster than that is caught up over polls. */
+export const POLL_READ_BUDGET = 2 * 1024 * 1024;
+const SCAN_CHUNK = 1024 * 1024;
+/** Appended to a line cut at MAX_LINE_BYTES. */
+export const CUT_MARK = ' [hangar: line cut at 65536 bytes]';
+
+export interface ConsoleLine {
+  text: string;
+  /** Byte offset just after the line's newline. */
+  end: number;
+}
+
+/**
+ * Reads a growing console log incrementally: each poll reads only what was appended since the last one (at most
+ * POLL_READ_BUDGET), keeps the unfinished last line as a carry of at most MAX_LINE_BYTES, and cuts longer lines
+ * (marked with CUT_MARK, the rest skipped up to the next newline). A log that shrank (a restarted VMM, the
+ * trimmer) is read again from its start. Work and memory per poll are bounded whatever the guest writes.
+ */
+export class ConsoleScanner {
+  private pos: number;
+  private lineStart: number;
+  private carry: Buffer[] = [];
+  private carryLen = 0;
+  /** Inside a line already cut: bytes are skipped up to its newline. */
+  private skipping = false;
+  private readonly buf = Buffer.alloc(SCAN_CHUNK);
+
+  constructor(readonly path: string, offset = 0, private readonly budget = POLL_READ_BUDGET) {
+    this.pos = offset;
+    this.lineStart = offset;
   }
-  try {
-    const size = (await fh.stat()).size;
-    if (size < offset) offset = 0; // truncated (a restarted VMM reopened the log): start over
-    const lines: { text: string; end: number }[] = [];
-    let pending = Buffer.alloc(0);
-    let pos = offset;
-    let lineStart = offset;
-    while (pos < size) {
-      const buf = Buffer.alloc(Math.min(READ_CHUNK, size - pos));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) break;
-      pending = Buffer.concat([pending, buf.subarray(0, bytesRead)]);
-      pos += bytesRead;
-      let nl: number;
-      while ((nl = pending.indexOf(10)) >= 0) {
-        const end = lineStart + nl + 1;
-        lines.push({ text: pending.subarray(0, nl).toString('utf8').replace(/\r$/, ''), end });
-        pending = pending.subarray(nl + 1);
-        lineStart = end;
-      }
+
+  /** Where the next complete line starts. */
+  get offset(): number { return this.lineStart; }
+
+  /** The complete lines appended since the last poll (a missing log has none). */
+  async poll(): Promise<ConsoleLine[]> {
+    let fh;
+    try {
+      fh = await open(this.path, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
     }
-    return { lines, offset: lineStart };
-  } finally {
-    await fh.close();
+    try {
+      const size = (await fh.stat()).size;
+      if (size < this.pos) this.reset(0);
+      const lines: ConsoleLine[] = [];
+      const stop = Math.min(size, this.pos + this.budget);
+      while (this.pos < stop) {
+        const { bytesRead } = await fh.read(this.buf, 0, Math.min(this.buf.length, stop - this.pos), this.pos);
+        if (bytesRead === 0) break;
+        this.take(this.buf.subarray(0, bytesRead), lines);
+      }
+      return lines;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private reset(offset: number): void {
+    this.pos = offset;
+    this.lineStart = offset;
+    this.carry = [];
+    this.carryLen = 0;
+    this.skipping = false;
+  }
+
+  /** Splits one chunk read at this.pos into lines; the chunk's bytes are copied only into the bounded carry. */
+  private take(chunk: Buffer, lines: ConsoleLine[]): void {
+    let i = 0;
+    while (i < chunk.length) {
+      const nl = chunk.indexOf(10, i);
+      const stop = nl < 0 ? chunk.length : nl;
+      if (!this.skipping) {
+        const room = MAX_LINE_BYTES - this.carryLen;
+        const piece = chunk.subarray(i, Math.min(stop, i + room));
+        if (piece.length) { this.carry.push(Buffer.from(piece)); this.carryLen += piece.length; }
+        if (stop - i > room) {
+          // Over the limit: the line is reported now, cut, and the rest of it up to its newline is skipped.
+          lines.push({ text: this.carryText() + CUT_MARK, end: this.pos + stop + (nl < 0 ? 0 : 1) });
+          this.skipping = true;
+        }
+      }
+      if (nl < 0) break;
+      const end = this.pos + nl + 1;
+      if (!this.skipping) lines.push({ text: this.carryText().replace(/\r$/, ''), end });
+      this.skipping = false;
+      this.carry = [];
+      this.carryLen = 0;
+      this.lineStart = end;
+      i = nl + 1;
+    }
+    this.pos += chunk.length;
+  }
+
+  private carryText(): string {
+    return Buffer.concat(this.carry, this.carryLen).toString('utf8');
   }
 }
 
@@ -88,16 +154,14 @@ export async function waitForMarker(path: string, marker: string | RegExp, opts:
   const started = performance.now();
   const pollMs = opts.pollMs ?? 50;
   const tailLines = opts.tailLines ?? DEFAULT_TAIL;
-  let offset = opts.fromOffset ?? 0;
+  const scanner = new ConsoleScanner(path, opts.fromOffset ?? 0);
   let exit: ProcessExit | null = null;
   void opts.exited?.then((e) => { exit = e; });
 
   const scan = async (): Promise<MarkerHit | null> => {
-    const r = await readLines(path, offset);
-    for (const l of r.lines) {
+    for (const l of await scanner.poll()) {
       if (matches(l.text, marker)) return { line: l.text, elapsedMs: Math.round(performance.now() - started), offset: l.end };
     }
-    offset = r.offset;
     return null;
   };
   const failure = async (code: 'VM_BOOT_TIMEOUT' | 'VMM_CRASHED' | 'CANCELLED', message: string, extra: Record<string, unknown> = {}): Promise<HangarError> =>

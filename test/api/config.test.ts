@@ -87,3 +87,20 @@ test('limits: defaults, configured ranges, and a clear error for what a VMM driv
     }
   });
 });
+
+test('stream caps and the console cap: defaults, configured values, unknown keys and ranges refused', () => {
+  withStateDir((dir, env) => {
+    const d = loadControllerConfig({ env });
+    assert.deepEqual(d.streams, { maxClients: 64, maxPerKey: 32, maxBufferedBytes: 1024 * 1024, stallMs: 60_000 });
+    assert.equal(d.consoleMaxBytes, 64 * 1024 * 1024);
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ streams: { maxClients: 4, maxPerKey: 2 }, consoleMaxBytes: 2 * 1024 * 1024 }));
+    const c = loadControllerConfig({ env });
+    assert.deepEqual(c.streams, { maxClients: 4, maxPerKey: 2, maxBufferedBytes: 1024 * 1024, stallMs: 60_000 });
+    assert.equal(c.consoleMaxBytes, 2 * 1024 * 1024);
+    for (const [bad, field] of [[{ streams: { maxClients: 0 } }, 'streams.maxClients'], [{ streams: { maxBufered: 1 } }, 'streams.maxBufered'], [{ streams: 5 }, 'streams'], [{ consoleMaxBytes: 100 }, 'consoleMaxBytes']] as const) {
+      writeFileSync(file, JSON.stringify(bad));
+      assert.throws(() => loadControllerConfig({ env }), (e: unknown) => (isHangarError(e, 'INVALID_ARGUMENT') || isHangarError(e, 'UNKNOWN_FIELD')) && e.details.field === field, JSON.stringify(bad));
+    }
+  });
+});
