@@ -140,6 +140,16 @@ export async function runsFrom(pid: number, runDir: string): Promise<boolean> {
   return info.argv.some((a) => a.includes(inside) || a === idArg);
 }
 
+/** Waits until pid is gone or a zombie (its exit done), at most ms. */
+async function exitedWithin(pid: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const info = await readProc(pid);
+    if (!info || info.stat?.state === 'Z' || info.stat?.state === 'X' || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** The pid of a VMM running from RUNDIR: named by a pidfile there (qemu.pid, firecracker.pid) and verified in /proc. */
 export async function findVmmIn(runDir: string): Promise<number | null> {
   const names = (await readdir(runDir).catch(() => [] as string[])).filter((n) => n.endsWith('.pid')).sort();
@@ -168,7 +178,11 @@ export async function stopVmmIn(runDir: string, opts: { graceMs?: number; killWa
     }
     const deadline = Date.now() + waitMs;
     while (Date.now() < deadline) {
-      if (!(await runsFrom(pid, runDir))) return { pid, gone: true };
+      if (!(await runsFrom(pid, runDir))) {
+        // An exiting process loses its command line before it is gone: wait out the exit itself (briefly).
+        await exitedWithin(pid, 1000);
+        return { pid, gone: true };
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }
