@@ -21,7 +21,7 @@ import {
   probeAccel, probeBrNetfilter, probeDebugfs, probeDir, probeFdb, probeFile, probeForwardChain, probeFsck, probeLinks, probeNeigh,
   probeFiles, probeNetns, probePing, probeRouteGet, probeRoutes, probeSysctl, probeTcp, probeTun, probeVmmProcesses, type LinkFact, type ProcFacts, type Probed,
 } from './probes.js';
-import { isReachable, isRunning, judgeVm, vmFiles, type VmFactSource, type VmFacts } from './vm.js';
+import { isReachable, isRunning, judgeVm, unanswered, vmFiles, type VmFactSource, type VmFacts } from './vm.js';
 
 /** What the doctor needs from the VM manager (VmManager provides all of it). */
 export interface DoctorTarget {
@@ -276,9 +276,28 @@ async function timed<T>(p: Promise<Probed<T>>): Promise<Timed<T>> {
   return { ...r, ms: Math.round(performance.now() - t0) };
 }
 
-/** ICMP from both sides and a dial of the VNC port; for a VM on the bridge, what ARP and the bridge learned too. */
-async function probeReach(v: VmView, c: VmCheckCtx): Promise<{ ran: Record<'neigh' | 'icmp' | 'tcp', string[]>; ms: number; facts: ReachFacts }> {
+type Reach = { ran: Record<'neigh' | 'icmp' | 'tcp', string[]>; facts: ReachFacts };
+
+/**
+ * ICMP from both sides and a dial of the VNC port; for a VM on the bridge, what ARP and the bridge learned too. A
+ * round without an answer is run once more, and the second round is judged: a link that has just come back (a TAP
+ * set up again, a VM just restored) drops the first packets for up to a second (the kernel's linkwatch), and a
+ * healthy VM must not be reported unreachable for it.
+ */
+async function probeReach(v: VmView, c: VmCheckCtx): Promise<Reach & { ms: number }> {
   const t0 = performance.now();
+  const first = await reachRound(v, c);
+  if (!unanswered(first.facts)) return { ...first, ms: Math.round(performance.now() - t0) };
+  const second = await reachRound(v, c);
+  const again = (ran: string[]): string[] => ran.map((x) => `again: ${x}`);
+  return {
+    ran: { neigh: [...first.ran.neigh, ...again(second.ran.neigh)], icmp: [...first.ran.icmp, ...again(second.ran.icmp)], tcp: [...first.ran.tcp, ...again(second.ran.tcp)] },
+    facts: second.facts,
+    ms: Math.round(performance.now() - t0),
+  };
+}
+
+async function reachRound(v: VmView, c: VmCheckCtx): Promise<Reach> {
   const ip = v.plan!.ip;
   const ns = vmSideNs(c.cfg);
   // A clone is reached at its pool address through its own veth (translated in its namespace), not on the bridge.
@@ -291,7 +310,6 @@ async function probeReach(v: VmView, c: VmCheckCtx): Promise<{ ran: Record<'neig
   ]);
   return {
     ran: { neigh: ranOf(neighBefore, ns1.r, ns1.neigh, ns1.fdb), icmp: ranOf(ns1.r, host1), tcp: tcp.ran },
-    ms: Math.round(performance.now() - t0),
     facts: { pingNs: ns1.r.value, pingHost: host1?.value ?? null, neighBefore: neighBefore?.value ?? null, neighAfter: ns1.neigh?.value ?? null, fdb: ns1.fdb?.value ?? null, tcp: tcp.value },
   };
 }

@@ -22,6 +22,13 @@ export const isRunning = (v: VmView): boolean => RUNNING.includes(v.vm.state);
 /** Whether the guest can answer at all (booting or ready; a paused guest's vCPUs are stopped by design). */
 export const isReachable = (v: VmView): boolean => ['booting', 'ready'].includes(v.vm.state) && v.plan !== null;
 
+/**
+ * No answer where a healthy guest gives one (a refused port is an answer): the doctor probes once more before
+ * judging, as a link that has just come back drops the first packets for up to a second.
+ */
+export const unanswered = (f: ReachFacts): boolean =>
+  [f.pingNs, f.pingHost].some((p) => p && p.outcome !== 'reply') || (f.tcp !== null && f.tcp.outcome !== 'banner' && f.tcp.outcome !== 'refused');
+
 // ---------------------------------------------------------------- the VM's own files
 
 export type FileRole = 'kernel' | 'disk' | 'saved state' | 'snapshot state' | 'snapshot disk' | 'file';

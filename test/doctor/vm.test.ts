@@ -13,7 +13,7 @@ import type { ProcessExit } from '../../src/vmm/types.js';
 import { vmView, type ReachFacts, type VmView } from '../../src/doctor/judges.js';
 import { mergeByCode, orderDoctorFindings, topCause, type DoctorFinding } from '../../src/doctor/model.js';
 import type { FileFact, LinkFact } from '../../src/doctor/probes.js';
-import { judgeVm, vmFiles, type VmFacts } from '../../src/doctor/vm.js';
+import { judgeVm, unanswered, vmFiles, type VmFacts } from '../../src/doctor/vm.js';
 import { ROOT } from '../support/env.js';
 
 // The fixtures' guest network: 172.16.0.2 behind the gateway 172.16.0.1/24.
@@ -206,4 +206,13 @@ test('clone-aware, not blind: a clone booted with another ip=, a missing clone n
   const down = findings(healthyFacts(vm, fixture('synth-clone.log'), (f) => ({ ...f, cloneLinks: f.cloneLinks!.map((l) => (l.ifname === 'hgtap0' ? { ...l, flags: ['BROADCAST'] } : l)) })));
   assert.equal(down[0]?.code, 'DOC_TAP_DOWN', summary(down));
   assert.match(down[0]!.fix, /ip -n hgt-vms-x-c1 link set hgtap0 up/);
+});
+
+test('reachability probes without an answer are run once more before judging (a link that just came back drops packets)', () => {
+  const f = healthyFacts(coldVm('ready'), fixture('healthy.log')).reach!;
+  assert.equal(unanswered(f), false);
+  assert.equal(unanswered({ ...f, pingNs: { outcome: 'no-reply', detail: '0 received' } }), true);
+  assert.equal(unanswered({ ...f, pingHost: { outcome: 'unreachable', detail: 'Destination Host Unreachable' } }), true);
+  assert.equal(unanswered({ ...f, tcp: { outcome: 'timeout', detail: 'no connection within 2000 ms' } }), true);
+  assert.equal(unanswered({ ...f, tcp: { outcome: 'refused', detail: 'ECONNREFUSED' } }), false, 'a refusal is an answer');
 });
