@@ -7,9 +7,8 @@ import { resolvePaths, stateDbPath, type HangarPaths } from '../config.js';
 import { normaliseOrigin } from '../desktop/deps.js';
 import { absPath, invalidArgument, NAME_MAX_LENGTH, oneOf, validInt } from '../util/validate.js';
 import { DEFAULT_LIMITS, type Range, type VmLimits } from '../vm/input.js';
-import { FIRECRACKER_LIMITS } from '../vmm/firecracker/requests.js';
-import { QEMU_LIMITS } from '../vmm/qemu/argv.js';
-import type { VmmKind } from '../vmm/types.js';
+import { VMM_REGISTRY } from '../vmm/registry.js';
+import { VMM_KINDS, type VmmKind } from '../vmm/types.js';
 import { DEFAULT_STREAM_LIMITS, type StreamLimits } from './streams.js';
 
 export interface ControllerConfigInput {
@@ -114,7 +113,7 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     listen: { host: listen.host, port: validInt(listen.port, 'listen.port', 0, 65535) },
     net: normaliseNetConfig(netIn),
     createHostNetns: netIn.hostNetns !== undefined,
-    defaultVmm: oneOf(pick('defaultVmm') ?? 'qemu', 'defaultVmm', ['qemu', 'firecracker'] as const),
+    defaultVmm: oneOf(pick('defaultVmm') ?? 'qemu', 'defaultVmm', VMM_KINDS),
     readyTimeoutMs: validInt(pick('readyTimeoutMs') ?? 180_000, 'readyTimeoutMs', 1000, 3_600_000),
     maxVms: validInt(pick('maxVms') ?? 32, 'maxVms', 1, 4096),
     reapIntervalMs: validInt(pick('reapIntervalMs') ?? 10_000, 'reapIntervalMs', 100, 3_600_000),
@@ -143,7 +142,7 @@ function viewerOrigins(v: unknown): string[] {
 }
 
 /** What every driver accepts: a configured limit beyond it would pass the API and fail in the VMM. */
-const DRIVER_LIMITS = [['qemu', QEMU_LIMITS], ['firecracker', FIRECRACKER_LIMITS]] as const;
+const DRIVER_LIMITS = VMM_KINDS.map((k) => [k, VMM_REGISTRY[k].limits] as const);
 /** A TTL beyond a year is a VM that should not have one. */
 const MAX_TTL_SECONDS = 366 * 86_400;
 

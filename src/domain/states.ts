@@ -77,10 +77,3 @@ export function checkAction(id: string, state: ActionState, action: VmAction): '
   if (a.done.includes(state)) return 'done';
   throw new HangarError('VM_INVALID_STATE', `VM ${id} is ${state}: ${action} is not allowed in state ${state}`, { id, state, action, allowed: [...a.from] });
 }
-
-/** The same check where 'done' is not an answer (capture, destroy, internal steps). */
-export function assertAction(id: string, state: ActionState, action: VmAction): void {
-  if (checkAction(id, state, action) === 'done') {
-    throw new HangarError('VM_INVALID_STATE', `VM ${id} is ${state}: ${action} is not allowed in state ${state}`, { id, state, action, allowed: [...ACTIONS[action].from] });
-  }
-}

@@ -6,7 +6,6 @@ import { Compile } from 'typebox/compile';
 import { PROFILES, type Profile } from '../image/plan.js';
 import { VMM_KINDS, type VmmKind } from '../vmm/types.js';
 
-export { VMM_KINDS };
 import { schemaError } from '../util/schema-error.js';
 import { NAME_MAX_LENGTH, NAME_PATTERN, REF_MAX_LENGTH, REF_PATTERN, notIdShaped } from '../util/validate.js';
 

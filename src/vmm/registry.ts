@@ -5,6 +5,8 @@
 import type { Vmm as LintTarget } from '../kernel/rules.js';
 import type { VmmDriver } from './driver.js';
 import { FirecrackerDriver, type FirecrackerDriverOptions } from './firecracker/driver.js';
+import { FIRECRACKER_LIMITS } from './firecracker/requests.js';
+import { QEMU_LIMITS } from './qemu/argv.js';
 import { QemuDriver, type QemuDriverOptions } from './qemu/driver.js';
 import { VMM_KINDS, type VmmKind } from './types.js';
 
@@ -19,10 +21,8 @@ export interface VmmEntry {
   readonly title: string;
   /** What the kernel lint and the boot-argument builder call this VMM. */
   readonly lintTarget: LintTarget;
-  /** Most vCPUs the driver accepts (config limits may not exceed it). */
-  readonly maxVcpus: number;
-  /** Least guest memory, MiB, the driver accepts. */
-  readonly minMemMiB: number;
+  /** The vCPU and memory ranges its driver accepts (the driver's own constants; config limits must fit inside). */
+  readonly limits: { readonly vcpus: { min: number; max: number }; readonly memMiB: { min: number; max: number } };
   /** What to do when it is missing (doctor, VMM_NOT_AVAILABLE). */
   readonly installHint: string;
   /** argv[0] of this VMM's processes (and its helpers'), for the doctor's orphan scan and leak counts. */
@@ -35,8 +35,7 @@ export const VMM_REGISTRY: Readonly<Record<VmmKind, VmmEntry>> = {
     kind: 'qemu',
     title: 'QEMU microvm',
     lintTarget: 'qemu-microvm',
-    maxVcpus: 64,
-    minMemMiB: 64,
+    limits: QEMU_LIMITS,
     installHint: 'Install qemu-system-x86 (QEMU 7.2 or later with -M microvm).',
     processName: /(^|\/)qemu-system-[\w-]+$/,
     createDriver: (s) => new QemuDriver(s.qemu ?? {}),
@@ -45,8 +44,7 @@ export const VMM_REGISTRY: Readonly<Record<VmmKind, VmmEntry>> = {
     kind: 'firecracker',
     title: 'Firecracker',
     lintTarget: 'firecracker',
-    maxVcpus: 32,
-    minMemMiB: 128,
+    limits: FIRECRACKER_LIMITS,
     installHint: 'Install the Firecracker release binary (and jailer) and point the controller at it (FIRECRACKER_BIN, JAILER_BIN).',
     processName: /(^|\/)(firecracker|jailer)$/,
     createDriver: (s) => new FirecrackerDriver(s.firecracker ?? {}),

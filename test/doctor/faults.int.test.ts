@@ -96,14 +96,7 @@ describe('doctor fault matrix: real boots, one fault at a time', { skip, concurr
       await undo();
     }
     assertTop(r, code);
-    // A link that was down comes back within a moment (carrier, the bridge port, the neighbour entry the fault left
-    // FAILED): healthy again once it has settled, at most a few seconds later.
-    let after = await doctor(healthy.id);
-    for (let i = 0; i < 5 && !after.ok; i++) {
-      await new Promise((res) => setTimeout(res, 1000));
-      after = await doctor(healthy.id);
-    }
-    assertHealthy(after, `after reverting "${name}"`);
+    assertHealthy(await doctor(healthy.id), `after reverting "${name}"`);
     return r;
   }
 
