@@ -50,6 +50,9 @@ export const ERRORS = {
   VMM_CRASHED: { http: 500, summary: 'The VMM process exited unexpectedly' },
   QMP_ERROR: { http: 502, summary: 'QEMU QMP returned an error' },
   ACCEL_UNAVAILABLE: { http: 503, summary: 'The requested accelerator cannot be used here' },
+  VMM_OUT_OF_MEMORY: { http: 500, summary: 'The VMM was killed inside its cgroup for going over its memory limit' },
+  VMM_USER_MISSING: { http: 500, summary: 'The unprivileged user VMMs run as does not exist' },
+  CGROUP_FAILED: { http: 500, summary: 'A cgroup for resource limits could not be set up' },
 
   // ---- network
   NET_POOL_EXHAUSTED: { http: 503, summary: 'No free address in the network pool' },
@@ -127,6 +130,7 @@ export function toHangarError(e: unknown, fallback: ErrorCode = 'INTERNAL'): Han
  * not answer. */
 const HOST_PROBLEMS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'NOT_ROOT', 'MISSING_HOST_TOOLS', 'NO_DISK_SPACE', 'NO_APT_MIRROR', 'VMM_NOT_AVAILABLE', 'ACCEL_UNAVAILABLE', 'NET_POOL_EXHAUSTED', 'VM_LIMIT_REACHED',
+  'VMM_USER_MISSING', 'CGROUP_FAILED',
 ]);
 const UNREADABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['KERNEL_UNREADABLE', 'CONSOLE_UNREADABLE']);
 /** Bad input by HTTP status: validation, credentials, not found, conflict, too large. */

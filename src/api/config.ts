@@ -7,6 +7,8 @@ import { resolvePaths, stateDbPath, type HangarPaths } from '../config.js';
 import { normaliseOrigin } from '../desktop/deps.js';
 import { absPath, invalidArgument, NAME_MAX_LENGTH, oneOf, validInt } from '../util/validate.js';
 import { DEFAULT_LIMITS, type Range, type VmLimits } from '../vm/input.js';
+import { DEFAULT_RESOURCES, type ResourceDefaults } from '../vmm/cgroup/plan.js';
+import { DEFAULT_VMM_USER } from '../vmm/confine.js';
 import { VMM_REGISTRY } from '../vmm/registry.js';
 import { VMM_KINDS, type VmmKind } from '../vmm/types.js';
 import { DEFAULT_STREAM_LIMITS, type StreamLimits } from './streams.js';
@@ -40,6 +42,12 @@ export interface ControllerConfigInput {
   streams?: Partial<StreamLimits>;
   /** A VM's console.log is trimmed to its newest part past this many bytes (default 64 MiB). */
   consoleMaxBytes?: number;
+  /**
+   * How VMMs are confined: the unprivileged user QEMU runs as (default hangar-vmm, created when absent; null: as
+   * the controller, for development only), per-VM cgroups (default on where the host has them) and the defaults
+   * of their limits (cpuPerVcpu 1, overheadMiB 256, swapMiB 0, pids 512, io none).
+   */
+  vmm?: { user?: string | null; cgroups?: boolean; resources?: Partial<ResourceDefaults> };
 }
 
 export interface ControllerConfig {
@@ -64,6 +72,8 @@ export interface ControllerConfig {
   consoleMaxBytes: number;
   /** Jailer options for the Firecracker driver, or null to run it directly. */
   firecrackerJailer: JailerConfig | null;
+  /** VMM confinement: its user (null: the controller's), cgroups on/off, limit defaults. */
+  vmm: { user: string | null; cgroups: boolean; resources: ResourceDefaults };
   tokenPath: string;
   dbPath: string;
   /** Where a running controller says how to reach it (url, pid) for the CLI. */
@@ -125,6 +135,7 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     streams: streamLimits(pick('streams')),
     consoleMaxBytes: validInt(pick('consoleMaxBytes') ?? 64 * 1024 * 1024, 'consoleMaxBytes', 1024 * 1024, 2 ** 40),
     firecrackerJailer: jailerConfig(pick('firecracker')?.jailer),
+    vmm: vmmConfig(pick('vmm')),
     tokenPath: join(paths.stateDir, 'token'),
     dbPath: stateDbPath(paths),
     endpointPath: join(paths.stateDir, 'controller.json'),
@@ -232,5 +243,38 @@ function jailerConfig(v: unknown): JailerConfig | null {
     gid: validInt(j.gid, 'firecracker.jailer.gid', 1, 0xfffffffe),
     chrootBaseDir: absPath(j.chrootBaseDir ?? DEFAULT_CHROOT_BASE, 'firecracker.jailer.chrootBaseDir'),
     ...(j.binary !== undefined ? { binary: absPath(j.binary, 'firecracker.jailer.binary') } : {}),
+  };
+}
+
+/** The VMM confinement settings: a user name (or null), cgroups on/off, and each limit default in its range. */
+export function vmmConfig(v: unknown): ControllerConfig['vmm'] {
+  const def = { user: DEFAULT_VMM_USER, cgroups: true, resources: DEFAULT_RESOURCES };
+  if (v === undefined) return def;
+  if (!isObject(v)) throw invalidArgument({ field: 'vmm', reason: 'type', expected: 'object', got: v }, 'must be an object');
+  onlyKeys(v, 'vmm', ['user', 'cgroups', 'resources']);
+  const user = v.user === undefined ? DEFAULT_VMM_USER : v.user;
+  if (user !== null && (typeof user !== 'string' || !/^[a-z_][a-z0-9_-]{0,31}$/.test(user))) {
+    throw invalidArgument({ field: 'vmm.user', reason: 'format', got: user }, 'must be a user name or null');
+  }
+  if (v.cgroups !== undefined && typeof v.cgroups !== 'boolean') throw invalidArgument({ field: 'vmm.cgroups', reason: 'type', expected: 'boolean', got: v.cgroups }, 'must be true or false');
+  const r = v.resources ?? {};
+  if (!isObject(r)) throw invalidArgument({ field: 'vmm.resources', reason: 'type', expected: 'object', got: r }, 'must be an object');
+  onlyKeys(r, 'vmm.resources', ['cpuPerVcpu', 'overheadMiB', 'swapMiB', 'pids', 'io']);
+  const d = DEFAULT_RESOURCES;
+  const cpu = r.cpuPerVcpu ?? d.cpuPerVcpu;
+  if (typeof cpu !== 'number' || !(cpu > 0) || cpu > 64) throw invalidArgument({ field: 'vmm.resources.cpuPerVcpu', reason: 'range', got: cpu }, 'must be a number in (0, 64]');
+  const io = r.io ?? {};
+  if (!isObject(io)) throw invalidArgument({ field: 'vmm.resources.io', reason: 'type', expected: 'object', got: io }, 'must be an object');
+  onlyKeys(io, 'vmm.resources.io', ['readBps', 'writeBps', 'readIops', 'writeIops']);
+  return {
+    user: user as string | null,
+    cgroups: v.cgroups ?? true,
+    resources: {
+      cpuPerVcpu: cpu,
+      overheadMiB: validInt(r.overheadMiB ?? d.overheadMiB, 'vmm.resources.overheadMiB', 0, 1024 * 1024),
+      swapMiB: validInt(r.swapMiB ?? d.swapMiB, 'vmm.resources.swapMiB', 0, 1024 * 1024),
+      pids: validInt(r.pids ?? d.pids, 'vmm.resources.pids', 16, 4_194_304),
+      io: Object.fromEntries(Object.entries(io).map(([k, n]) => [k, validInt(n, `vmm.resources.io.${k}`, 1, 2 ** 50)])),
+    },
   };
 }

@@ -24,6 +24,7 @@ import type { Progress } from '../util/progress.js';
 import { runSteps } from '../util/steps.js';
 import { VmManager, type ReconcileReport } from '../vm/manager.js';
 import type { VmmDriver } from '../vmm/driver.js';
+import { setupConfinement, type Confinement } from '../vmm/confine.js';
 import { createDrivers } from '../vmm/registry.js';
 import type { VmmKind } from '../vmm/types.js';
 import { loadOrCreateToken } from './auth.js';
@@ -104,7 +105,7 @@ export const CONTROLLER_UMASK = 0o077;
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
   // Here rather than in `hangar up`: every way a controller starts (the CLI, systemd's --foreground, tests) gets it.
   process.umask(CONTROLLER_UMASK);
-  const ctx = {} as { store: Store; manager: VmManager; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void };
+  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void };
   const metrics = new HangarMetrics();
   const logger = pino(
     {
@@ -131,15 +132,26 @@ export async function startController(config: ControllerConfig, hooks: Controlle
     },
     { name: `host network (${net.mode})`, run: () => setupHostNetwork(net) },
     {
+      name: 'VMM confinement',
+      run: async (c) => {
+        const s = await setupConfinement(config.vmm);
+        c.confine = s.confine;
+        logger.info({ user: s.confine.user?.name ?? null, cgroups: s.cgroups }, 'VMM confinement');
+      },
+    },
+    {
       name: 'VM manager',
       run: (c) => {
         // QEMU guests get the agent channel: snapshots and hibernation resync their clock and entropy through it.
+        const confine = c.confine;
         const drivers = hooks.drivers ?? createDrivers({
-          qemu: { guestAgent: true },
-          firecracker: config.firecrackerJailer ? { jailer: config.firecrackerJailer } : {},
+          qemu: { guestAgent: true, confine },
+          firecracker: config.firecrackerJailer ? { jailer: config.firecrackerJailer, confine } : {},
         });
+        // The VMs' TAPs belong to the VMM user: QEMU opens them after dropping root.
+        const vmNet = confine.user ? { ...net, tapOwner: { uid: confine.user.uid, gid: confine.user.gid } } : net;
         c.manager = new VmManager({
-          store: c.store, stateDir: config.paths.stateDir, net, drivers, defaultVmm: config.defaultVmm,
+          store: c.store, stateDir: config.paths.stateDir, net: vmNet, drivers, defaultVmm: config.defaultVmm,
           images: { resolve: (ref) => resolveImage(ref, config.paths), list: () => listImages(config.paths) },
           readyTimeoutMs: config.readyTimeoutMs, maxVms: config.maxVms, metrics,
           snapshotStore: new SnapshotStore(config.paths.snapshotsDir),

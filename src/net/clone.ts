@@ -18,7 +18,7 @@
 import { HangarError, toHangarError } from '../errors.js';
 import { run } from '../util/exec.js';
 import { runSteps, type Step, type Undo } from '../util/steps.js';
-import { isIfname, validNetnsName, type NetConfig } from './config.js';
+import { isIfname, tapOwnerArgs, validNetnsName, type NetConfig } from './config.js';
 import { cidrsOverlap, formatIpv4, parseCidr, parseIpv4, type Ipv4Cidr } from './ipv4.js';
 import type { NetAllocation } from './plan.js';
 
@@ -53,6 +53,8 @@ export interface CloneNetPlan {
   /** The unique address the host reaches this clone at (the clone's pool address). */
   address: string;
   guest: GuestNetIdentity;
+  /** The VMM user the clone's TAP is handed to (NetConfig.tapOwner). */
+  tapOwner?: { uid: number; gid: number };
 }
 
 function bad(message: string, details: Record<string, unknown> = {}): HangarError {
@@ -122,6 +124,7 @@ export function planCloneNetwork(cfg: NetConfig, alloc: Pick<NetAllocation, 'ind
   };
   const side = vmSideOf(cfg);
   if (side !== undefined) plan.vmSideNetns = side;
+  if (cfg.tapOwner) plan.tapOwner = cfg.tapOwner;
   return plan;
 }
 
@@ -197,7 +200,7 @@ export async function setupCloneNetwork(p: CloneNetPlan): Promise<Undo> {
     {
       name: `${ns}: TAP ${p.guest.tap} as gateway ${p.guest.gateway}`,
       run: async () => {
-        await ip(ns, ['tuntap', 'add', 'dev', p.guest.tap, 'mode', 'tap']);
+        await ip(ns, ['tuntap', 'add', 'dev', p.guest.tap, 'mode', 'tap', ...tapOwnerArgs(p.tapOwner)]);
         // The guest's ARP cache still names the snapshot's gateway MAC; answering to it spares a stale-entry wait.
         if (p.guest.gatewayMac) await ip(ns, ['link', 'set', 'dev', p.guest.tap, 'address', p.guest.gatewayMac]);
         await ip(ns, ['addr', 'add', `${p.guest.gateway}/${p.guest.prefix}`, 'dev', p.guest.tap]);

@@ -51,6 +51,13 @@ export interface NetConfig {
   nat: false;
   hostNetns?: string;
   tapPrefix: string;
+  /** Who may open the VMs' TAPs: the unprivileged user VMMs run as (set by the controller, not the config file). */
+  tapOwner?: { uid: number; gid: number };
+}
+
+/** `ip tuntap add` arguments that hand a TAP to its VMM's user (a process without CAP_NET_ADMIN may then attach). */
+export function tapOwnerArgs(owner: { uid: number; gid: number } | undefined): string[] {
+  return owner ? ['user', String(owner.uid), 'group', String(owner.gid)] : [];
 }
 
 export const DEFAULT_TAP_PREFIX = 'hgtap';

@@ -7,7 +7,7 @@ import { HangarError, toHangarError } from '../errors.js';
 import { run } from '../util/exec.js';
 import type { Progress } from '../util/progress.js';
 import { runSteps, type Step, type Undo, type UndoStack } from '../util/steps.js';
-import type { NetConfig } from './config.js';
+import { tapOwnerArgs, type NetConfig } from './config.js';
 import type { VmNetPlan } from './plan.js';
 
 export interface NetExecOptions {
@@ -194,7 +194,7 @@ export async function attachVm(cfg: NetConfig, plan: Pick<VmNetPlan, 'tap'> & { 
           // Never take over a device that may belong to a running VM.
           throw new HangarError('NET_SETUP_FAILED', `${tap}${where} already exists (orphan or in use)`, { link: tap });
         }
-        await ip(ns, ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+        await ip(ns, ['tuntap', 'add', 'dev', tap, 'mode', 'tap', ...tapOwnerArgs(cfg.tapOwner)]);
         return async () => { await ip(ns, ['link', 'del', tap], true); };
       },
     },

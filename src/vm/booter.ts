@@ -1,7 +1,8 @@
 // The boot executor: runs a VM's boot plan (src/vm/boot.ts) with the real ports, records the outcome (ready with
 // its boot time, or failed with its evidence), takes the running VMM under watch, and keeps the boots in flight
 // abortable (stop, destroy, controller shutdown). Console logs are 0600 (a guest's console can show secrets).
-import { appendFile, chmod, mkdir, open, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { VmRecord } from '../domain/vm.js';
 import { HangarError, toHangarError } from '../errors.js';
@@ -19,7 +20,7 @@ import type { MachineSpec } from '../vmm/types.js';
 import type { Activity } from './activity.js';
 import { bootSteps, type BootCtx, type BootFrom, type BootPorts } from './boot.js';
 import type { Disks } from './disks.js';
-import { CONSOLE_TAIL_LINES, type LiveVms } from './live.js';
+import { CONSOLE_TAIL_LINES, oomMessage, type LiveVms } from './live.js';
 import type { VmNetwork } from './network.js';
 
 export const CONSOLE_MODE = 0o600;
@@ -41,8 +42,23 @@ export async function resetConsoleFile(path: string): Promise<void> {
 
 /** Appends a line to a console log, leaving it 0600 (also one an older Hangar left readable). */
 export async function appendConsoleLine(path: string, line: string): Promise<void> {
-  await appendFile(path, line, { mode: CONSOLE_MODE });
-  await chmod(path, CONSOLE_MODE);
+  // Not through a symlink: a confined VMM owns its log and could have replaced it with one.
+  const fh = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, CONSOLE_MODE);
+  try {
+    await fh.write(line);
+    await fh.chmod(CONSOLE_MODE);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The boot failed because the kernel killed the VMM in its cgroup (memory limit): that, not the symptom, is the error. */
+async function outOfMemory(ctx: BootCtx): Promise<HangarError | null> {
+  const h = ctx.handle;
+  if (!h) return null;
+  const exit = await Promise.race([h.exited, sleep(2000).then(() => null)]);
+  if (!exit?.oomKilled) return null;
+  return new HangarError('VMM_OUT_OF_MEMORY', oomMessage(h.limits ?? null), { exit, limits: h.limits ?? null });
 }
 
 export interface BooterDeps {
@@ -124,7 +140,7 @@ export class Booter {
         this.d.log('vm ready', { id, bootMs, ...how });
         return this.d.store.setState(id, 'ready', { bootMs }, { bootMs, ...how });
       } catch (e) {
-        const err = toHangarError(e, 'VM_BOOT_TIMEOUT');
+        const err = (await outOfMemory(ctx)) ?? toHangarError(e, 'VM_BOOT_TIMEOUT');
         const consoleTail = await tailFile(spec.consoleLogPath, CONSOLE_TAIL_LINES);
         const cur = this.d.store.getVm(id);
         const lastError = { code: err.code, message: err.message, details: { ...err.details, consoleTail } };

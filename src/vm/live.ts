@@ -15,6 +15,11 @@ export interface LiveVm {
 
 export const CONSOLE_TAIL_LINES = 60;
 
+/** Why a VMM the kernel killed in its cgroup is gone, with the limit it hit. */
+export function oomMessage(limits: { memMiB: number } | null): string {
+  return `the VMM went over its memory limit${limits ? ` of ${limits.memMiB} MiB (guest memory plus the VMM's own)` : ''} and the kernel killed it inside its cgroup: give the VM more memory headroom (resources.memMiB)`;
+}
+
 export class LiveVms {
   private readonly live = new Map<string, LiveVm>();
 
@@ -54,10 +59,11 @@ export class LiveVms {
       const cur = this.store.getVm(id);
       if (!cur || !['ready', 'paused', 'booting'].includes(cur.state)) return;
       const consoleTail = await this.consoleTail(id);
-      this.store.setState(id, 'failed', {
-        pid: null, exit,
-        lastError: { code: 'VMM_CRASHED', message: `the VMM exited unexpectedly (${exit.signal ?? `code ${exit.code}`}, by ${exit.by})`, details: { exit, consoleTail } },
-      }, { exit });
+      const limits = l.handle.limits ?? null;
+      const lastError = exit.oomKilled
+        ? { code: 'VMM_OUT_OF_MEMORY', message: oomMessage(limits), details: { exit, limits, consoleTail } }
+        : { code: 'VMM_CRASHED', message: `the VMM exited unexpectedly (${exit.signal ?? `code ${exit.code}`}, by ${exit.by})`, details: { exit, consoleTail } };
+      this.store.setState(id, 'failed', { pid: null, exit, lastError }, { exit });
       this.log('vm crashed', { id, exit });
     });
   }

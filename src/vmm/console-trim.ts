@@ -3,6 +3,7 @@
 // (what to keep) and an executor that moves the kept tail to the start of the file and truncates it in place.
 // The writers' O_APPEND makes their next write land at the new end. The first line of a trimmed log says how many
 // bytes were dropped in all (earlier trims included).
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 export interface TrimPlan {
@@ -54,7 +55,8 @@ export interface TrimResult {
 export async function trimConsoleLog(path: string, maxBytes: number): Promise<TrimResult | null> {
   let fh;
   try {
-    fh = await open(path, 'r+');
+    // Never through a symlink: the log is the VMM user's, and its run directory is writable by that user.
+    fh = await open(path, constants.O_RDWR | constants.O_NOFOLLOW);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;

@@ -1,6 +1,8 @@
 // The driver interface every VMM implements. The VM lifecycle (src/vm/) speaks only this.
 import type { HangarError } from '../errors.js';
 import type { FileInfo } from '../util/files.js';
+import type { CgroupUsage } from './cgroup/host.js';
+import type { LimitsView } from './cgroup/plan.js';
 import type { MachineSpec, ProcessExit, VmmKind } from './types.js';
 
 /** A paused guest written to disk by its VMM (hibernation, golden snapshots). */
@@ -57,6 +59,10 @@ export interface VmmHandle {
   readonly exited: Promise<ProcessExit>;
   /** Stops watching without stopping the VMM (controller shutdown: the VM keeps running and is adopted later). */
   release?(): void;
+  /** The cgroup limits it runs under (null: none). */
+  readonly limits?: LimitsView | null;
+  /** Its cgroup's counters (null: no cgroup). */
+  usage?(): Promise<CgroupUsage | null>;
   /** Writes the state of a PAUSED guest into dir. The VMM stays alive (the caller resumes or stops it). */
   saveState(dir: string): Promise<SavedState>;
   /**

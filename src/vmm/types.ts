@@ -1,4 +1,5 @@
 // What every VMM driver is given and reports. Drivers differ in how they start a machine, not in what it is.
+import type { VmResources } from './cgroup/plan.js';
 
 /** Every VMM Hangar drives. The one list: schemas, config, manifests and the doctor derive theirs from it. */
 export const VMM_KINDS = ['qemu', 'firecracker'] as const;
@@ -26,6 +27,8 @@ export interface MachineSpec {
   runDir: string;
   /** Run the VMM inside this network namespace (netns mode). */
   netns?: string;
+  /** The VM's own resource limits (create's `resources`); the rest derive from vcpus and memMiB. */
+  resources?: VmResources;
 }
 
 export interface ProcessExit {
@@ -34,4 +37,6 @@ export interface ProcessExit {
   /** Who ended it: 'hangar' (stop/destroy), 'guest' (shutdown/panic), 'unknown' (crash or outside kill). */
   by: 'hangar' | 'guest' | 'unknown';
   at: string;
+  /** The kernel's OOM killer ended it inside its cgroup (its memory limit). */
+  oomKilled?: boolean;
 }

@@ -9,6 +9,9 @@ import { runSteps } from '../../util/steps.js';
 import { checkFiles } from '../../util/files.js';
 import { sleep } from '../../util/timeout.js';
 import type { DriverProbe, RestoreOptions, SavedState, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
+import { VmCgroup } from '../cgroup/host.js';
+import { deriveLimits, planLimits, type LimitsView } from '../cgroup/plan.js';
+import { closeCgroup, type Confinement } from '../confine.js';
 import { readPidFile, readProc, SupervisedProcess } from '../supervisor.js';
 import type { ProcessIdentity, SpawnSpec } from '../supervisor.js';
 import type { MachineSpec, ProcessExit } from '../types.js';
@@ -16,7 +19,7 @@ import type { InstanceInfo, LogLevel, SnapshotType } from './api-types.js';
 import { FirecrackerApi } from './http.js';
 import type { FirecrackerAction, VmmModel } from './actions.js';
 import { hostPathInJail, IN_JAIL_SNAPSHOT, isOurVmm, planLaunch } from './launch.js';
-import type { JailerOptions, LaunchPlan } from './launch.js';
+import type { JailerCgroup, JailerOptions, LaunchPlan } from './launch.js';
 import { gatherFacts, probeVerdict, resolveBinary } from './probe.js';
 import type { HostFacts } from './probe.js';
 import { bootSequence, loggerRequest, pauseRequest, resumeRequest, snapshotCreateRequest, snapshotLoadRequest } from './requests.js';
@@ -56,6 +59,16 @@ export interface FirecrackerDriverOptions {
   termGraceMs?: number;
   /** Probe facts source (tests). */
   facts?: () => Promise<HostFacts>;
+  /** Cgroup limits (the jailer sets them, from the same per-VM limits QEMU gets); the user is the jailer's uid/gid. */
+  confine?: Confinement;
+}
+
+/** The jailer's cgroup options for a VM: its limits as the jailer's --cgroup files, under Hangar's root. Pure. */
+export function jailerCgroupFor(c: Confinement, spec: MachineSpec): JailerCgroup | undefined {
+  if (!c.cgroups) return undefined;
+  const l = c.cgroups;
+  const writes = planLimits(l.version, deriveLimits(spec, c.resources, spec.resources), { swapAccounting: l.swapAccounting });
+  return { version: l.version, parent: l.relRoot, writes: writes.map((w) => ({ file: w.file, value: w.value })) };
 }
 
 const DEFAULT_API_READY_MS = 5000;
@@ -133,9 +146,12 @@ export class FirecrackerHandle implements VmmHandle {
     readonly process: SupervisedProcess,
     readonly plan: LaunchPlan,
     private readonly termGraceMs: number,
+    /** The jailer's `<parent>/<id>` cgroup, removed after the exit. */
+    readonly cgroup: VmCgroup | null = null,
   ) {
     this.exited = process.exited.then(async (e) => {
       await cleanupAfterExit(this.plan).catch(() => undefined);
+      if (cgroup) e = await closeCgroup(cgroup, e);
       // Firecracker exits 0 when the guest resets or powers off (reboot=k, panic=N): the guest ended it.
       return e.by === 'unknown' && e.code === 0 ? { ...e, by: 'guest' } : e;
     });
@@ -143,6 +159,10 @@ export class FirecrackerHandle implements VmmHandle {
 
   get pid(): number {
     return this.process.pid;
+  }
+
+  get limits(): LimitsView | null {
+    return this.cgroup?.view ?? null;
   }
 
   get apiVersion(): ApiVersion {
@@ -241,6 +261,14 @@ export class FirecrackerDriver implements VmmDriver {
     }
   }
 
+  /** The cgroup the jailer made for a jailed VMM (`<Hangar's root>/<id>`), to be removed after its exit. */
+  private jailCgroup(plan: LaunchPlan, spec: MachineSpec): VmCgroup | null {
+    const c = this.opts.confine;
+    if (!plan.jail || !c?.cgroups) return null;
+    // The jailer names it after the id alone.
+    return new VmCgroup(c.cgroups, spec.id, new Map([...c.cgroups.roots].map(([k, r]) => [k, join(r, spec.id)])), deriveLimits(spec, c.resources, spec.resources));
+  }
+
   private async binaries(): Promise<{ firecracker: string; jailer?: JailerOptions }> {
     const env = this.opts.env ?? process.env;
     const fc = this.opts.binary ? { binary: this.opts.binary, source: 'option' } : await resolveBinary('FIRECRACKER_BIN', 'firecracker', env);
@@ -294,7 +322,9 @@ export class FirecrackerDriver implements VmmDriver {
   async startFirecracker(spec: MachineSpec, opts: { restore?: SnapshotLoadInput } = {}): Promise<FirecrackerHandle> {
     const bins = await this.binaries();
     const restoreFiles = opts.restore ? { snapshotPath: opts.restore.snapshotPath, memFilePath: opts.restore.memFilePath } : undefined;
-    const plan = planLaunch(spec, { binary: bins.firecracker, ...(bins.jailer ? { jailer: bins.jailer } : {}), ...(restoreFiles ? { restore: restoreFiles } : {}) });
+    const cgroup = bins.jailer && this.opts.confine ? jailerCgroupFor(this.opts.confine, spec) : undefined;
+    const jailer = bins.jailer ? { ...bins.jailer, ...(cgroup ? { cgroup } : {}) } : undefined;
+    const plan = planLaunch(spec, { binary: bins.firecracker, ...(jailer ? { jailer } : {}), ...(restoreFiles ? { restore: restoreFiles } : {}) });
     // Jailed, the VMM loads the state from the copies staged in its chroot.
     const load = opts.restore && plan.jail ? { ...opts.restore, ...IN_JAIL_SNAPSHOT } : opts.restore;
     const conversation = (api: ApiVersion): FirecrackerAction[] => load
@@ -366,7 +396,7 @@ export class FirecrackerDriver implements VmmDriver {
       }
       throw e;
     }
-    return new FirecrackerHandle(spec, ctx.api!, ctx.proc!, plan, this.opts.termGraceMs ?? DEFAULT_TERM_GRACE_MS);
+    return new FirecrackerHandle(spec, ctx.api!, ctx.proc!, plan, this.opts.termGraceMs ?? DEFAULT_TERM_GRACE_MS, this.jailCgroup(plan, spec));
   }
 
   /** The pid of a live VMM of this plan (exact argv match, not just the supervisor's markers), else null. */
@@ -412,7 +442,7 @@ export class FirecrackerDriver implements VmmDriver {
       return null;
     }
     const api = this.newApi(plan.apiSocket, this.targetApi(info.vmm_version), { state: info.state, bootConfigured: true });
-    return new FirecrackerHandle(spec, api, proc, plan, this.opts.termGraceMs ?? DEFAULT_TERM_GRACE_MS);
+    return new FirecrackerHandle(spec, api, proc, plan, this.opts.termGraceMs ?? DEFAULT_TERM_GRACE_MS, this.jailCgroup(plan, spec));
   }
 
   private logOpts(): { logLevel?: LogLevel } {

@@ -18,6 +18,35 @@ export interface JailerOptions {
   gid: number;
   chrootBaseDir: string;
   cgroupVersion?: 1 | 2;
+  /** The VM's cgroup limits, set by the jailer before it execs Firecracker (its --cgroup options). */
+  cgroup?: JailerCgroup;
+}
+
+/** The jailer's cgroup: `<parent>/<id>` in each hierarchy, the files it writes (`--cgroup FILE=VALUE`). */
+export interface JailerCgroup {
+  version: 1 | 2;
+  /** Relative to the cgroup mount (the jailer's --parent-cgroup). */
+  parent: string;
+  writes: readonly { file: string; value: string }[];
+}
+
+const CGROUP_PARENT_RE = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
+const CGROUP_FILE_RE = /^(cpu|cpuset|memory|pids|blkio|io)\.[a-z_.]+$/;
+
+/** `--cgroup-version V --parent-cgroup P --cgroup FILE=VALUE…`, validated. Pure. */
+export function jailerCgroupArgs(c: JailerCgroup): string[] {
+  if (c.version !== 1 && c.version !== 2) throw new HangarError('INVALID_ARGUMENT', `cgroup version must be 1 or 2 (got ${String(c.version)})`, { field: 'cgroup.version' });
+  if (!CGROUP_PARENT_RE.test(c.parent) || c.parent.split('/').some((p) => p === '.' || p === '..')) {
+    throw new HangarError('INVALID_ARGUMENT', `the parent cgroup must be a relative path without . or .. (got ${JSON.stringify(c.parent)})`, { field: 'cgroup.parent' });
+  }
+  const args = ['--cgroup-version', String(c.version), '--parent-cgroup', c.parent];
+  for (const w of c.writes) {
+    if (!CGROUP_FILE_RE.test(w.file) || !/^[0-9a-z: =]{1,200}$/.test(w.value)) {
+      throw new HangarError('INVALID_ARGUMENT', `not a cgroup setting the jailer takes: ${JSON.stringify(`${w.file}=${w.value}`)}`, { field: 'cgroup.writes' });
+    }
+    args.push('--cgroup', `${w.file}=${w.value}`);
+  }
+  return args;
 }
 
 /**
@@ -111,7 +140,7 @@ export function jailerArgv(j: JailerOptions & { id: string; execFile: string; ne
     '--uid', String(j.uid),
     '--gid', String(j.gid),
     '--chroot-base-dir', j.chrootBaseDir,
-    ...(j.cgroupVersion ? ['--cgroup-version', String(j.cgroupVersion)] : []),
+    ...(j.cgroup ? jailerCgroupArgs(j.cgroup) : j.cgroupVersion ? ['--cgroup-version', String(j.cgroupVersion)] : []),
     ...(j.netns ? ['--netns', join(NETNS_DIR, netnsName(j.netns))] : []),
     '--',
     ...firecrackerArgs,

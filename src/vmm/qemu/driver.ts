@@ -1,5 +1,7 @@
 // The QEMU microvm driver: same virtio-mmio device model as Firecracker, TCG where KVM does not really work.
-// start = build argv (pure, validated) → spawn supervised (inside spec.netns if set) → wait for QMP to answer.
+// start = build argv (pure, validated) → run directory, disk and console handed to the VMM user → its cgroup
+// with the VM's limits → spawn supervised (inside spec.netns if set, dropped to the VMM user by setpriv, under
+// QEMU's seccomp sandbox, CPUs stopped) → moved into its cgroup → QMP answers → `cont`.
 // Stop escalates: system_powerdown → QMP quit → SIGTERM → SIGKILL to the process group.
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -10,6 +12,9 @@ import { chooseAccel, qemuKvmCheck, type Accel, type AccelChoice, type KvmCheck 
 import { tail } from '../console.js';
 import { checkFiles } from '../../util/files.js';
 import type { DriverProbe, RestoreOptions, ResumeSync, SavedState, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
+import type { CgroupUsage, VmCgroup } from '../cgroup/host.js';
+import type { LimitsView } from '../cgroup/plan.js';
+import { adoptedCgroup, closeCgroup, dropPrivileges, findSetpriv, handOver, prepareRunDir, vmCgroup, type Confinement } from '../confine.js';
 import { SupervisedProcess, verifyProcess, readPidFile, type ProcessIdentity } from '../supervisor.js';
 import type { MachineSpec, ProcessExit } from '../types.js';
 import { buildQemuArgv, qmpSocketArg } from './argv.js';
@@ -37,6 +42,10 @@ export interface QemuDriverOptions {
    * entropy (src/snapshot/agent.ts). Off by default (the plain device set); the controller turns it on.
    */
   guestAgent?: boolean;
+  /** QEMU's seccomp sandbox (-sandbox QEMU_SANDBOX); default on. */
+  sandbox?: boolean;
+  /** The VMM user and cgroup limits (src/vmm/confine.ts); none: QEMU runs as the controller's user, unlimited. */
+  confine?: Confinement;
 }
 
 export interface QemuStartOptions {
@@ -68,11 +77,15 @@ export class QemuHandle implements VmmHandle {
     readonly startMs: number,
     /** Started with the agent channel and virtio-rng (part of the device set a snapshot of it needs). */
     readonly guestAgent: boolean,
+    /** Its cgroup (removed once it has exited), and the user it runs as. */
+    readonly cgroup: VmCgroup | null = null,
+    readonly socketOwner: { uid: number; gid: number } | null = null,
   ) {
     this.qmp = qmp;
     this.watch(qmp);
     this.exited = process.exited.then(async (e) => {
       this.qmp.close();
+      if (cgroup) e = await closeCgroup(cgroup, e);
       // After a SIGKILL QEMU cannot remove its socket; a stale one would mislead the next start.
       await rm(paths.qmpSocket, { force: true }).catch(() => undefined);
       await rm(paths.agentSocket, { force: true }).catch(() => undefined);
@@ -82,6 +95,14 @@ export class QemuHandle implements VmmHandle {
 
   get pid(): number {
     return this.process.pid;
+  }
+
+  get limits(): LimitsView | null {
+    return this.cgroup?.view ?? null;
+  }
+
+  async usage(): Promise<CgroupUsage | null> {
+    return this.cgroup ? this.cgroup.usage() : null;
   }
 
   /** QEMU reports who shut the machine down; a guest-initiated end (poweroff, reboot, panic) is the guest's. */
@@ -235,11 +256,16 @@ export class QemuDriver implements VmmDriver {
     const paths = qemuRunPaths(spec.runDir);
     // Pure and validating: nothing has been touched on the host if this throws.
     const agent = opts.guestAgent ?? this.opts.guestAgent ?? false;
+    const confine = this.opts.confine;
+    const user = confine?.user ?? null;
+    // With a cgroup the CPUs start stopped, so no guest instruction runs before the process is inside it.
+    const paused = !!confine?.cgroups && opts.incoming === undefined;
     const argv = buildQemuArgv(spec, {
-      accel: accel.accel, qmpSocket: paths.qmpSocket,
+      accel: accel.accel, qmpSocket: paths.qmpSocket, sandbox: this.opts.sandbox ?? true, paused,
       ...(agent ? { agentSocket: paths.agentSocket, rng: true } : {}),
       ...(opts.incoming !== undefined ? { incoming: opts.incoming } : {}),
     });
+    const setpriv = user ? (confine?.setpriv ?? (await findSetpriv())) : null;
 
     await mkdir(spec.runDir, { recursive: true, mode: 0o750 });
     const oldPid = await readPidFile(paths.pidFile);
@@ -249,26 +275,42 @@ export class QemuDriver implements VmmDriver {
     await rm(paths.qmpSocket, { force: true });
     await rm(paths.agentSocket, { force: true });
     await rm(paths.pidFile, { force: true });
+    if (user) {
+      // QEMU creates its sockets in the run directory and opens the disk and console by path, as the VMM user.
+      await prepareRunDir(spec.runDir, user);
+      await handOver(user, { disk: spec.rootfsPath, console: spec.consoleLogPath });
+    }
+    const cgroup = confine ? await vmCgroup(confine, spec) : null;
+    const [command, args] = user && setpriv ? dropPrivileges(setpriv, user, accel.accel === 'kvm', binary, argv) : [binary, argv];
 
     const t0 = performance.now();
-    const proc = await SupervisedProcess.spawn({
-      command: binary, args: argv, logPath: paths.vmmLog, pidFile: paths.pidFile, ...(spec.netns ? { netns: spec.netns } : {}),
-    });
+    let proc: SupervisedProcess;
+    try {
+      proc = await SupervisedProcess.spawn({
+        command, args, logPath: paths.vmmLog, pidFile: paths.pidFile, ...(spec.netns ? { netns: spec.netns } : {}),
+      });
+    } catch (e) {
+      await cgroup?.remove().catch(() => undefined);
+      throw e;
+    }
     const gone = new AbortController();
     void proc.exited.then(() => gone.abort());
     let qmp: QmpClient;
     try {
+      await cgroup?.join(proc.pid);
       qmp = await connectQmpWhenReady(paths.qmpSocket, {
         timeoutMs: this.opts.startTimeoutMs ?? 15_000, commandTimeoutMs: this.opts.qmpTimeoutMs ?? 10_000, signal: gone.signal,
       });
+      if (paused) await qmp.cont();
     } catch (e) {
-      const exit = proc.exit ?? (await proc.terminate({ graceMs: 1000 }));
+      let exit = proc.exit ?? (await proc.terminate({ graceMs: 1000 }));
+      if (cgroup) exit = await closeCgroup(cgroup, exit);
       const log = await tail(paths.vmmLog, 20);
       throw new HangarError('VMM_START_FAILED', `QEMU for ${spec.id} did not come up: ${log.trim().split('\n').at(-1) || (e as Error).message}`, {
         id: spec.id, exit, vmmLog: log, cause: isHangarError(e) ? e.toJSON() : String(e),
       }, { cause: e });
     }
-    return new QemuHandle(spec, proc, qmp, paths, accel, Math.round(performance.now() - t0), agent);
+    return new QemuHandle(spec, proc, qmp, paths, accel, Math.round(performance.now() - t0), agent, cgroup, user ? { uid: user.uid, gid: user.gid } : null);
   }
 
   async adopt(spec: MachineSpec): Promise<VmmHandle | null> {
@@ -279,7 +321,9 @@ export class QemuDriver implements VmmDriver {
     try {
       const qmp = await QmpClient.connect(paths.qmpSocket, { timeoutMs: 5000, commandTimeoutMs: this.opts.qmpTimeoutMs ?? 10_000 });
       // QEMU created the agent socket if it was started with the channel.
-      return new QemuHandle(spec, proc, qmp, paths, null, 0, existsSync(paths.agentSocket));
+      const confine = this.opts.confine;
+      const user = confine?.user ?? null;
+      return new QemuHandle(spec, proc, qmp, paths, null, 0, existsSync(paths.agentSocket), confine ? adoptedCgroup(confine, spec) : null, user ? { uid: user.uid, gid: user.gid } : null);
     } catch (e) {
       proc.release();
       // Ours and alive but deaf: not "gone". The caller decides (usually: stop it by signal and start afresh).

@@ -9,7 +9,7 @@
 //   shell, no helper process, and the path is validated strictly before QEMU sees it. Chosen.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { chown, rm, stat } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,6 +25,8 @@ export interface QemuStateSource {
   readonly pid: number;
   readonly paths: QemuRunPaths;
   client(): Promise<QmpClient>;
+  /** The unprivileged user QEMU runs as: the socket it connects to is handed to it. */
+  readonly socketOwner?: { uid: number; gid: number } | null;
 }
 
 /** What loading needs of a QEMU started with -incoming (QemuHandle is one). */
@@ -113,6 +115,8 @@ export async function saveQemuState(handle: QemuStateSource, file: string, opts:
   const sock = safeSocketPath(handle.paths.migrateOutSocket, 'migrateOutSocket');
   await rm(sock, { force: true });
   const srv = await listen(sock);
+  // Made by this (root) process under umask 077: a QEMU running as its own user must be able to connect.
+  if (handle.socketOwner) await chown(sock, handle.socketOwner.uid, handle.socketOwner.gid);
   const m = meter();
   let conn: Socket | undefined;
   const written = new Promise<void>((resolve, reject) => {
