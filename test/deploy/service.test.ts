@@ -28,3 +28,22 @@ test('the unit starts a command the CLI really has, in the foreground', () => {
   for (const flag of args.slice(1)) assert.ok(flag.replace(/^--/, '') in up.options, `${flag} is an option of 'hangar up'`);
   assert.ok(args.includes('--foreground'));
 });
+
+test('the unit is hardened: read-only OS with the paths Hangar writes, private /tmp, no new privileges, limits', () => {
+  const u = unit();
+  const one = (k: string): string => { const v = u.get(k); assert.equal(v?.length, 1, `${k} is set once`); return v![0]!; };
+  assert.equal(one('ProtectSystem'), 'strict');
+  const rw = (u.get('ReadWritePaths') ?? []).flatMap((l) => l.split(/\s+/)).map((p) => p.replace(/^-/, ''));
+  for (const p of ['/var/lib/hangar', '/var/cache/hangar', '/run/netns', '/sys/fs/cgroup', '/srv/jailer']) assert.ok(rw.includes(p), `${p} stays writable`);
+  assert.equal(one('ProtectHome'), 'yes');
+  assert.equal(one('PrivateTmp'), 'yes');
+  assert.equal(one('NoNewPrivileges'), 'yes', 'compatible: setpriv only drops privileges');
+  assert.equal(one('UMask'), '0077');
+  assert.ok(Number(one('LimitNOFILE')) >= 4096);
+  assert.ok(Number(one('TasksMax')) >= 4096);
+  assert.match(one('MemoryMax'), /^(infinity|\d+[KMGT%]?)$/, 'a memory limit option, documented in the unit');
+  assert.equal(one('Delegate'), 'yes', 'Hangar makes its VM cgroups inside the unit');
+  assert.equal(one('StateDirectoryMode'), '0711', 'the VMM user passes through to its run directory');
+  const caps = one('CapabilityBoundingSet').split(/\s+/);
+  for (const c of ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_CHOWN', 'CAP_KILL', 'CAP_SYS_PTRACE']) assert.ok(caps.includes(c), `${c} is kept`);
+});

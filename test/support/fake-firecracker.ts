@@ -297,6 +297,31 @@ function argValue(args: string[], name: string): string | undefined {
   return args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
 }
 
+/** The cgroup controllers the jailer knows a file's prefix for, by cgroup version (Firecracker's jailer/src/cgroup.rs). */
+const FAKE_JAILER_CONTROLLERS = { 1: ['cpu', 'cpuset', 'memory', 'pids', 'blkio', 'cpuacct', 'hugetlb', 'net_cls', 'net_prio'], 2: ['cpu', 'cpuset', 'memory', 'pids', 'io', 'hugetlb'] } as const;
+
+/**
+ * The FAKE jailer's reading of its cgroup options, as the real one reads them: `--cgroup-version 1|2` (default 1),
+ * `--parent-cgroup` (a relative path; default the exec file's name), repeated `--cgroup FILE=VALUE` whose FILE is
+ * `<controller>.<param>` of a controller that version has. Throws what the jailer would refuse.
+ */
+export function fakeJailerCgroups(own: readonly string[], execName: string): { version: 1 | 2; parent: string; settings: { file: string; value: string }[] } {
+  const v = argValue([...own], '--cgroup-version') ?? '1';
+  if (v !== '1' && v !== '2') throw new Error(`fake jailer: invalid cgroup version ${v}`);
+  const version = Number(v) as 1 | 2;
+  const parent = argValue([...own], '--parent-cgroup') ?? execName;
+  if (parent.startsWith('/') || parent.split('/').includes('..')) throw new Error(`fake jailer: invalid parent cgroup ${parent}`);
+  const settings: { file: string; value: string }[] = [];
+  own.forEach((a, i) => {
+    if (a !== '--cgroup') return;
+    const m = /^(([a-z_]+)\.[a-z_.]+)=(.+)$/s.exec(own[i + 1] ?? '');
+    if (!m) throw new Error(`fake jailer: --cgroup takes <cgroup_file>=<value> (got ${JSON.stringify(own[i + 1])})`);
+    if (!(FAKE_JAILER_CONTROLLERS[version] as readonly string[]).includes(m[2]!)) throw new Error(`fake jailer: cgroup v${version} has no controller ${m[2]}`);
+    settings.push({ file: m[1]!, value: m[3]! });
+  });
+  return { version, parent, settings };
+}
+
 /**
  * FAKE jailer (invoked with --exec-file): builds <chroot-base>/<exec-file name>/<id>/root and hands it to the
  * FAKE Firecracker, chowns it, and drops to --uid/--gid like the real jailer, so staged files must really be
@@ -311,6 +336,9 @@ function fakeJailer(args: string[]): { root: string; id: string; fcArgs: string[
   const gid = Number(argValue(own, '--gid'));
   if (!id || !exec || !Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error('fake jailer: --id, --exec-file, --uid and --gid are required');
   if (argValue(own, '--netns')) throw new Error('fake jailer: cannot join a network namespace');
+  const cgroups = fakeJailerCgroups(own, basename(exec));
+  // It checks its cgroup options like the real one but applies none; FAKE_JAILER_CGROUP_LOG records what it got.
+  if (process.env.FAKE_JAILER_CGROUP_LOG) appendFileSync(process.env.FAKE_JAILER_CGROUP_LOG, `${JSON.stringify({ id, ...cgroups })}\n`);
   const root = join(argValue(own, '--chroot-base-dir') ?? '/srv/jailer', basename(exec), id, 'root');
   mkdirSync(root, { recursive: true });
   chownSync(root, uid, gid);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isHangarError } from '../../../src/errors.js';
-import { buildQemuArgv, escapeOptionValue, qmpSocketArg } from '../../../src/vmm/qemu/argv.js';
+import { buildQemuArgv, escapeOptionValue, QEMU_SANDBOX, qmpSocketArg } from '../../../src/vmm/qemu/argv.js';
 import type { MachineSpec } from '../../../src/vmm/types.js';
 
 const spec: MachineSpec = {
@@ -89,4 +89,15 @@ test('injection through values that cannot be escaped is refused', () => {
   assert.throws(() => buildQemuArgv(spec, { accel: 'tcg', qmpSocket: `/${'d'.repeat(110)}/qmp.sock` }), /at most 107 bytes/);
   assert.throws(() => buildQemuArgv(spec, { accel: 'hvf' as 'tcg', qmpSocket }), /accel/);
   assert.throws(() => buildQemuArgv(spec, { accel: 'tcg', qmpSocket, incoming: 'file:/x' }), /incoming/);
+});
+
+test('confined: the seccomp sandbox denies everything QEMU 7.2 can deny, and -S holds the CPUs for the cgroup move', () => {
+  const argv = buildQemuArgv(spec, { accel: 'tcg', qmpSocket, sandbox: true, paused: true });
+  const i = argv.indexOf('-sandbox');
+  assert.equal(argv[i + 1], 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');
+  assert.equal(QEMU_SANDBOX, argv[i + 1]);
+  assert.ok(argv.includes('-S'));
+  assert.ok(!argv.includes('-runas'), 'setpriv drops to the user: -runas needs setuid, which elevateprivileges=deny kills (SIGSYS)');
+  const plain = buildQemuArgv(spec, { accel: 'tcg', qmpSocket });
+  assert.ok(!plain.includes('-sandbox') && !plain.includes('-S'));
 });
