@@ -6,6 +6,7 @@ import type { HangarMetrics } from '../metrics.js';
 import type { SnapshotService } from '../snapshot/service.js';
 import type { StateStore } from '../store/store.js';
 import type { VmService } from '../vm/service.js';
+import type { LimitsView } from '../vmm/cgroup/plan.js';
 
 /** What the controller's golden snapshots offer the API. */
 export type SnapshotPort = Pick<SnapshotService, 'list' | 'get' | 'create' | 'remove' | 'dependants'>;
@@ -64,6 +65,8 @@ export interface VmView {
   bootMs: number | null;
   network: { ip: string; mac: string; tap: string; gateway: string } | null;
   lastError: VmRecord['lastError'];
+  /** The cgroup limits its VMM runs (or last ran) under; null without cgroups. */
+  limits?: LimitsView | null;
 }
 
 export function toVmView(r: VmRecord): VmView {
@@ -74,5 +77,6 @@ export function toVmView(r: VmRecord): VmView {
     pid: r.pid, bootMs: r.bootMs,
     network: net && net.ip ? { ip: net.ip, mac: net.mac, tap: net.tap, gateway: net.gateway } : null,
     lastError: r.lastError,
+    limits: r.spec?.limits ?? null,
   };
 }

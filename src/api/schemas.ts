@@ -56,6 +56,14 @@ export const vmSchema = {
       type: ['object', 'null'],
       properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object', additionalProperties: true } },
     },
+    /** The cgroup limits of its VMM (src/vmm/cgroup/): cores, MiB (guest memory + the VMM's own), pids, io. */
+    limits: {
+      type: ['object', 'null'],
+      properties: {
+        cgroupVersion: { type: 'integer' }, cgroup: { type: 'string' }, cpuCores: { type: 'number' }, memMiB: { type: 'integer' },
+        swapMiB: { type: 'integer' }, pids: { type: 'integer' }, io: { type: ['object', 'null'], additionalProperties: true },
+      },
+    },
     /** A hibernated VM is 'stopped' with its memory on disk; start/resume restores it. */
     hibernated: { type: 'boolean' },
     /** Set for a clone: its snapshot, its own namespace, and the address the guest has inside it. */

@@ -13,9 +13,10 @@ import type { ImageSource } from '../vm/manager.js';
 import type { HostInfo } from '../vm/service.js';
 import {
   cloneOf, guestAddress, IMAGE_FILE_REQUESTS, isClone, judgeAccel, judgeBridge, judgeDesktopBinaries, judgeForwarding, judgeFsck, judgeHostLink,
-  judgeInit, judgeLeftovers, judgeLint, judgeNetfilter, judgeNetns, judgeNetOverrides, judgeRpFilter, judgeTun, judgeVmmDrivers, judgeVmmProcess,
+  judgeInit, judgeLeftovers, judgeLint, judgeNetfilter, judgeNetns, judgeNetOverrides, judgeRpFilter, judgeTun, judgeCgroups, judgeVmmDrivers, judgeVmmProcess,
   LIVE_STATES, lsNames, rpFilterKeys, vmSideNs, vmView, type ReachFacts, type VmView,
 } from './judges.js';
+import { detectCgroups } from '../vmm/cgroup/host.js';
 import { mergeByCode, orderDoctorFindings, topCause, type CheckScope, type DoctorCheck, type DoctorFinding, type DoctorReport, type Verdict } from './model.js';
 import {
   probeAccel, probeBrNetfilter, probeDebugfs, probeDir, probeFdb, probeFile, probeForwardChain, probeFsck, probeLinks, probeNeigh,
@@ -133,6 +134,11 @@ export async function runDoctor(deps: DoctorDeps, opts: DoctorOptions = {}): Pro
       const [acc, procs] = await Promise.all([probeAccel(), p.procs()]);
       const accels = vms.filter((v) => LIVE_STATES.includes(v.vm.state)).map((v) => ({ vmId: v.vm.id, accel: judgeVmmProcess(v, procs.value).accel }));
       return { ran: ranOf(acc, procs), verdict: judgeAccel(acc.value!, accels) };
+    }),
+    check('host.cgroups', 'host', 'Cgroups for VMM limits', async () => {
+      const d = await detectCgroups();
+      const root = d.layout ? [...d.layout.roots.values()][0] ?? null : null;
+      return { ran: ['read /proc/self/mountinfo and /proc/self/cgroup'], verdict: judgeCgroups({ version: d.layout?.version ?? null, reason: d.reason, root: root ? `${root}/` : null }) };
     }),
     check('host.tun', 'host', '/dev/net/tun', async () => {
       const t = await probeTun();

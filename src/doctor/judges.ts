@@ -72,6 +72,16 @@ export function judgeAccel(facts: AccelFacts, accels: readonly { vmId: string; a
   return { saw: `${choice.accel.toUpperCase()}: ${choice.reason}`, findings };
 }
 
+/** Which cgroup version VMM limits use (src/vmm/cgroup/), or why they cannot be applied. */
+export function judgeCgroups(c: { version: 1 | 2 | null; reason: string; root: string | null }): Verdict {
+  if (c.version !== null) return ok(`${c.reason}: VMM limits in ${c.root ?? 'hangar/'}vm-ID`);
+  return {
+    saw: `no usable cgroups: ${c.reason}`,
+    findings: [finding('DOC_CGROUPS_UNAVAILABLE', 'warning', `VMMs run without CPU, memory and pids limits: ${c.reason}; one VM can starve the others and the controller.`,
+      'Mount the cpu, memory and pids controllers (cgroup v2 with them enabled, or v1 hierarchies) and run the controller as root (Delegate=yes under systemd).', [c.reason])],
+  };
+}
+
 export function judgeTun(t: TunFacts): Verdict {
   if (t.exists && t.charDevice && t.openable) return ok('/dev/net/tun is a character device and opens read-write');
   const what = !t.exists ? 'does not exist' : !t.charDevice ? 'is not a character device' : `cannot be opened (${t.error ?? 'error'})`;

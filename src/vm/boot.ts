@@ -7,6 +7,7 @@ import { HangarError } from '../errors.js';
 import type { VmNet } from '../domain/vm.js';
 import type { Step, Undo } from '../util/steps.js';
 import type { ResumeSync, RestoreOptions, VmmDriver, VmmHandle } from '../vmm/driver.js';
+import type { LimitsView } from '../vmm/cgroup/plan.js';
 import type { MachineSpec } from '../vmm/types.js';
 import type { Disks } from './disks.js';
 import { describeNet, type VmNetwork } from './network.js';
@@ -41,7 +42,8 @@ export interface BootPorts {
   driver: VmmDriver;
   /** The VM goes 'booting' with this spec (recorded before the VMM starts, so a crash can be adopted or failed). */
   recordBooting(spec: MachineSpec): void;
-  recordPid(pid: number): void;
+  /** The VMM runs: its pid, and the cgroup limits it runs under (null: none). */
+  recordPid(pid: number, limits?: LimitsView | null): void;
   /** A cold boot starts a new console log. */
   resetConsole(path: string): Promise<void>;
   /** A restore appends to the log after a marker line: the boot's history stays. */
@@ -103,7 +105,7 @@ export function coldBootSteps(id: string, spec: MachineSpec, net: VmNet, from: E
         p.recordBooting(spec);
         await p.resetConsole(spec.consoleLogPath);
         c.handle = await p.driver.start(spec);
-        p.recordPid(c.handle.pid);
+        p.recordPid(c.handle.pid, c.handle.limits ?? null);
         return vmmUndo(c.handle);
       },
     },
@@ -126,7 +128,7 @@ export function restoreSteps(id: string, spec: MachineSpec, net: VmNet, from: Ex
         p.recordBooting(spec);
         await p.appendConsole(spec.consoleLogPath, consoleRestoredLine(from.what, p.now()));
         c.handle = await p.driver.restore(spec, from.stateDir, from.restore);
-        p.recordPid(c.handle.pid);
+        p.recordPid(c.handle.pid, c.handle.limits ?? null);
         return vmmUndo(c.handle);
       },
     },

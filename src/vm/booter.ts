@@ -106,7 +106,10 @@ export class Booter {
       network: this.d.network,
       driver,
       recordBooting: (spec) => { this.d.store.setState(id, 'booting', { spec }); },
-      recordPid: (pid) => this.d.store.patchVm(id, { pid }),
+      recordPid: (pid, limits) => {
+        const spec = this.d.store.getVm(id)?.spec;
+        this.d.store.patchVm(id, { pid, ...(spec ? { spec: { ...spec, limits: limits ?? null } } : {}) });
+      },
       resetConsole: resetConsoleFile,
       appendConsole: appendConsoleLine,
       waitGuestReady: async (spec, handle, signal) => {

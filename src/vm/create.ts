@@ -55,7 +55,13 @@ export function coldMachineSpec(vm: VmRecord, image: Pick<ImageInfo, 'kernelPath
   return {
     id: vm.id, kernelPath: image.kernelPath, rootfsPath: join(vm.runDir, 'rootfs.ext4'), bootArgs, vcpus: vm.vcpus, memMiB: vm.memMiB,
     net: nic.nic, consoleLogPath: join(vm.runDir, 'console.log'), runDir: vm.runDir, ...(nic.netns ? { netns: nic.netns } : {}),
+    // The VM's own limits were given at create and live on in its recorded spec.
+    ...(vm.spec?.resources ? { resources: vm.spec.resources } : {}),
   };
+}
+
+function withResources(spec: MachineSpec, req: CreateVmRequest): MachineSpec {
+  return req.resources ? { ...spec, resources: req.resources } : spec;
 }
 
 export async function planColdCreate(req: CreateVmRequest, image: ImageInfo, vmm: VmmKind, c: CreateContext): Promise<CreatePlan> {
@@ -71,7 +77,7 @@ export async function planColdCreate(req: CreateVmRequest, image: ImageInfo, vmm
     },
     plan: c.network.poolPlan(c.id),
     driver,
-    boot: (vm) => ({ spec: coldMachineSpec(vm, image, c.network), from: { kind: 'cold', imageDisk: image.rootfsPath, fresh: true } }),
+    boot: (vm) => ({ spec: withResources(coldMachineSpec(vm, image, c.network), req), from: { kind: 'cold', imageDisk: image.rootfsPath, fresh: true } }),
     what: { image: image.id, vmm },
   };
 }
@@ -118,7 +124,7 @@ export async function planClone(req: CreateVmRequest, snap: StoredSnapshot, c: C
     boot: (vm) => {
       const nic = vmmNic(c.network.config, vm.net!);
       return {
-        spec: { ...base, net: nic.nic, ...(nic.netns ? { netns: nic.netns } : {}) },
+        spec: withResources({ ...base, net: nic.nic, ...(nic.netns ? { netns: nic.netns } : {}) }, req),
         from: { kind: 'restore', stateDir: snap.dir, restore, diskFrom: join(snap.dir, SNAPSHOT_DISK), what: `snapshot ${m.id}`, hostname: vm.name },
       };
     },

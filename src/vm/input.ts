@@ -4,6 +4,7 @@
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { PROFILES, type Profile } from '../image/plan.js';
+import type { VmResources } from '../vmm/cgroup/plan.js';
 import { VMM_KINDS, type VmmKind } from '../vmm/types.js';
 
 import { schemaError } from '../util/schema-error.js';
@@ -32,6 +33,13 @@ export const DEFAULT_LIMITS: VmLimits = {
 /** A reference to an image or a snapshot: an id, an id prefix or a profile name. */
 export const refString = (description: string) => Type.String({ minLength: 1, maxLength: REF_MAX_LENGTH, pattern: REF_PATTERN, description });
 
+/** A VM's own host limits (its VMM's cgroup); what is left out derives from vcpus and memMiB and the config. */
+export const resourcesSchema = Type.Object({
+  cpuCores: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU time in cores (default: its vCPUs)' })),
+  memMiB: Type.Optional(Type.Integer({ minimum: 32, maximum: 4 * 1024 * 1024, description: 'memory of the whole VMM process (default: guest memory + the configured overhead)' })),
+  pids: Type.Optional(Type.Integer({ minimum: 16, maximum: 4_194_304, description: 'processes and threads of the VMM' })),
+}, { additionalProperties: false });
+
 /** The body of POST /v1/vms for these limits. */
 export function createVmSchema(limits: VmLimits = DEFAULT_LIMITS) {
   const l = limits;
@@ -44,6 +52,7 @@ export function createVmSchema(limits: VmLimits = DEFAULT_LIMITS) {
     ttlSeconds: Type.Optional(Type.Integer({ minimum: l.ttlSeconds.min, maximum: l.ttlSeconds.max, description: 'destroyed this long after creation (default: never)' })),
     vmm: Type.Optional(Type.Enum(VMM_KINDS, { description: 'default: the controller\'s defaultVmm' })),
     fromSnapshot: Type.Optional(refString('a golden snapshot id: restore a clone of it instead of booting')),
+    resources: Type.Optional(resourcesSchema),
   }, { additionalProperties: false });
 }
 
@@ -59,6 +68,8 @@ export interface CreateVmRequest {
   ttlSeconds: number | null;
   vmm: VmmKind | null;
   fromSnapshot: string | null;
+  /** The VM's own cgroup limits (absent: all derived). */
+  resources?: VmResources;
   /** Which options the request gave (the rest are defaults): a clone refuses given ones its snapshot fixes. */
   given: { vcpus: boolean; memMiB: boolean; profile: boolean };
 }
@@ -93,6 +104,7 @@ export function normalizeCreate(input: CreateVmInput, limits: VmLimits = DEFAULT
     ttlSeconds: input.ttlSeconds ?? null,
     vmm: input.vmm ?? null,
     fromSnapshot: input.fromSnapshot ?? null,
+    ...(input.resources ? { resources: input.resources } : {}),
     given: { vcpus: input.vcpus !== undefined, memMiB: input.memMiB !== undefined, profile: input.profile !== undefined },
   };
 }

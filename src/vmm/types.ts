@@ -1,5 +1,5 @@
 // What every VMM driver is given and reports. Drivers differ in how they start a machine, not in what it is.
-import type { VmResources } from './cgroup/plan.js';
+import type { LimitsView, VmResources } from './cgroup/plan.js';
 
 /** Every VMM Hangar drives. The one list: schemas, config, manifests and the doctor derive theirs from it. */
 export const VMM_KINDS = ['qemu', 'firecracker'] as const;
@@ -29,6 +29,8 @@ export interface MachineSpec {
   netns?: string;
   /** The VM's own resource limits (create's `resources`); the rest derive from vcpus and memMiB. */
   resources?: VmResources;
+  /** The cgroup limits its VMM was started under (recorded after the start for `vm show`; not an input). */
+  limits?: LimitsView | null;
 }
 
 export interface ProcessExit {

@@ -7,7 +7,7 @@ import { planVmNetwork } from '../../src/net/plan.js';
 import type { VmRecord } from '../../src/store/store.js';
 import {
   judgeAccel, judgeBootArgs, judgeBridge, judgeDuplicates, judgeFsck, judgeHostLink, judgeIcmp, judgeInit, judgeLeftovers, judgeNeighbour,
-  judgeNetfilter, judgeNetOverrides, judgeRpFilter, judgeTap, judgeTun, judgeVmmDrivers, judgeVmState, judgeVnc, vmView,
+  judgeNetfilter, judgeNetOverrides, judgeRpFilter, judgeTap, judgeTun, judgeCgroups, judgeVmmDrivers, judgeVmState, judgeVnc, vmView,
 } from '../../src/doctor/judges.js';
 import { parseDebugfs, type LinkFact, type NeighFact } from '../../src/doctor/probes.js';
 
@@ -194,4 +194,11 @@ test('image: e2fsck errors, a missing init, network managers that would override
   const active = judgeNetOverrides(clean, new Map([['20-net.sh', '# site network\ndhclient -nw eth0\n']]));
   assert.equal(active.findings[0]!.severity, 'error');
   assert.match(active.findings[0]!.message, /20-net\.sh: dhclient -nw eth0/);
+});
+
+test('cgroups: the version in use is reported; none usable is a warning, never the cause of a VM failure', () => {
+  const v1 = judgeCgroups({ version: 1, reason: 'cgroup v1 (hybrid: the v2 tree holds no controllers)', root: '/sys/fs/cgroup/cpu/hangar/' });
+  assert.deepEqual(codes(v1), []);
+  assert.match(v1.saw, /cgroup v1 \(hybrid/);
+  assert.deepEqual(codes(judgeCgroups({ version: null, reason: 'no cpu controller', root: null })), ['DOC_CGROUPS_UNAVAILABLE']);
 });

@@ -5,7 +5,7 @@
 // Stop escalates: system_powerdown → QMP quit → SIGTERM → SIGKILL to the process group.
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { HangarError, isHangarError } from '../../errors.js';
 import { run, which } from '../../util/exec.js';
 import { chooseAccel, qemuKvmCheck, type Accel, type AccelChoice, type KvmCheck } from '../accel.js';
@@ -14,7 +14,7 @@ import { checkFiles } from '../../util/files.js';
 import type { DriverProbe, RestoreOptions, ResumeSync, SavedState, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
 import type { CgroupUsage, VmCgroup } from '../cgroup/host.js';
 import type { LimitsView } from '../cgroup/plan.js';
-import { adoptedCgroup, closeCgroup, dropPrivileges, findSetpriv, handOver, prepareRunDir, vmCgroup, type Confinement } from '../confine.js';
+import { adoptedCgroup, closeCgroup, dropPrivileges, ensureTraversable, findSetpriv, handOver, prepareRunDir, vmCgroup, type Confinement } from '../confine.js';
 import { SupervisedProcess, verifyProcess, readPidFile, type ProcessIdentity } from '../supervisor.js';
 import type { MachineSpec, ProcessExit } from '../types.js';
 import { buildQemuArgv, qmpSocketArg } from './argv.js';
@@ -279,6 +279,7 @@ export class QemuDriver implements VmmDriver {
       // QEMU creates its sockets in the run directory and opens the disk and console by path, as the VMM user.
       await prepareRunDir(spec.runDir, user);
       await handOver(user, { disk: spec.rootfsPath, console: spec.consoleLogPath });
+      await ensureTraversable(dirname(spec.kernelPath)); // the kernel itself is world-readable in the image store
     }
     const cgroup = confine ? await vmCgroup(confine, spec) : null;
     const [command, args] = user && setpriv ? dropPrivileges(setpriv, user, accel.accel === 'kvm', binary, argv) : [binary, argv];
