@@ -10,6 +10,8 @@ export interface MetricsReaders {
   vmsByState: () => Record<string, number>;
   poolFree: () => number;
   poolSize: () => number;
+  /** The cgroup limits of the VMs whose VMM runs (src/vmm/cgroup/). */
+  vmLimits?: () => { vm: string; cpuCores: number; memMiB: number; pids: number }[];
 }
 
 export interface MetricsOptions {
@@ -54,6 +56,18 @@ export class HangarMetrics {
       },
     });
     new Gauge({ name: 'hangar_ip_pool_free', help: 'Free guest addresses in the pool', registers: [this.registry], collect() { this.set(readers().poolFree()); } });
+    const limit = (name: string, help: string, pick: (l: { cpuCores: number; memMiB: number; pids: number }) => number): void => {
+      new Gauge({
+        name, help, labelNames: ['vm'], registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const l of readers().vmLimits?.() ?? []) this.set({ vm: l.vm }, pick(l));
+        },
+      });
+    };
+    limit('hangar_vm_limit_cpu_cores', "A running VM's CPU limit (its VMM's cgroup), in cores", (l) => l.cpuCores);
+    limit('hangar_vm_limit_memory_bytes', "A running VM's memory limit (guest memory + the VMM's own)", (l) => l.memMiB * 1024 * 1024);
+    limit('hangar_vm_limit_pids', "A running VM's limit on its VMM's processes and threads", (l) => l.pids);
     new Gauge({ name: 'hangar_ip_pool_size', help: 'Guest addresses in the pool', registers: [this.registry], collect() { this.set(readers().poolSize()); } });
   }
 }

@@ -103,3 +103,16 @@ test('metricValue matches labels exactly', async () => {
   assert.equal(await metricValue(m.requests, { route: '/a' }), 0, 'a subset of the labels is not a match');
   assert.equal(await metricValue(m.requests, { route: '/b', status: '2xx' }), 0);
 });
+
+test("a running VM's cgroup limits are gauges by VM, read at scrape time", async () => {
+  const m = new HangarMetrics({ defaultMetrics: false });
+  let limits = [{ vm: 'vm-1', cpuCores: 0.3, memMiB: 768, pids: 512 }];
+  m.wire({ vmsByState: () => ({}), poolFree: () => 0, poolSize: () => 0, vmLimits: () => limits });
+  let text = await m.render();
+  assert.match(text, /^hangar_vm_limit_cpu_cores\{vm="vm-1"\} 0\.3$/m);
+  assert.match(text, new RegExp(`^hangar_vm_limit_memory_bytes\\{vm="vm-1"\\} ${768 * 1024 * 1024}$`, 'm'));
+  assert.match(text, /^hangar_vm_limit_pids\{vm="vm-1"\} 512$/m);
+  limits = [];
+  text = await m.render();
+  assert.doesNotMatch(text, /vm="vm-1"/, 'a VM that no longer runs is not exported');
+});

@@ -103,6 +103,10 @@ export class VmManager implements VmService {
       vmsByState: () => o.store.countByState(),
       poolFree: () => this.network.poolSize() - o.store.allocations('ip').length,
       poolSize: () => this.network.poolSize(),
+      vmLimits: () => this.live.ids().flatMap((id) => {
+        const l = this.live.get(id)?.handle.limits;
+        return l ? [{ vm: id, cpuCores: l.cpuCores, memMiB: l.memMiB, pids: l.pids }] : [];
+      }),
     });
   }
 

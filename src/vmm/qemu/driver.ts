@@ -318,7 +318,12 @@ export class QemuDriver implements VmmDriver {
     const binary = await this.binary();
     const paths = qemuRunPaths(spec.runDir);
     const proc = await SupervisedProcess.adopt(paths.pidFile, this.identity(spec, binary));
-    if (!proc) return null;
+    if (!proc) {
+      // Its VMM died while no controller watched: the cgroup it left (empty) goes too.
+      const left = this.opts.confine ? adoptedCgroup(this.opts.confine, spec) : null;
+      if (left && (await left.pids()).length === 0) await left.remove().catch(() => undefined);
+      return null;
+    }
     try {
       const qmp = await QmpClient.connect(paths.qmpSocket, { timeoutMs: 5000, commandTimeoutMs: this.opts.qmpTimeoutMs ?? 10_000 });
       // QEMU created the agent socket if it was started with the channel.
