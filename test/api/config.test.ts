@@ -104,3 +104,30 @@ test('stream caps and the console cap: defaults, configured values, unknown keys
     }
   });
 });
+
+test('vmm confinement: the hangar-vmm user and cgroups by default; a user name, null or limits, each checked', () => {
+  const none = mkdtempSync(join(tmpdir(), 'hangar-cfg-'));
+  try {
+    const env = { HANGAR_STATE_DIR: none, HANGAR_CACHE_DIR: none };
+    const d = loadControllerConfig({ env }).vmm;
+    assert.equal(d.user, 'hangar-vmm');
+    assert.equal(d.cgroups, true);
+    assert.deepEqual(d.resources, { cpuPerVcpu: 1, overheadMiB: 256, swapMiB: 0, pids: 512, io: {} });
+    const c = loadControllerConfig({ env, overrides: { vmm: { user: null, cgroups: false, resources: { overheadMiB: 128, io: { writeBps: 1000000 } } } } }).vmm;
+    assert.equal(c.user, null);
+    assert.equal(c.cgroups, false);
+    assert.equal(c.resources.overheadMiB, 128);
+    assert.deepEqual(c.resources.io, { writeBps: 1000000 });
+    const bad = (vmm: unknown, field: string): void => {
+      assert.throws(() => loadControllerConfig({ env, overrides: { vmm } as never }), (e: unknown) => (isHangarError(e, 'INVALID_ARGUMENT') || isHangarError(e, 'UNKNOWN_FIELD')) && `${(e as Error).message} ${JSON.stringify(e)}`.includes(field));
+    };
+    bad({ user: 'root; rm -rf /' }, 'vmm.user');
+    bad({ cgroups: 'yes' }, 'vmm.cgroups');
+    bad({ resources: { pids: 1 } }, 'vmm.resources.pids');
+    bad({ resources: { cpuPerVcpu: 0 } }, 'vmm.resources.cpuPerVcpu');
+    bad({ resources: { io: { weight: 5 } } }, 'vmm.resources.io.weight');
+    bad({ sandbox: false }, 'vmm.sandbox');
+  } finally {
+    rmSync(none, { recursive: true, force: true });
+  }
+});
