@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { toVmView } from '../../src/api/routes.js';
 import { openVmCgroup, detectCgroups, type CgroupLayout } from '../../src/vmm/cgroup/host.js';
 import { DEFAULT_RESOURCES } from '../../src/vmm/cgroup/plan.js';
 import { findSetpriv, resolveVmmUser, RUN_DIR_MODE, type Confinement, type VmmUser } from '../../src/vmm/confine.js';
@@ -95,6 +96,11 @@ describe('confined VMMs on QEMU (TCG)', { skip, concurrency: false }, () => {
       assert.equal(cgroupFile(vm.id, 'memory', 'memory.max'), String((vm.memMiB + DEFAULT_RESOURCES.overheadMiB) * 1024 * 1024));
     }
     assert.equal(cgroupFile(vm.id, 'pids', 'pids.max'), String(DEFAULT_RESOURCES.pids));
+    // vm show and the metrics say so too.
+    assert.deepEqual(toVmView(m.get(vm.id)).limits, {
+      cgroupVersion: layout!.version, cgroup: `vm-${vm.id}`, cpuCores: vm.vcpus, memMiB: vm.memMiB + DEFAULT_RESOURCES.overheadMiB, swapMiB: 0, pids: DEFAULT_RESOURCES.pids, io: null,
+    });
+    assert.match(await t.metrics.render(), new RegExp(`^hangar_vm_limit_cpu_cores\\{vm="${vm.id}"\\} ${vm.vcpus}$`, 'm'));
     // What root prepared for it: the run directory (root's, its group, sticky), the disk and its console.
     const dir = statSync(vm.runDir);
     assert.equal(dir.uid, 0);
@@ -163,6 +169,7 @@ describe('confined VMMs on QEMU (TCG)', { skip, concurrency: false }, () => {
       assert.ok(Date.now() < deadline, 'the VMM started');
       await new Promise((r) => setTimeout(r, 200));
     }
+    assert.equal(cgroupFile(vm.id, 'cpu', layout!.version === 1 ? 'cpu.cfs_quota_us' : 'cpu.max').split(' ')[0], '30000');
     await new Promise((r) => setTimeout(r, 1000));
     const u0 = await cg.usage();
     const t0 = performance.now();
