@@ -56,6 +56,7 @@ export const vmSchema = {
       type: ['object', 'null'],
       properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object', additionalProperties: true } },
     },
+    tenant: { type: 'string', description: 'the tenant that owns the VM' },
     /** A hibernated VM is 'stopped' with its memory on disk; start/resume restores it. */
     hibernated: { type: 'boolean' },
     /** Set for a clone: its snapshot, its own namespace, and the address the guest has inside it. */
