@@ -9,6 +9,7 @@ import { coreRoutes } from './core-routes.js';
 import { ID_MAX_LENGTH } from './schemas.js';
 import type { StreamLimits } from './streams.js';
 import { installTenancy } from './tenancy.js';
+import { tenancyRoutes } from '../tenancy/routes.js';
 import { AJV_OPTIONS, frameworkError, wireConverter } from './validation.js';
 
 export interface ServerOptions {
@@ -64,7 +65,7 @@ export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Pr
     },
   });
 
-  const routes = [...coreRoutes(ctx, opts.limits ?? DEFAULT_LIMITS, opts.streams), ...(opts.extraRoutes?.(ctx) ?? [])];
+  const routes = [...coreRoutes(ctx, opts.limits ?? DEFAULT_LIMITS, opts.streams), ...tenancyRoutes(ctx), ...(opts.extraRoutes?.(ctx) ?? [])];
   const doc = buildOpenApi(routes);
   // What the router really serves, for the test that /openapi.json misses nothing.
   const served: { method: string; url: string }[] = [];
