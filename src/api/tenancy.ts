@@ -83,8 +83,8 @@ export function installTenancy(app: FastifyInstance, ctx: ApiContext): void {
     }
   });
 
-  // After validation (the parameter has the shape of an id or name), before the handler.
-  app.addHook('preHandler', async (req) => {
+  // Before validation: another tenant's resource is 404 whatever the body, exactly as a missing one is.
+  app.addHook('preValidation', async (req) => {
     const p = principals.get(req);
     const res = req.routeOptions.url ? pathResource(req.routeOptions.url) : null;
     if (!p || !res || !ctx.tenancy) return;
