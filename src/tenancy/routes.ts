@@ -18,7 +18,7 @@ const tenantId = Type.String({ minLength: 1, maxLength: 32, pattern: TENANT_ID_R
 const tenantParams = Type.Object({ id: tenantId }, { additionalProperties: false });
 const keyParams = Type.Object({ id: Type.String({ pattern: '^key-[0-9a-f]{8}$', description: 'key-0123abcd' }) }, { additionalProperties: false });
 const createTenantBody = Type.Object({ id: tenantId, quotas: Type.Optional(quotasSchema) }, { additionalProperties: false });
-const patchTenantBody = Type.Object({ quotas: quotasSchema }, { additionalProperties: false });
+const patchTenantBody = Type.Object({ quotas: Type.Optional(quotasSchema) }, { additionalProperties: false });
 const createKeyBody = Type.Object({
   tenant: tenantId,
   scope: Type.Enum([...SCOPES], { description: 'admin: everything, fleet-wide; write: the tenant\'s resources; read: look only; viewer: viewer tokens only' }),
@@ -85,7 +85,7 @@ export function tenancyRoutes(ctx: ApiContext): ApiRoute[] {
     {
       method: 'PATCH', url: '/v1/tenants/:id', summary: 'Change a tenant\'s quotas (null lifts one; a quota below today\'s usage refuses only what comes next)', auth: 'bearer', scope: 'admin',
       schema: { params: tenantParams, body: patchTenantBody, response: { 200: tenantSchema, ...errors } },
-      handler: (req) => tenantView(t.setQuotas((req as TenantReq).params.id, (req.body as Static<typeof patchTenantBody>).quotas as Partial<Quotas>), t),
+      handler: (req) => tenantView(t.setQuotas((req as TenantReq).params.id, ((req.body as Static<typeof patchTenantBody>).quotas ?? {}) as Partial<Quotas>), t),
     },
     {
       method: 'DELETE', url: '/v1/tenants/:id', summary: 'Remove a tenant and its keys (TENANT_IN_USE while it owns VMs or snapshots; never the default tenant)', auth: 'bearer', scope: 'admin',
