@@ -78,6 +78,13 @@ export const ERRORS = {
   RATE_LIMITED: { http: 429, summary: 'Too many requests' },
   CONTROLLER_UNREACHABLE: { http: 503, summary: 'The controller does not answer' },
 
+  // ---- tenancy
+  QUOTA_EXCEEDED: { http: 403, summary: "The tenant's quota does not allow this (details: limit, used, max)" },
+  TENANT_NOT_FOUND: { http: 404, summary: 'No such tenant' },
+  TENANT_EXISTS: { http: 409, summary: 'A tenant with this id exists' },
+  TENANT_IN_USE: { http: 409, summary: 'The tenant still owns VMs or snapshots' },
+  KEY_NOT_FOUND: { http: 404, summary: 'No such API key' },
+
   // ---- desktop
   VIEWER_TOKEN_INVALID: { http: 401, summary: 'The viewer token is missing, expired, tampered or for another VM' },
   VIEWER_ORIGIN_REFUSED: { http: 403, summary: 'A browser page from another origin may not open this desktop' },

@@ -18,6 +18,7 @@ import { HangarMetrics } from '../metrics.js';
 import { listNetns, setupHostNetwork } from '../net/host.js';
 import { SnapshotStore } from '../snapshot/store.js';
 import { Store } from '../store/store.js';
+import { hashKey, newKeyId } from '../tenancy/keys.js';
 import { run } from '../util/exec.js';
 import { writeFileAtomic } from '../util/files.js';
 import type { Progress } from '../util/progress.js';
@@ -68,7 +69,8 @@ function desktopDeps(ctx: ApiContext, manager: VmManager, store: Store, config: 
       const vm = manager.find(id);
       const viewerNonce = store.viewerNonce(id);
       if (!vm || vm.id !== id || !viewerNonce) return null;
-      return { state: vm.hibernation ? 'ready' : vm.state, viewerNonce };
+      const tenant = vm.tenantId ?? 'default';
+      return { state: vm.hibernation ? 'ready' : vm.state, viewerNonce, tenant: { id: tenant, maxViewers: store.tenancy.getTenant(tenant)?.quotas.viewers ?? null } };
     },
     rotateNonce: (id) => store.rotateViewerNonce(id) !== null,
     // Once listening, the listen address does not change: computed once.
@@ -119,7 +121,14 @@ export async function startController(config: ControllerConfig, hooks: Controlle
   const keyReplaced = (path: string) => (reason: string): void => { logger.warn({ path, reason }, 'key file replaced by a new key'); };
   await runSteps<typeof ctx>([
     { name: 'state database', run: (c) => { c.store = new Store(config.dbPath); return () => c.store.close(); } },
-    { name: 'API token', run: async (c) => { c.token = await loadOrCreateToken(config.tokenPath, keyReplaced(config.tokenPath)); } },
+    {
+      name: 'API token',
+      run: async (c) => {
+        c.token = await loadOrCreateToken(config.tokenPath, keyReplaced(config.tokenPath));
+        // The token file holds the default tenant's admin key (created here at the first start; a replaced file rotates it).
+        c.store.tenancy.syncTokenFileKey(hashKey(c.token), newKeyId());
+      },
+    },
     {
       name: 'host-side namespace',
       run: async () => {
@@ -165,7 +174,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
     {
       name: 'HTTP server',
       run: async (c) => {
-        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token };
+        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
         const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];

@@ -9,6 +9,8 @@ import { tailFile } from '../util/tail.js';
 import { withTimeout } from '../util/timeout.js';
 import type { ApiContext, ApiRoute } from './routes.js';
 import { toVmView, type VmView } from './routes.js';
+import { canSee, principalOf, tenantFilter } from './tenancy.js';
+import { renderTenantMetrics, type TenantMetrics } from '../tenancy/metrics.js';
 import { DEFAULT_STREAM_LIMITS, followFile, openStream, sseComment, StreamGate, streamEvents, streamKey, type StreamLimits, type StreamSink } from './streams.js';
 import { consoleQuery, errorSchema, eventsQuery, hostSchema, idParams, imageSchema, vmSchema, waitQuery } from './schemas.js';
 import type { ConsoleQuery, EventsQuery, IdParams, WaitQuery } from './schemas.js';
@@ -58,9 +60,10 @@ function startStream(gate: StreamGate, limits: StreamLimits, req: FastifyRequest
  * console streams are capped by `streams`.
  */
 export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, streams: StreamLimits = DEFAULT_STREAM_LIMITS): ApiRoute[] {
-  const { vms: service, events, metrics } = ctx;
+  const { vms: service, events, metrics, tenancy } = ctx;
   const gate = new StreamGate(streams);
-  let listCache = { version: -1, body: '' };
+  const listCache = new Map<string, { version: number; body: string }>();
+  const tenantRows = (ids: string[]): TenantMetrics[] => (tenancy ? ids.map((t) => ({ tenant: t, vmsByState: tenancy.vmsByState(t), usage: tenancy.usage(t), quotas: tenancy.mustGetTenant(t).quotas })) : []);
   const summaries: Record<LifecycleAction, string> = {
     start: 'Start a VM (boots from its disk, or restores a hibernated one; ?wait=true waits until ready; a running VM is already started)',
     stop: 'Stop a VM (a stopped VM is already stopped)',
@@ -69,7 +72,7 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, s
     hibernate: 'Save the VM to disk and stop it (start/resume restores it)',
   };
   const action = (a: LifecycleAction): ApiRoute => ({
-    method: 'POST', url: `/v1/vms/:id/${a}`, summary: summaries[a], auth: 'bearer',
+    method: 'POST', url: `/v1/vms/:id/${a}`, summary: summaries[a], auth: 'bearer', scope: 'write',
     schema: { params: idParams, querystring: waitQuery, response: vmResponse },
     handler: async (req) => {
       const q = req.query as { wait?: boolean; timeoutMs?: number };
@@ -84,11 +87,16 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, s
       handler: () => ({ ok: true }),
     },
     {
-      method: 'POST', url: '/v1/vms', summary: 'Create a VM (boots in the background; ?wait=true waits until ready)', auth: 'bearer',
+      method: 'POST', url: '/v1/vms', summary: 'Create a VM in the key\'s tenant, within its quotas (boots in the background; ?wait=true waits until ready)', auth: 'bearer', scope: 'write',
       schema: { body: createVmSchema(limits), querystring: waitQuery, response: vmResponse },
       handler: async (req, reply) => {
         const q = req.query as WaitQuery;
-        const { vm, ready } = await service.create(normalizeCreate(req.body as CreateVmInput, limits));
+        const create = normalizeCreate(req.body as CreateVmInput, limits);
+        // Another tenant's snapshot is as missing as one that does not exist.
+        if (create.fromSnapshot && tenancy && !canSee(req, tenancy.snapshotOwner(create.fromSnapshot))) {
+          throw new HangarError('SNAPSHOT_NOT_FOUND', `no snapshot ${create.fromSnapshot}`, { id: create.fromSnapshot });
+        }
+        const { vm, ready } = await service.create(create, { tenant: principalOf(req).tenant });
         if (!q.wait) {
           ready.catch(() => undefined); // failures are recorded on the VM; nobody awaits here
           return reply.code(202).send(vmView(vm));
@@ -98,20 +106,26 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, s
       },
     },
     {
-      method: 'GET', url: '/v1/vms', summary: 'List VMs', auth: 'bearer', schema: { response: listResponse },
-      handler: (_req, reply) => {
-        // The list is derived state: serialise it once per store version, not once per request.
-        if (listCache.version !== events.version) listCache = { version: events.version, body: JSON.stringify({ vms: service.list().map(vmView) }) };
-        return reply.type('application/json; charset=utf-8').send(listCache.body);
+      method: 'GET', url: '/v1/vms', summary: 'List VMs (a tenant key: its tenant\'s; an admin key: all)', auth: 'bearer', scope: 'read', schema: { response: listResponse },
+      handler: (req, reply) => {
+        // The list is derived state: serialise it once per store version (and tenant), not once per request.
+        const tenant = tenantFilter(req);
+        const key = tenant ?? '';
+        let c = listCache.get(key);
+        if (c?.version !== events.version) {
+          c = { version: events.version, body: JSON.stringify({ vms: service.list().filter((vm) => tenant === null || (vm.tenantId ?? 'default') === tenant).map(vmView) }) };
+          listCache.set(key, c);
+        }
+        return reply.type('application/json; charset=utf-8').send(c.body);
       },
     },
     {
-      method: 'GET', url: '/v1/vms/:id', summary: 'Show a VM', auth: 'bearer', schema: { params: idParams, response: vmResponse },
+      method: 'GET', url: '/v1/vms/:id', summary: 'Show a VM', auth: 'bearer', scope: 'read', schema: { params: idParams, response: vmResponse },
       handler: (req) => vmView(service.get((req as IdReq).params.id)),
     },
     action('start'), action('stop'), action('pause'), action('resume'), action('hibernate'),
     {
-      method: 'DELETE', url: '/v1/vms/:id', summary: 'Destroy a VM and everything it holds', auth: 'bearer',
+      method: 'DELETE', url: '/v1/vms/:id', summary: 'Destroy a VM and everything it holds', auth: 'bearer', scope: 'write',
       schema: { params: idParams, response: { 204: { type: 'null' }, '4xx': errorSchema, '5xx': errorSchema } },
       handler: async (req, reply) => {
         await service.destroy((req as IdReq).params.id);
@@ -119,7 +133,7 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, s
       },
     },
     {
-      method: 'GET', url: '/v1/vms/:id/console', summary: 'Serial console: the tail, or ?follow=true to stream', auth: 'bearer',
+      method: 'GET', url: '/v1/vms/:id/console', summary: 'Serial console: the tail, or ?follow=true to stream', auth: 'bearer', scope: 'read',
       produces: 'text/plain',
       schema: { params: idParams, querystring: consoleQuery },
       handler: async (req, reply) => {
@@ -133,30 +147,40 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, s
       },
     },
     {
-      method: 'GET', url: '/v1/images', summary: 'List built images', auth: 'bearer',
+      method: 'GET', url: '/v1/images', summary: 'List built images (shared by every tenant)', auth: 'bearer', scope: 'read',
       schema: { response: { 200: { type: 'object', properties: { images: { type: 'array', items: imageSchema } } } } },
       handler: async () => ({ images: await service.images() }),
     },
     {
-      method: 'GET', url: '/v1/host', summary: 'Accelerator, drivers, network mode, pool usage', auth: 'bearer',
+      method: 'GET', url: '/v1/host', summary: 'Accelerator, drivers, network mode, pool usage (a tenant key: VM counts of its tenant only)', auth: 'bearer', scope: 'read',
       schema: { response: { 200: hostSchema } },
-      handler: () => service.host(),
+      handler: async (req) => {
+        const host = await service.host();
+        const tenant = tenantFilter(req);
+        return tenant === null || !tenancy ? host : { ...host, vms: tenancy.vmsByState(tenant) };
+      },
     },
     {
-      method: 'GET', url: '/v1/events', summary: 'Lifecycle events as Server-Sent Events: live only, unless ?since=SEQ (0: all kept) or Last-Event-ID replays', auth: 'bearer',
+      method: 'GET', url: '/v1/events', summary: 'Lifecycle events as Server-Sent Events (a tenant key: its tenant\'s): live only, unless ?since=SEQ (0: all kept) or Last-Event-ID replays', auth: 'bearer', scope: 'read',
       produces: 'text/event-stream',
       schema: { querystring: eventsQuery },
       handler: (req, reply) => {
         const q = req.query as EventsQuery;
         const last = eventsStart(q.since, req.headers['last-event-id'], events.lastEventSeq());
-        streamEvents(startStream(gate, streams, req, reply, 'text/event-stream', sseComment), events, last, q.vm);
+        const tenant = tenantFilter(req);
+        streamEvents(startStream(gate, streams, req, reply, 'text/event-stream', sseComment), events, last, q.vm, tenant ?? undefined);
       },
     },
     ...snapshotRoutes(ctx),
     {
-      method: 'GET', url: '/metrics', summary: 'Prometheus metrics', auth: 'bearer', produces: 'text/plain',
+      method: 'GET', url: '/metrics', summary: 'Prometheus metrics: fleet-wide and per tenant for an admin key, the key\'s tenant only for others', auth: 'bearer', scope: 'read', produces: 'text/plain',
       schema: {},
-      handler: async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()),
+      handler: async (req, reply) => {
+        const tenant = tenantFilter(req);
+        if (tenant !== null) return reply.type(metrics.contentType).send(renderTenantMetrics(tenantRows([tenant])));
+        const fleet = await metrics.render();
+        return reply.type(metrics.contentType).send(tenancy ? fleet + renderTenantMetrics(tenantRows(tenancy.listTenants().map((t) => t.id))) : fleet);
+      },
     },
   ];
 }

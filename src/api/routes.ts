@@ -5,6 +5,8 @@ import type { VmRecord } from '../domain/vm.js';
 import type { HangarMetrics } from '../metrics.js';
 import type { SnapshotService } from '../snapshot/service.js';
 import type { StateStore } from '../store/store.js';
+import type { TenancyStore } from '../store/tenancy.js';
+import type { RouteScope } from '../tenancy/keys.js';
 import type { VmService } from '../vm/service.js';
 import type { LimitsView } from '../vmm/cgroup/plan.js';
 
@@ -13,6 +15,12 @@ export type SnapshotPort = Pick<SnapshotService, 'list' | 'get' | 'create' | 're
 
 /** The event log and the store's change counter (list caching). */
 export type EventPort = Pick<StateStore, 'events' | 'onEvent' | 'lastEventSeq' | 'version'>;
+
+/** Tenants, keys, snapshot owners, the audit log (the store's TenancyStore). */
+export type TenancyPort = Pick<TenancyStore,
+  | 'keyByHash' | 'findVm' | 'snapshotOwner' | 'setSnapshotOwner' | 'forgetSnapshot' | 'usage' | 'vmsByState'
+  | 'createTenant' | 'getTenant' | 'mustGetTenant' | 'listTenants' | 'setQuotas' | 'removeTenant'
+  | 'createKey' | 'mustGetKey' | 'listKeys' | 'revokeKey' | 'appendAudit' | 'audit'>;
 
 /**
  * The typed ports every route module receives, the one way routes reach the rest of Hangar. The composition root
@@ -23,8 +31,13 @@ export interface ApiContext {
   snapshots: SnapshotPort;
   events: EventPort;
   metrics: HangarMetrics;
-  /** The bearer token (never logged). */
+  /** The bearer token (never logged): the admin key when there is no `tenancy` (route tests over fakes). */
   token: string;
+  /**
+   * API keys and tenants: with it, every bearer request is authenticated against the stored keys (no cache) and
+   * resources are filtered by the key's tenant (src/api/tenancy.ts).
+   */
+  tenancy?: TenancyPort;
 }
 
 /** A route module: its routes, given the ports. */
@@ -36,6 +49,12 @@ export interface ApiRoute {
   summary: string;
   /** Routes without auth: only /healthz (and routes that carry their own token check, e.g. the viewer). */
   auth: 'bearer' | 'none' | 'viewer-token';
+  /**
+   * The scope a bearer route needs (src/tenancy/keys.ts: read, write, admin, viewer), checked by one hook before
+   * the handler. Every bearer route declares one (test/api/tenancy-matrix.test.ts fails naming a route that does
+   * not); an undeclared route is admin-only.
+   */
+  scope?: RouteScope;
   schema: {
     body?: object;
     params?: object;
@@ -67,6 +86,8 @@ export interface VmView {
   lastError: VmRecord['lastError'];
   /** The cgroup limits its VMM runs (or last ran) under; null without cgroups. */
   limits?: LimitsView | null;
+  /** The tenant that owns the VM. */
+  tenant?: string;
 }
 
 export function toVmView(r: VmRecord): VmView {
@@ -76,7 +97,7 @@ export function toVmView(r: VmRecord): VmView {
     memMiB: r.memMiB, ttlSeconds: r.ttlS, expiresAt: r.expiresAt, createdAt: r.createdAt, updatedAt: r.updatedAt,
     pid: r.pid, bootMs: r.bootMs,
     network: net && net.ip ? { ip: net.ip, mac: net.mac, tap: net.tap, gateway: net.gateway } : null,
-    lastError: r.lastError,
+    lastError: r.lastError, tenant: r.tenantId ?? 'default',
     limits: r.spec?.limits ?? null,
   };
 }

@@ -64,6 +64,7 @@ export const vmSchema = {
         swapMiB: { type: 'integer' }, pids: { type: 'integer' }, io: { type: ['object', 'null'], additionalProperties: true },
       },
     },
+    tenant: { type: 'string', description: 'the tenant that owns the VM' },
     /** A hibernated VM is 'stopped' with its memory on disk; start/resume restores it. */
     hibernated: { type: 'boolean' },
     /** Set for a clone: its snapshot, its own namespace, and the address the guest has inside it. */

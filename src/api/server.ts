@@ -1,14 +1,15 @@
 // The HTTP server: registers the route table, authenticates, and maps every error to HTTP in one place.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { ERRORS, HangarError, toHangarError, type ErrorCode } from '../errors.js';
+import { ERRORS, toHangarError, type ErrorCode } from '../errors.js';
 import { DEFAULT_LIMITS, type VmLimits } from '../vm/input.js';
-import { bearer, tokenMatches } from './auth.js';
 import { buildOpenApi } from './openapi.js';
 import type { ApiContext, ApiRoute } from './routes.js';
 import { coreRoutes } from './core-routes.js';
 import { ID_MAX_LENGTH } from './schemas.js';
 import type { StreamLimits } from './streams.js';
+import { installTenancy } from './tenancy.js';
+import { tenancyRoutes } from '../tenancy/routes.js';
 import { AJV_OPTIONS, frameworkError, wireConverter } from './validation.js';
 
 export interface ServerOptions {
@@ -24,6 +25,9 @@ export interface ServerOptions {
   /** Caps of the event and console streams (the controller config's). */
   streams?: StreamLimits;
 }
+
+/** /openapi.json, served beside the route table (its handler is the document built from it). */
+const OPENAPI_ROUTE: ApiRoute = { method: 'GET', url: '/openapi.json', summary: 'This document', auth: 'bearer', scope: 'read', schema: {}, handler: () => null };
 
 /** Strips secrets from a URL before it is logged (viewer tokens travel in the query string). */
 export function redactUrl(url: string): string {
@@ -61,7 +65,7 @@ export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Pr
     },
   });
 
-  const routes = [...coreRoutes(ctx, opts.limits ?? DEFAULT_LIMITS, opts.streams), ...(opts.extraRoutes?.(ctx) ?? [])];
+  const routes = [...coreRoutes(ctx, opts.limits ?? DEFAULT_LIMITS, opts.streams), ...tenancyRoutes(ctx), ...(opts.extraRoutes?.(ctx) ?? [])];
   const doc = buildOpenApi(routes);
   // What the router really serves, for the test that /openapi.json misses nothing.
   const served: { method: string; url: string }[] = [];
@@ -69,14 +73,11 @@ export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Pr
     for (const m of [r.method].flat()) if (m !== 'HEAD') served.push({ method: m, url: r.url });
   });
   app.decorate('servedRoutes', served);
+  // The route table as declared (auth, scope): what the tenancy matrix test enumerates.
+  app.decorate('apiRoutes', [...routes, OPENAPI_ROUTE]);
 
-  app.addHook('onRequest', async (req) => {
-    const auth = (req.routeOptions.config as { auth?: ApiRoute['auth'] } | undefined)?.auth ?? 'bearer';
-    if (auth !== 'bearer') return;
-    if (!tokenMatches(bearer(req.headers.authorization), ctx.token)) {
-      throw new HangarError('UNAUTHORIZED', 'a valid bearer token is required (Authorization: Bearer …)');
-    }
-  });
+  // Authentication, scopes, tenant ownership of path resources, the audit log.
+  installTenancy(app, ctx);
   app.addHook('onSend', async (req, reply, payload) => {
     reply.header('x-request-id', req.id);
     return payload;
@@ -101,9 +102,9 @@ export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Pr
   for (const r of routes) {
     if (r.websocket) continue; // upgraded by the desktop bridge on the raw server
     const preValidation = wireConverter(r.schema);
-    app.route({ method: r.method, url: r.url, schema: r.schema, config: { auth: r.auth }, ...(preValidation ? { preValidation } : {}), handler: r.handler });
+    app.route({ method: r.method, url: r.url, schema: r.schema, config: { auth: r.auth, scope: r.scope }, ...(preValidation ? { preValidation } : {}), handler: r.handler });
   }
-  app.route({ method: 'GET', url: '/openapi.json', config: { auth: 'bearer' }, handler: () => doc });
+  app.route({ method: 'GET', url: '/openapi.json', config: { auth: 'bearer', scope: OPENAPI_ROUTE.scope }, handler: () => doc });
   return app;
 }
 

@@ -155,16 +155,16 @@ const REPLAY_BATCH = 200;
 const PING_MS = 15_000;
 
 /**
- * Streams the events after `since` (those of `vmId` only, when given), then live ones. The store is the buffer:
+ * Streams the events after `since` (those of `vmId` only, when given; of `tenant` only, when given), then live ones. The store is the buffer:
  * while the client's buffer is full, live events are not written but read back from the store at 'drain', in
  * order, so a slow client costs no memory here however many events are appended meanwhile.
  */
-export function streamEvents(sink: StreamSink, events: EventPort, since: number, vmId?: string): void {
+export function streamEvents(sink: StreamSink, events: EventPort, since: number, vmId?: string, tenant?: string): void {
   let sent = since;
   let live = false;
   const catchUp = (): void => {
     while (!sink.closed && !sink.paused) {
-      const batch = events.events({ since: sent, limit: REPLAY_BATCH, ...(vmId ? { vmId } : {}) });
+      const batch = events.events({ since: sent, limit: REPLAY_BATCH, ...(vmId ? { vmId } : {}), ...(tenant !== undefined ? { tenant } : {}) });
       for (const e of batch) {
         sent = e.seq;
         if (!sink.write(sseFrame(e))) return;
@@ -176,6 +176,7 @@ export function streamEvents(sink: StreamSink, events: EventPort, since: number,
     if (sink.closed || e.seq <= sent) return;
     if (!live || sink.paused) { live = false; return; } // read back from the store at 'drain'
     if (vmId && e.vmId !== vmId) return;
+    if (tenant !== undefined && e.tenant !== tenant) return; // a tenant key's stream: its tenant's events only
     sent = e.seq;
     if (!sink.write(sseFrame(e))) live = false;
   });

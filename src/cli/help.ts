@@ -25,6 +25,16 @@ export const GROUPS: Readonly<Record<string, Group>> = {
     summary: 'Build, list and remove guest images (kernel + Debian root filesystem)',
     examples: ['hangar image build', 'hangar image ls', 'hangar image prune --dry-run'],
   },
+  tenant: {
+    summary: 'Tenants and their quotas (VMs, vCPUs, memory, disk, viewers); admin key',
+    details: "Every VM, snapshot and event belongs to a tenant; a tenant's keys see only its own. The token file's key is the default tenant's admin key.",
+    examples: ['hangar tenant create acme --max-vms 3', 'hangar tenant ls', 'hangar tenant set acme --max-vms none'],
+  },
+  key: {
+    summary: 'API keys of tenants, with scopes (admin, write, read, viewer) and optional expiry; admin key',
+    details: 'A key is shown once, when it is created, and stored as its hash. Revoked and expired keys are refused at once.',
+    examples: ['hangar key create --tenant acme --scope write --expires 30d', 'hangar key ls', 'hangar key rm key-0123abcd'],
+  },
   kernel: {
     summary: 'Check guest kernels against the VMM they boot on',
     examples: ['hangar kernel lint /path/to/vmlinux --vmm firecracker'],
@@ -34,7 +44,7 @@ export const GROUPS: Readonly<Record<string, Group>> = {
 /** Every environment variable the CLI (and the controller `hangar up` starts) reads. */
 export const ENVIRONMENT: readonly [string, string][] = [
   ['HANGAR_URL', "the controller's URL (default: the one it recorded in HANGAR_STATE_DIR, else http://127.0.0.1:7070)"],
-  ['HANGAR_TOKEN', "the API token (default: the controller's token file, HANGAR_STATE_DIR/token, mode 0600)"],
+  ['HANGAR_TOKEN', "the API key (default: the controller's token file, HANGAR_STATE_DIR/token, mode 0600: the default tenant's admin key)"],
   ['HANGAR_QUIET', '1: no progress on stderr, as --quiet'],
   ['HANGAR_STATE_DIR', 'state: database, token, endpoint, config.json, VM run directories (default /var/lib/hangar)'],
   ['HANGAR_CONFIG', "the controller's config file (default HANGAR_STATE_DIR/config.json)"],

@@ -12,8 +12,9 @@ import { commands as controllerCommands } from './controller.js';
 import { commands as doctorCommands } from './doctor.js';
 import { commands as snapshotCommands } from './snapshot.js';
 import { commands as eventsCommands } from './events.js';
+import { commands as tenancyCommands } from './tenancy.js';
 
-export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...snapshotCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...eventsCommands];
+export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...snapshotCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...eventsCommands, ...tenancyCommands];
 
 const HELP = new Set(['--help', '-h']);
 const groups = (): string[] => [...new Set(COMMANDS.filter((c) => c.path.length > 1).map((c) => c.path[0]!))];

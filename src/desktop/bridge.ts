@@ -295,7 +295,7 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
     if (!check.ok) throw tokenError(check.reason);
     if (!vm) throw new HangarError('VM_NOT_FOUND', `no VM ${vmId}`, { id: vmId });
     if (vm.state !== 'ready') throw new HangarError('VM_INVALID_STATE', `VM ${vmId} is ${vm.state}: its desktop can be viewed when it is ready`, { id: vmId, state: vm.state });
-    const slot = registry.reserve(vmId, limits.viewersPerVm);
+    const slot = registry.reserve(vmId, limits.viewersPerVm, vm.tenant);
     // Held from before the dial (which may restore a hibernated VM) until the viewer leaves.
     const unhold = deps.hold?.(vmId);
     const release = (): void => { slot(); unhold?.(); };

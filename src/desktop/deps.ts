@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { HangarError } from '../errors.js';
 import type { HangarMetrics } from '../metrics.js';
 import { assertSecret } from './token.js';
+import { quotaError } from '../tenancy/keys.js';
 
 export interface DesktopLimits {
   /** Concurrent viewers per VM; the next one is refused with VIEWER_LIMIT (429) before the upgrade. */
@@ -43,6 +44,8 @@ export interface DesktopVm {
   state: string;
   /** The VM's viewer nonce (tokens are signed over it; see token.ts). */
   viewerNonce: Buffer;
+  /** The VM's tenant and its quota of concurrent viewers (null: no limit), counted over all its VMs. */
+  tenant?: { id: string; maxViewers: number | null };
 }
 
 /** pino-compatible; the bridge logs VM ids, sizes and close codes, never URLs or tokens. */
@@ -172,6 +175,7 @@ export function hostRefused(host: string | undefined, vmId: string): HangarError
 /** Live viewers per VM. One registry per DesktopDeps object, so routes and bridge built from it agree. */
 export class ViewerRegistry {
   private readonly counts = new Map<string, number>();
+  private readonly perTenant = new Map<string, number>();
   private readonly revokeListeners = new Set<(vmId: string) => void>();
   /** Called when a VM's viewer access is revoked (the bridge closes its live viewers); returns the unsubscribe. */
   onRevoke(listener: (vmId: string) => void): () => void {
@@ -184,15 +188,31 @@ export class ViewerRegistry {
   count(vmId: string): number {
     return this.counts.get(vmId) ?? 0;
   }
-  /** Takes a slot, or refuses with VIEWER_LIMIT. Synchronous, so two racing upgrades cannot both take the last one. */
-  reserve(vmId: string, limit: number): () => void {
+  /** Live viewers of all of a tenant's VMs. */
+  tenantCount(tenant: string): number {
+    return this.perTenant.get(tenant) ?? 0;
+  }
+  /**
+   * Takes a slot, or refuses with VIEWER_LIMIT (the VM's) or QUOTA_EXCEEDED (its tenant's concurrent viewers).
+   * Synchronous, so two racing upgrades cannot both take the last one.
+   */
+  reserve(vmId: string, limit: number, tenant?: DesktopVm['tenant']): () => void {
     const n = this.count(vmId);
     if (n >= limit) throw new HangarError('VIEWER_LIMIT', `VM ${vmId} already has ${n} viewer(s), the limit is ${limit}`, { vmId, viewers: n, limit });
+    const t = tenant?.id;
+    const used = t === undefined ? 0 : this.tenantCount(t);
+    if (t !== undefined && tenant!.maxViewers !== null && used >= tenant!.maxViewers) throw quotaError(t, { limit: 'viewers', used, max: tenant!.maxViewers });
     this.counts.set(vmId, n + 1);
+    if (t !== undefined) this.perTenant.set(t, used + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
+      if (t !== undefined) {
+        const rest = this.tenantCount(t) - 1;
+        if (rest > 0) this.perTenant.set(t, rest);
+        else this.perTenant.delete(t);
+      }
       const left = this.count(vmId) - 1;
       if (left > 0) this.counts.set(vmId, left);
       else this.counts.delete(vmId);

@@ -74,7 +74,7 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
 
   return [
     {
-      method: 'POST', url: '/v1/vms/:id/viewer', summary: 'A short-lived viewer token and page URL for the VM desktop', auth: 'bearer',
+      method: 'POST', url: '/v1/vms/:id/viewer', summary: 'A short-lived viewer token and page URL for the VM desktop (viewer-only keys may do this, and only this)', auth: 'bearer', scope: 'viewer',
       schema: { params: idParams, body: viewerBody(Math.floor(limits.maxTokenTtlMs / 1000), Math.round(limits.tokenTtlMs / 1000)), response: { 200: viewerResponse, '4xx': errorSchema, '5xx': errorSchema } },
       handler: (req) => {
         const vm = ctx.vms.get((req as IdReq).params.id); // ids and names; the token binds the canonical id
@@ -91,7 +91,7 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
       },
     },
     {
-      method: 'POST', url: '/v1/vms/:id/viewer/revoke', summary: 'Revokes every viewer token of the VM at once and closes its viewers', auth: 'bearer',
+      method: 'POST', url: '/v1/vms/:id/viewer/revoke', summary: 'Revokes every viewer token of the VM at once and closes its viewers', auth: 'bearer', scope: 'write',
       schema: { params: idParams, response: { 200: revokeResponse, '4xx': errorSchema, '5xx': errorSchema } },
       handler: (req) => {
         const vm = ctx.vms.get((req as IdReq).params.id); // ids and names; VM_NOT_FOUND for neither

@@ -75,7 +75,7 @@ type DoctorQuery = Static<typeof doctorQuery>;
 export function doctorRoutes(manager: DoctorTarget): ApiRoute[] {
   return [
     {
-      method: 'GET', url: '/v1/doctor', summary: 'Host, image and VM checks, most likely cause first (?vm=ID adds that VM)', auth: 'bearer',
+      method: 'GET', url: '/v1/doctor', summary: 'Host, image and VM checks, most likely cause first (?vm=ID adds that VM); admin keys only (the host is everyone\'s)', auth: 'bearer', scope: 'admin',
       schema: { querystring: doctorQuery, response: { 200: doctorReportSchema, '4xx': errorSchema, '5xx': errorSchema } },
       handler: async (req) => {
         const q = (req as FastifyRequest<{ Querystring: DoctorQuery }>).query;

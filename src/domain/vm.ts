@@ -52,6 +52,10 @@ export interface VmRecord {
   snapshotId: string | null;
   /** Set while the VM is hibernated (state 'stopped'): where its saved state is and when it was taken. */
   hibernation: Hibernation | null;
+  /** The tenant that owns the VM (the store always sets it; absent only in records built by hand: the default tenant). */
+  tenantId?: string;
+  /** The VM's disk as created, MiB (the tenant's disk quota counts it); null when unknown. */
+  diskMiB?: number | null;
 }
 
 export type NewVm = Omit<VmRecord, 'createdAt' | 'updatedAt' | 'pid' | 'bootMs' | 'lastError' | 'exit' | 'snapshotId' | 'hibernation' | 'spec' | 'net'>

@@ -10,7 +10,7 @@ import type { VmRecord } from '../domain/vm.js';
 import { linkOrCopy, removeTree } from '../image/store.js';
 import type { FileInfo } from '../util/files.js';
 import { normalizeCreate, type CreateVmRequest } from '../vm/input.js';
-import type { ImageSource } from '../vm/service.js';
+import type { ImageSource, VmOwner } from '../vm/service.js';
 import { SNAPSHOT_SCHEMA, type SnapshotManifest } from './manifest.js';
 import type { SnapshotStore, StoredSnapshot } from './store.js';
 
@@ -31,7 +31,7 @@ export interface Capture {
 export interface SnapshotSubject {
   get(ref: string): VmRecord;
   list(): VmRecord[];
-  create(req: CreateVmRequest): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }>;
+  create(req: CreateVmRequest, owner?: VmOwner): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }>;
   destroy(ref: string): Promise<void>;
   captureVm(ref: string, dir: string): Promise<Capture>;
   /** Records the VM's new machine spec (a converted clone's kernel path). */
@@ -128,11 +128,12 @@ export class SnapshotService {
     return out;
   }
 
-  async create(req: { vm: string } | { image: string }): Promise<StoredSnapshot> {
+  /** `owner`: the tenant of the VM booted for an `{ image }` snapshot (its quotas apply to it). */
+  async create(req: { vm: string } | { image: string }, owner?: VmOwner): Promise<StoredSnapshot> {
     if ('vm' in req) return this.fromVm(req.vm, 'vm');
     // Only for the snapshot: booted through the VM layer like any VM, destroyed whatever happens.
     const image = await this.images.resolve(req.image);
-    const { vm, ready } = await this.vms.create(normalizeCreate({ image: image.id, profile: image.profile }));
+    const { vm, ready } = await this.vms.create(normalizeCreate({ image: image.id, profile: image.profile }), owner);
     try {
       await ready;
       return await this.fromVm(vm.id, 'image');

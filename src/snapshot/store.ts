@@ -44,7 +44,7 @@ export class SnapshotStore {
   async get(id: string): Promise<StoredSnapshot> {
     const dir = join(this.dir, validSnapshotId(id));
     const m = await readJsonFile<unknown>(join(dir, SNAPSHOT_MANIFEST));
-    if (m === null) throw new HangarError('SNAPSHOT_NOT_FOUND', `no snapshot ${id} in ${this.dir}`, { id });
+    if (m === null) throw new HangarError('SNAPSHOT_NOT_FOUND', `no snapshot ${id}`, { id }); // the same words for another tenant's (src/api/tenancy.ts)
     if (!isSnapshotManifest(m) || m.id !== id) throw new HangarError('SNAPSHOT_FAILED', `${dir}: ${SNAPSHOT_MANIFEST} is not a valid snapshot manifest`, { id, dir });
     await checkFiles(dir, m.files);
     return { manifest: m, dir };

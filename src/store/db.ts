@@ -47,13 +47,24 @@ export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): 
     throw new HangarError('STORE_ERROR', `state database is at schema ${current}, newer than this Hangar (${newest})`, { current, newest });
   }
   const applied: number[] = [];
-  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-    if (m.version <= current) continue;
-    db.transaction(() => {
-      db.exec(m.sql);
-      db.pragma(`user_version = ${m.version}`);
-    })();
-    applied.push(m.version);
+  const pending = [...migrations].sort((a, b) => a.version - b.version).filter((m) => m.version > current);
+  if (pending.length === 0) return applied;
+  // Foreign keys off while migrating (a table rebuild must not cascade), checked before they are back on.
+  const fks = db.pragma('foreign_keys', { simple: true }) as number;
+  db.pragma('foreign_keys = OFF');
+  try {
+    for (const m of pending) {
+      db.transaction(() => {
+        db.exec(m.sql);
+        m.run?.(db);
+        const broken = db.pragma('foreign_key_check') as unknown[];
+        if (broken.length) throw new HangarError('STORE_ERROR', `migration ${m.version} leaves ${broken.length} broken foreign key(s)`, { version: m.version });
+        db.pragma(`user_version = ${m.version}`);
+      })();
+      applied.push(m.version);
+    }
+  } finally {
+    if (fks) db.pragma('foreign_keys = ON');
   }
   return applied;
 }

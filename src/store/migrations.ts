@@ -1,10 +1,43 @@
 // Numbered migrations. Append only: a released migration is never edited; PRAGMA user_version records the last
 // one applied.
 
+/** What a migration's `run` may do with the database (structural: this file imports nothing from db.ts). */
+export interface MigrationDb {
+  exec(sql: string): unknown;
+  prepare(sql: string): { all(...params: unknown[]): unknown[]; get(...params: unknown[]): unknown };
+}
+
 export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** Runs after `sql`, in the same transaction, for steps that depend on the schema as it is (a table rebuild). */
+  run?: (db: MigrationDb) => void;
+}
+
+/**
+ * Rebuilds `vms` so that a VM's name is unique within its tenant (UNIQUE(tenant_id, name)) instead of across the
+ * host, adding tenant_id (existing rows: the default tenant) and disk_mib. SQLite cannot drop a column constraint,
+ * so the table is copied (the 12-step way: the migration runner turns foreign keys off around migrations). The new
+ * table is derived from the current CREATE statement, so columns an earlier migration added are kept, and the
+ * table's own indexes and triggers are recreated.
+ */
+function tenantScopedVms(db: MigrationDb): void {
+  const table = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'vms'").get() as { sql: string };
+  const extras = (db.prepare("SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND tbl_name = 'vms' AND sql IS NOT NULL").all() as { sql: string }[]).map((r) => r.sql);
+  const unique = /\bname(\s+)TEXT NOT NULL UNIQUE/;
+  if (!unique.test(table.sql)) throw new Error('migration 5: vms.name is not declared TEXT NOT NULL UNIQUE');
+  const body = table.sql.replace(unique, 'name$1TEXT NOT NULL').replace(/^CREATE TABLE\s+"?vms"?/, 'CREATE TABLE vms_v5').replace(/\)\s*$/, '');
+  db.exec(`${body},
+        tenant_id   TEXT NOT NULL DEFAULT 'default' REFERENCES tenants(id),
+        disk_mib    INTEGER,            -- the VM's disk as created (the disk quota counts it)
+        UNIQUE (tenant_id, name)
+      )`);
+  db.exec(`INSERT INTO vms_v5 SELECT *, 'default', NULL FROM vms;
+    DROP TABLE vms;
+    ALTER TABLE vms_v5 RENAME TO vms;
+    CREATE INDEX vms_tenant ON vms(tenant_id);`);
+  for (const sql of extras) db.exec(sql);
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -66,5 +99,59 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE vms ADD COLUMN viewer_nonce BLOB;
       UPDATE vms SET viewer_nonce = randomblob(16) WHERE viewer_nonce IS NULL;
     `,
+  },
+  {
+    version: 5,
+    name: 'tenants, API keys, snapshot owners, tenant columns, audit log',
+    sql: `
+      CREATE TABLE tenants (
+        id            TEXT PRIMARY KEY,
+        created_at    TEXT NOT NULL,
+        max_vms       INTEGER,          -- quotas; NULL: no limit
+        max_vcpus     INTEGER,
+        max_mem_mib   INTEGER,
+        max_disk_mib  INTEGER,
+        max_viewers   INTEGER
+      );
+      INSERT INTO tenants (id, created_at) VALUES ('default', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+      CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,   -- key-0123abcd: what the audit log and the API name
+        tenant_id   TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name        TEXT,
+        scope       TEXT NOT NULL CHECK (scope IN ('admin', 'write', 'read', 'viewer')),
+        hash        BLOB NOT NULL UNIQUE, -- sha256 of the key; the key itself is never stored
+        source      TEXT NOT NULL DEFAULT 'api' CHECK (source IN ('api', 'token-file')),
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT,
+        revoked_at  TEXT
+      );
+      CREATE UNIQUE INDEX api_keys_token_file ON api_keys(source) WHERE source = 'token-file';
+      CREATE TABLE snapshots (
+        id          TEXT PRIMARY KEY,   -- the snapshot directory's id; a directory without a row is the default tenant's
+        tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+        created_at  TEXT NOT NULL
+      );
+      ALTER TABLE events ADD COLUMN tenant_id TEXT; -- NULL: a host event, shown to admin keys only
+      UPDATE events SET tenant_id = 'default' WHERE vm_id IS NOT NULL;
+      CREATE INDEX events_tenant ON events(tenant_id, seq);
+      CREATE TABLE audit (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          TEXT NOT NULL,
+        key_id      TEXT,               -- the key's id, never the key
+        tenant_id   TEXT,
+        method      TEXT NOT NULL,
+        route       TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        resource    TEXT,
+        status      INTEGER NOT NULL,
+        code        TEXT,
+        request_id  TEXT
+      );
+      CREATE INDEX audit_key ON audit(key_id, seq);
+      CREATE INDEX audit_tenant ON audit(tenant_id, seq);
+      CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+      CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    `,
+    run: tenantScopedVms,
   },
 ];

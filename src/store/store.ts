@@ -9,6 +9,7 @@ import type { LastError, NewVm, VmNet, VmPatch, VmRecord } from '../domain/vm.js
 import type { MachineSpec, ProcessExit, VmmKind } from '../vmm/types.js';
 import { VIEWER_NONCE_BYTES, type Hibernation } from '../domain/vm.js';
 import { openDb, type Db } from './db.js';
+import { TenancyStore } from './tenancy.js';
 
 export type { NewVm, VmPatch, VmRecord } from '../domain/vm.js';
 
@@ -24,6 +25,8 @@ export interface EventRecord {
   vmId: string | null;
   type: string;
   data: Record<string, unknown>;
+  /** The tenant the event belongs to (its VM's); null for a host event, which only admin keys see. */
+  tenant?: string | null;
 }
 
 interface VmRow {
@@ -31,6 +34,7 @@ interface VmRow {
   mem_mib: number; ttl_s: number | null; created_at: string; updated_at: string; expires_at: string | null;
   pid: number | null; run_dir: string; spec: string; net: string | null; boot_ms: number | null;
   last_error: string | null; exit: string | null; snapshot_id: string | null; hibernation: string | null;
+  tenant_id: string; disk_mib: number | null;
 }
 
 /** The codec of one JSON column: what Hangar wrote is what it reads back (an empty object means "none yet"). */
@@ -47,7 +51,7 @@ function toRecord(r: VmRow): VmRecord {
     vcpus: r.vcpus, memMiB: r.mem_mib, ttlS: r.ttl_s, createdAt: r.created_at, updatedAt: r.updated_at,
     expiresAt: r.expires_at, pid: r.pid, runDir: r.run_dir, spec: json<MachineSpec>(r.spec), net: json<VmNet>(r.net),
     bootMs: r.boot_ms, lastError: json<LastError>(r.last_error), exit: json<ProcessExit>(r.exit), snapshotId: r.snapshot_id ?? null,
-    hibernation: json<Hibernation>(r.hibernation ?? null),
+    hibernation: json<Hibernation>(r.hibernation ?? null), tenantId: r.tenant_id, diskMiB: r.disk_mib ?? null,
   };
 }
 
@@ -60,7 +64,8 @@ export interface StateStore {
   createVm(vm: NewVm, opts: { maxVms: number; plan: NetPlanner }): VmRecord;
   getVm(idOrName: string): VmRecord | null;
   mustGetVm(idOrName: string): VmRecord;
-  listVms(): VmRecord[];
+  /** Every VM, or those of one tenant. */
+  listVms(tenant?: string): VmRecord[];
   countByState(): Record<string, number>;
   setState(id: string, to: VmState, patch?: VmPatch, data?: Record<string, unknown>): VmRecord;
   patchVm(id: string, patch: VmPatch): void;
@@ -71,7 +76,8 @@ export interface StateStore {
   rotateViewerNonce(id: string): Buffer | null;
   allocations(kind?: Allocation['kind']): Allocation[];
   appendEvent(vmId: string | null, type: string, data?: Record<string, unknown>): EventRecord;
-  events(opts?: { since?: number; vmId?: string; limit?: number }): EventRecord[];
+  /** Events after `since`; `tenant`: that tenant's only (a tenant key's stream). */
+  events(opts?: { since?: number; vmId?: string; limit?: number; tenant?: string }): EventRecord[];
   lastEventSeq(): number;
   onEvent(listener: (e: EventRecord) => void): () => void;
   close(): void;
@@ -83,6 +89,8 @@ export class Store implements StateStore {
   private readonly db: Db;
   private listeners = new Set<(e: EventRecord) => void>();
   private writes = 0;
+  /** Tenants, API keys, snapshot owners, the audit log. */
+  readonly tenancy: TenancyStore;
 
   /** Bumped by every write to VMs or allocations: readers cache derived views (e.g. the VM list) per version. */
   get version(): number {
@@ -91,6 +99,7 @@ export class Store implements StateStore {
 
   constructor(path: string) {
     this.db = openDb(path);
+    this.tenancy = new TenancyStore(this.db, () => { this.writes++; });
   }
 
   close(): void {
@@ -99,13 +108,14 @@ export class Store implements StateStore {
 
   // ---- VMs
   /**
-   * A new VM's row and its addresses in one transaction: the VM limit is checked inside it (concurrent creates
-   * cannot exceed it), and a taken name or an exhausted pool leaves nothing behind.
+   * A new VM's row and its addresses in one transaction: the VM limit and the tenant's quotas are checked inside
+   * it (concurrent creates cannot exceed them), and a taken name or an exhausted pool leaves nothing behind.
    */
   createVm(vm: NewVm, opts: { maxVms: number; plan: NetPlanner }): VmRecord {
     return this.db.transaction(() => {
       const n = (this.db.prepare('SELECT COUNT(*) AS n FROM vms').get() as { n: number }).n;
       if (n >= opts.maxVms) throw new HangarError('VM_LIMIT_REACHED', `this host runs at most ${opts.maxVms} VMs`, { max: opts.maxVms });
+      this.tenancy.assertQuota(vm.tenantId ?? 'default', { vcpus: vm.vcpus, memMiB: vm.memMiB, diskMiB: vm.diskMiB ?? 0 });
       this.insertVm(vm);
       const net = this.allocate(vm.id, (taken) => {
         const p = opts.plan(taken);
@@ -121,12 +131,13 @@ export class Store implements StateStore {
     const t = now();
     try {
       this.db.prepare(`INSERT INTO vms (id, name, state, image_id, profile, vmm, vcpus, mem_mib, ttl_s, created_at, updated_at,
-        expires_at, run_dir, spec, net, snapshot_id, viewer_nonce) VALUES (@id, @name, @state, @imageId, @profile, @vmm, @vcpus, @memMiB, @ttlS, @t, @t,
-        @expiresAt, @runDir, @spec, @net, @snapshotId, @viewerNonce)`).run({
+        expires_at, run_dir, spec, net, snapshot_id, viewer_nonce, tenant_id, disk_mib) VALUES (@id, @name, @state, @imageId, @profile, @vmm, @vcpus, @memMiB, @ttlS, @t, @t,
+        @expiresAt, @runDir, @spec, @net, @snapshotId, @viewerNonce, @tenantId, @diskMiB)`).run({
         ...vm, t, spec: enc(vm.spec) ?? '{}', net: enc(vm.net), snapshotId: vm.snapshotId ?? null, viewerNonce: randomBytes(VIEWER_NONCE_BYTES),
+        tenantId: vm.tenantId ?? 'default', diskMiB: vm.diskMiB ?? null,
       });
     } catch (e) {
-      if (String((e as Error).message).includes('UNIQUE constraint failed: vms.name')) {
+      if (/UNIQUE constraint failed: vms\.(tenant_id, vms\.)?name/.test(String((e as Error).message))) {
         throw new HangarError('VM_NAME_TAKEN', `a VM named ${vm.name} exists`, { name: vm.name });
       }
       throw new HangarError('STORE_ERROR', (e as Error).message, {}, { cause: e });
@@ -136,7 +147,10 @@ export class Store implements StateStore {
   }
 
   getVm(idOrName: string): VmRecord | null {
-    const r = this.db.prepare('SELECT * FROM vms WHERE id = ? OR name = ?').get(idOrName, idOrName) as VmRow | undefined;
+    // Names are unique per tenant: an id wins, then the default tenant's name (callers with a key resolve a name
+    // in their tenant first: TenancyStore.findVm).
+    const r = this.db.prepare("SELECT * FROM vms WHERE id = ? OR name = ? ORDER BY (id = ?) DESC, (tenant_id = 'default') DESC, created_at LIMIT 1")
+      .get(idOrName, idOrName, idOrName) as VmRow | undefined;
     return r ? toRecord(r) : null;
   }
 
@@ -146,8 +160,11 @@ export class Store implements StateStore {
     return vm;
   }
 
-  listVms(): VmRecord[] {
-    return (this.db.prepare('SELECT * FROM vms ORDER BY created_at, id').all() as VmRow[]).map(toRecord);
+  listVms(tenant?: string): VmRecord[] {
+    const rows = tenant === undefined
+      ? this.db.prepare('SELECT * FROM vms ORDER BY created_at, id').all()
+      : this.db.prepare('SELECT * FROM vms WHERE tenant_id = ? ORDER BY created_at, id').all(tenant);
+    return (rows as VmRow[]).map(toRecord);
   }
 
   countByState(): Record<string, number> {
@@ -185,8 +202,9 @@ export class Store implements StateStore {
   deleteVm(id: string): void {
     this.writes++;
     this.db.transaction(() => {
+      const owner = this.db.prepare('SELECT tenant_id AS t FROM vms WHERE id = ?').get(id) as { t: string } | undefined;
       this.db.prepare('DELETE FROM vms WHERE id = ?').run(id);
-      this.appendEvent(id, 'vm.destroyed', {});
+      this.appendEvent(id, 'vm.destroyed', {}, owner?.t);
     })();
   }
 
@@ -228,18 +246,20 @@ export class Store implements StateStore {
   }
 
   // ---- events
-  appendEvent(vmId: string | null, type: string, data: Record<string, unknown> = {}): EventRecord {
+  /** Records an event; its tenant is `tenant`, else its VM's (null: a host event). */
+  appendEvent(vmId: string | null, type: string, data: Record<string, unknown> = {}, tenant?: string): EventRecord {
     const at = now();
-    const info = this.db.prepare('INSERT INTO events (at, vm_id, type, data) VALUES (?, ?, ?, ?)').run(at, vmId, type, JSON.stringify(data));
-    const e: EventRecord = { seq: Number(info.lastInsertRowid), at, vmId, type, data };
+    const owner = tenant ?? (vmId ? (this.db.prepare('SELECT tenant_id AS t FROM vms WHERE id = ?').get(vmId) as { t: string } | undefined)?.t : undefined) ?? null;
+    const info = this.db.prepare('INSERT INTO events (at, vm_id, type, data, tenant_id) VALUES (?, ?, ?, ?, ?)').run(at, vmId, type, JSON.stringify(data), owner);
+    const e: EventRecord = { seq: Number(info.lastInsertRowid), at, vmId, type, data, tenant: owner };
     for (const l of this.listeners) l(e);
     return e;
   }
 
-  events(opts: { since?: number; vmId?: string; limit?: number } = {}): EventRecord[] {
-    const rows = this.db.prepare(`SELECT * FROM events WHERE seq > ? ${opts.vmId ? 'AND vm_id = ?' : ''} ORDER BY seq LIMIT ?`)
-      .all(...[opts.since ?? 0, ...(opts.vmId ? [opts.vmId] : []), opts.limit ?? 1000]) as { seq: number; at: string; vm_id: string | null; type: string; data: string }[];
-    return rows.map((r) => ({ seq: r.seq, at: r.at, vmId: r.vm_id, type: r.type, data: JSON.parse(r.data) as Record<string, unknown> }));
+  events(opts: { since?: number; vmId?: string; limit?: number; tenant?: string } = {}): EventRecord[] {
+    const rows = this.db.prepare(`SELECT * FROM events WHERE seq > ? ${opts.vmId ? 'AND vm_id = ?' : ''} ${opts.tenant !== undefined ? 'AND tenant_id = ?' : ''} ORDER BY seq LIMIT ?`)
+      .all(...[opts.since ?? 0, ...(opts.vmId ? [opts.vmId] : []), ...(opts.tenant !== undefined ? [opts.tenant] : []), opts.limit ?? 1000]) as { seq: number; at: string; vm_id: string | null; type: string; data: string; tenant_id: string | null }[];
+    return rows.map((r) => ({ seq: r.seq, at: r.at, vmId: r.vm_id, type: r.type, data: JSON.parse(r.data) as Record<string, unknown>, tenant: r.tenant_id }));
   }
 
   /** The newest event's sequence number (0 when there is none): where a live-only stream starts. */

@@ -37,7 +37,14 @@ export interface CreateContext {
   driver(kind: VmmKind): VmmDriver;
   /** Refuses a driver whose probe says it cannot run on this host (VMM_NOT_AVAILABLE). */
   usable(driver: VmmDriver): Promise<void>;
+  /** The tenant the VM belongs to (default: the default tenant). */
+  tenant?: string;
 }
+
+const MiB = 1024 * 1024;
+/** The disk a VM takes, in MiB, from its source's size in bytes (null: unknown): what the disk quota counts. */
+const diskMiB = (bytes: number | undefined): number | null => (typeof bytes === 'number' && bytes > 0 ? Math.ceil(bytes / MiB) : null);
+const owner = (c: CreateContext): { tenantId?: string } => (c.tenant ? { tenantId: c.tenant } : {});
 
 function expiry(req: CreateVmRequest, now: number): string | null {
   return req.ttlSeconds ? new Date(now + req.ttlSeconds * 1000).toISOString() : null;
@@ -73,7 +80,7 @@ export async function planColdCreate(req: CreateVmRequest, image: ImageInfo, vmm
   return {
     vm: {
       id: c.id, name: req.name ?? c.id, state: 'creating', imageId: image.id, profile: image.profile, vmm, vcpus: req.vcpus, memMiB: req.memMiB,
-      ttlS: req.ttlSeconds, expiresAt: expiry(req, c.now), runDir: c.runDir,
+      ttlS: req.ttlSeconds, expiresAt: expiry(req, c.now), runDir: c.runDir, diskMiB: diskMiB(image.sizes?.rootfs), ...owner(c),
     },
     plan: c.network.poolPlan(c.id),
     driver,
@@ -118,6 +125,7 @@ export async function planClone(req: CreateVmRequest, snap: StoredSnapshot, c: C
     vm: {
       id: c.id, name: req.name ?? c.id, state: 'creating', imageId: m.image.id, profile: m.image.profile, vmm: m.vmm.kind,
       vcpus: m.machine.vcpus, memMiB: m.machine.memMiB, ttlS: req.ttlSeconds, expiresAt: expiry(req, c.now), runDir: c.runDir, snapshotId: m.id,
+      diskMiB: diskMiB(m.files[SNAPSHOT_DISK]?.size), ...owner(c),
     },
     plan: c.network.clonePlan(c.id, m.guestNet),
     driver,

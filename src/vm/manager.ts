@@ -35,7 +35,7 @@ import { KeyedLock } from './lock.js';
 import { hostVmNetwork, type VmNetwork } from './network.js';
 import { reconcile, stopVmmIn, type ReconcileReport } from './reconcile.js';
 import { captureVm, hibernateVm, hibernationBoot, type CapturedVm } from './saved-state.js';
-import type { HostInfo, ImageSource, ImageSummary, VmService } from './service.js';
+import type { HostInfo, ImageSource, ImageSummary, VmOwner, VmService } from './service.js';
 
 export type { CapturedVm } from './saved-state.js';
 export type { ReconcileReport } from './reconcile.js';
@@ -160,9 +160,12 @@ export class VmManager implements VmService {
 
   // ---------------------------------------------------------------- create
 
-  async create(req: CreateVmRequest): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }> {
+  async create(req: CreateVmRequest, owner?: VmOwner): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }> {
     const id = newId();
-    const c: CreateContext = { id, runDir: this.runDir(id), now: Date.now(), network: this.network, driver: (k) => this.driver(k), usable: (d) => this.usable(d) };
+    const c: CreateContext = {
+      id, runDir: this.runDir(id), now: Date.now(), network: this.network, driver: (k) => this.driver(k), usable: (d) => this.usable(d),
+      ...(owner ? { tenant: owner.tenant } : {}),
+    };
     // Everything that can be refused is refused here, before any record, address or directory exists.
     const plan = req.fromSnapshot
       ? await planClone(req, await this.snapshots.store.get(req.fromSnapshot), c)

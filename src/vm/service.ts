@@ -28,9 +28,14 @@ export interface ImageSummary {
   sizes: Record<string, number>;
 }
 
+/** Who a new VM belongs to (its tenant's quotas are checked in the inserting transaction); default: the default tenant. */
+export interface VmOwner {
+  tenant: string;
+}
+
 export interface VmService {
   /** Validates and allocates synchronously (errors here leave nothing behind); boots in the background. */
-  create(req: CreateVmRequest): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }>;
+  create(req: CreateVmRequest, owner?: VmOwner): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }>;
   list(): VmRecord[];
   get(idOrName: string): VmRecord;
   action(idOrName: string, action: LifecycleAction): Promise<VmRecord>;

@@ -20,6 +20,7 @@ import type { CreateVmRequest, VmLimits } from '../../src/vm/input.js';
 import type { VmService } from '../../src/vm/service.js';
 import type { DoctorTarget } from '../../src/doctor/doctor.js';
 import { normaliseNetConfig } from '../../src/net/config.js';
+import { hashKey, newKeyId } from '../../src/tenancy/keys.js';
 
 export const FAKE_TOKEN = 'fake-token-0123456789abcdef0123456789abcdef';
 export const fakeAuth = { authorization: `Bearer ${FAKE_TOKEN}` };
@@ -98,7 +99,9 @@ export async function createFakeApi(opts: { limits?: VmLimits; stubStreams?: boo
     images: rec('images', async () => []),
   };
 
-  const ctx: ApiContext = { vms: service, snapshots, events: store, metrics, token: FAKE_TOKEN };
+  // Tenancy over the real store (so the tenant, key and audit routes are served and fuzzed); FAKE_TOKEN is the admin key.
+  store.tenancy.syncTokenFileKey(hashKey(FAKE_TOKEN), newKeyId());
+  const ctx: ApiContext = { vms: service, snapshots, events: store, metrics, token: FAKE_TOKEN, tenancy: store.tenancy };
   const desk = {
     lookup: (id: string) => (id.startsWith('missing') ? null : { state: 'ready', viewerNonce: Buffer.alloc(16, 1) }),
     rotateNonce: (id: string) => !id.startsWith('missing'),

@@ -47,6 +47,8 @@ const API_COMMANDS: string[][] = [
   ['vm', 'pause', 'alice'], ['vm', 'resume', 'alice'], ['vm', 'console', 'alice'], ['vm', 'console', 'alice', '--follow'], ['vm', 'open', 'alice'],
   ['vm', 'hibernate', 'alice'], ['snapshot', 'create', '--vm', 'alice'], ['snapshot', 'create', '--image', 'desktop'], ['snapshot', 'ls'],
   ['snapshot', 'show', 'snap-0123'], ['snapshot', 'rm', 'snap-0123'], ['events'], ['events', '--vm', 'alice'], ['doctor'], ['doctor', '--vm', 'alice'],
+  ['tenant', 'create', 'acme', '--max-vms', '3'], ['tenant', 'ls'], ['tenant', 'show', 'acme'], ['tenant', 'set', 'acme', '--max-vms', 'none'], ['tenant', 'rm', 'acme'],
+  ['key', 'create', '--tenant', 'acme', '--scope', 'write', '--expires', '30d'], ['key', 'ls'], ['key', 'rm', 'key-0123abcd'], ['audit', '--since', '1h'],
 ];
 
 test('every API command covered here, and every command of the CLI is either here or has no API call', () => {
