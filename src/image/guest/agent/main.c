@@ -183,6 +183,13 @@ int main(int argc, char **argv) {
   for (;;) {
     npoll = 0;
     int64_t now = now_ms();
+    if (listen_fd >= 0) poll_add(listen_fd, POLLIN, accept_cb, &listen_fd);
+    if (vsock_fd >= 0) poll_add(vsock_fd, POLLIN, accept_cb, &vsock_fd);
+    poll_add(sig_fd, POLLIN, sig_cb, NULL);
+    procs_poll();
+    files_poll();
+    tcp_poll();
+    watch_poll();
     int have_port = 0;
     for (struct conn *c = conns; c; c = c->next) {
       if (c->kind == C_PORT) have_port = 1;
@@ -193,13 +200,6 @@ int main(int argc, char **argv) {
       else { poll_add(c->rfd, ev, conn_io, c); if (c->out.len) poll_add(c->wfd, POLLOUT, conn_io, c); }
     }
     if (use_port && !use_stdio && !unix_path && !have_port && now >= port_retry) open_port();
-    if (listen_fd >= 0) poll_add(listen_fd, POLLIN, accept_cb, &listen_fd);
-    if (vsock_fd >= 0) poll_add(vsock_fd, POLLIN, accept_cb, &vsock_fd);
-    poll_add(sig_fd, POLLIN, sig_cb, NULL);
-    procs_poll();
-    files_poll();
-    tcp_poll();
-    watch_poll();
     int64_t dl = procs_deadline();
     int timeout = 1000;
     for (struct conn *c = conns; c; c = c->next) if (c->hup) timeout = 100;
@@ -216,6 +216,11 @@ int main(int argc, char **argv) {
     procs_tick();
     files_pump();
     streams_gc();
+    for (struct conn *c = conns; c; c = c->next) { /* flush at once what this iteration produced */
+      if (!c->out.len || c->closed || c->hup) continue;
+      ssize_t w = write(c->wfd, c->out.p, c->out.len);
+      if (w > 0) buf_consume(&c->out, (size_t)w);
+    }
     struct conn **pp = &conns;
     while (*pp) {
       struct conn *c = *pp;

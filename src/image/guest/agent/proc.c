@@ -85,6 +85,7 @@ static void kill_group(struct proc *p, int sig) {
 static void send_exit(struct proc *p, struct stream *s) {
   struct buf b = {0};
   exit_json(p, &b, 1);
+  buf_addc(&b, 0);
   send_event(s, b.p);
   buf_free(&b);
   if (p->att == s) p->att = NULL;
