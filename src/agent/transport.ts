@@ -3,13 +3,9 @@
 // answered by `OK <port>\n`). Where the socket is comes from the driver (VmmHandle.guestChannel).
 import { connect, type Socket } from 'node:net';
 import { HangarError } from '../errors.js';
+import type { GuestChannel } from '../guest-protocol.js';
 
-/** How a VM's agent is reached; the driver of the VM says which. */
-export type GuestChannel =
-  | { kind: 'unix'; path: string }
-  | { kind: 'vsock'; path: string; port: number };
-
-export const AGENT_VSOCK_PORT = 1024;
+export { AGENT_VSOCK_PORT, type GuestChannel } from '../guest-protocol.js';
 
 function unavailable(path: string, e: Error): HangarError {
   return new HangarError('AGENT_UNAVAILABLE', `agent channel ${path}: ${e.message}`, { path }, { cause: e });
