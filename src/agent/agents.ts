@@ -10,6 +10,8 @@ import { connectChannel, type GuestChannel } from './transport.js';
 export interface AgentsDeps {
   /** The VM's agent channel while its VMM runs; null when it has none or is not running (AGENT_UNAVAILABLE). */
   channel(vmId: string): GuestChannel | null;
+  /** Before connecting: wake the VM if it sleeps (hibernated, paused); throws if it cannot be used. */
+  prepare?(vmId: string): Promise<void>;
   limits?: SessionLimits;
   /** How long a connect + HELLO may take by default. */
   connectTimeoutMs?: number;
@@ -58,6 +60,7 @@ export class Agents implements AgentPort {
   }
 
   private async open(vmId: string, e: Entry, timeoutMs: number): Promise<AgentClient> {
+    await this.deps.prepare?.(vmId);
     const ch = this.deps.channel(vmId);
     if (!ch) {
       e.status = { state: 'absent' };
