@@ -29,6 +29,12 @@ class GuestReadable extends Readable {
   override _read(): void { this.use.check(); }
 }
 
+/** Ends a Readable with an error only when someone listens for it (an unread stdout must not crash the host). */
+function fail(r: Readable, e: Error): void {
+  if (r.listenerCount('error') > 0) r.destroy(e);
+  else r.destroy();
+}
+
 function stdinWritable(s: HostStream): Writable {
   return new Writable({
     highWaterMark: 64 * 1024,
@@ -75,7 +81,7 @@ export class AgentClient implements AgentSession {
         end();
         settle.resolve(exitOf(e));
       },
-      error: (e) => { if (detached) return; stdout.destroy(e); stderr.destroy(e); settle.reject(e); },
+      error: (e) => { if (detached) return; fail(stdout, e); fail(stderr, e); settle.reject(e); },
     });
     const stdin = withStdin ? stdinWritable(stream) : null;
     stdin?.on('error', () => undefined);
@@ -146,7 +152,7 @@ export class AgentClient implements AgentSession {
   async readFile(path: string, opts: { offset?: number; length?: number; signal?: AbortSignal } = {}): Promise<{ size: number; stream: Readable }> {
     const { result, stream } = await this.s.request({ op: 'read', path, ...(opts.offset ? { offset: opts.offset } : {}), ...(opts.length !== undefined ? { length: opts.length } : {}) }, { keep: true });
     const out = new GuestReadable(stream);
-    stream.listen({ data: (b) => out.feed(b), eof: () => { this.s.finish(stream, false); out.push(null); }, error: (e) => out.destroy(e) });
+    stream.listen({ data: (b) => out.feed(b), eof: () => { this.s.finish(stream, false); out.push(null); }, error: (e) => fail(out, e) });
     out.on('close', () => { if (!stream.closed) stream.cancel(); });
     opts.signal?.addEventListener('abort', () => out.destroy(new HangarError('CANCELLED', 'read cancelled', {})), { once: true });
     return { size: num(result.size, -1), stream: out };
@@ -219,7 +225,7 @@ export class AgentClient implements AgentSession {
       d.push(b);
       use!.check();
     };
-    stream.listen({ data: onData, eof: () => d.push(null), error: (e) => d.destroy(e) });
+    stream.listen({ data: onData, eof: () => d.push(null), error: (e) => { if (d.listenerCount('error') > 0) d.destroy(e); else d.destroy(); } });
     return d;
   }
 

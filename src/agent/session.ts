@@ -313,9 +313,12 @@ export class Session {
       case FRAME.OK:
       case FRAME.PONG:
         if (!p) throw protocolError('bad-answer', `a second answer on stream ${f.stream}`);
-        this.pending.delete(f.stream);
-        clearTimeout(p.timer);
-        p.resolve({ result: frameJson(f), stream: s });
+        {
+          const result = frameJson(f); // a bad answer fails the session with this call still pending
+          this.pending.delete(f.stream);
+          clearTimeout(p.timer);
+          p.resolve({ result, stream: s });
+        }
         return;
       case FRAME.ERR: {
         const e = guestError(frameJson(f), p?.what ?? 'guest');
