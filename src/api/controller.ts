@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { Agents } from '../agent/agents.js';
+import type { AgentPort } from '../agent/port.js';
 import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from '../desktop/index.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
@@ -39,6 +40,8 @@ export interface Controller {
   manager: VmManager;
   store: Store;
   metrics: HangarMetrics;
+  /** Sessions with the VMs' guest agents. */
+  agents: AgentPort;
   token: string;
   url: string;
   reconcile: ReconcileReport;
@@ -206,7 +209,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
   await writeEndpoint(config.endpointPath, url);
   logger.info({ url, reconcile: ctx.reconcile }, 'controller ready');
   return {
-    config, app: ctx.app, manager: ctx.manager, store: ctx.store, metrics, token: ctx.token, url, reconcile: ctx.reconcile, loops: ctx.loops,
+    config, app: ctx.app, manager: ctx.manager, store: ctx.store, metrics, agents: ctx.agents, token: ctx.token, url, reconcile: ctx.reconcile, loops: ctx.loops,
     close: async () => {
       // Not the start-up undo stack: the host network and namespaces stay, running VMs still use them.
       rmSync(config.endpointPath, { force: true });
