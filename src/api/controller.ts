@@ -8,6 +8,8 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
+import { Agents } from '../agent/agents.js';
+import type { AgentPort } from '../agent/port.js';
 import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from '../desktop/index.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
@@ -40,6 +42,8 @@ export interface Controller {
   manager: VmManager;
   store: Store;
   metrics: HangarMetrics;
+  /** Sessions with the VMs' guest agents. */
+  agents: AgentPort;
   token: string;
   url: string;
   reconcile: ReconcileReport;
@@ -107,7 +111,7 @@ export const CONTROLLER_UMASK = 0o077;
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
   // Here rather than in `hangar up`: every way a controller starts (the CLI, systemd's --foreground, tests) gets it.
   process.umask(CONTROLLER_UMASK);
-  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void };
+  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void };
   const metrics = new HangarMetrics();
   const logger = pino(
     {
@@ -174,7 +178,16 @@ export async function startController(config: ControllerConfig, hooks: Controlle
     {
       name: 'HTTP server',
       run: async (c) => {
-        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy };
+        c.agents = new Agents({
+          channel: (id) => c.manager.guestChannel(id),
+          // A hibernated or paused VM is woken for its agent, as for a viewer.
+          prepare: async (id) => {
+            const vm = c.manager.get(id);
+            if (vm.hibernation || vm.state === 'paused') await c.manager.ensureRunning(id);
+          },
+          log: (msg, data) => logger.info(data ?? {}, msg),
+        });
+        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy, agents: c.agents };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
         const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];
@@ -187,8 +200,13 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           if (e.vmId && (e.type === 'vm.destroyed' || (e.type === 'vm.state' && to && ['paused', 'stopping', 'stopped', 'failed'].includes(to)))) {
             bridge.disconnect(e.vmId, e.type === 'vm.destroyed' ? 'VM destroyed' : `VM ${to}`);
           }
+          // A VM that stops or goes away loses its agent session (a restore or resume starts a new VMM: the next
+          // use opens a fresh session over the new channel).
+          if (e.vmId && (e.type === 'vm.destroyed' || (e.type === 'vm.state' && to && ['stopping', 'stopped', 'failed'].includes(to)))) {
+            c.agents.invalidate(e.vmId, e.type === 'vm.destroyed');
+          }
         });
-        c.detach = () => { off(); void bridge.close(); };
+        c.detach = () => { off(); void bridge.close(); c.agents.closeAll(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },
@@ -212,7 +230,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
   await writeEndpoint(config.endpointPath, url);
   logger.info({ url, reconcile: ctx.reconcile }, 'controller ready');
   return {
-    config, app: ctx.app, manager: ctx.manager, store: ctx.store, metrics, token: ctx.token, url, reconcile: ctx.reconcile, loops: ctx.loops,
+    config, app: ctx.app, manager: ctx.manager, store: ctx.store, metrics, agents: ctx.agents, token: ctx.token, url, reconcile: ctx.reconcile, loops: ctx.loops,
     close: async () => {
       // Not the start-up undo stack: the host network and namespaces stay, running VMs still use them.
       rmSync(config.endpointPath, { force: true });

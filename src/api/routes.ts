@@ -1,6 +1,7 @@
 // The route table: every HTTP route is declared here (or in a module that returns more ApiRoutes), with the schemas
 // that validate it. The server registers exactly this list and /openapi.json is generated from it.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AgentPort } from '../agent/port.js';
 import type { VmRecord } from '../domain/vm.js';
 import type { HangarMetrics } from '../metrics.js';
 import type { SnapshotService } from '../snapshot/service.js';
@@ -38,6 +39,8 @@ export interface ApiContext {
    * resources are filtered by the key's tenant (src/api/tenancy.ts).
    */
   tenancy?: TenancyPort;
+  /** Sessions with the VMs' guest agents (src/agent/port.ts). */
+  agents: AgentPort;
 }
 
 /** A route module: its routes, given the ports. */

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Agents } from '../../src/agent/agents.js';
 import { buildServer } from '../../src/api/server.js';
 import { HangarMetrics } from '../../src/metrics.js';
 import { migrate } from '../../src/store/db.js';
@@ -29,7 +30,7 @@ test('an upgraded state directory: the old token is the admin key, old VMs are t
     store.tenancy.syncTokenFileKey(hashKey(token), newKeyId()); // what startController's 'API token' step does
     const metrics = new HangarMetrics({ defaultMetrics: false });
     const manager = offlineManager(store, dir, metrics);
-    const app = await buildServer({ vms: manager, snapshots: manager.snapshots, events: store, metrics, token, tenancy: store.tenancy });
+    const app = await buildServer({ vms: manager, snapshots: manager.snapshots, events: store, metrics, token, tenancy: store.tenancy, agents: new Agents({ channel: () => null }) });
     const list = await app.inject({ method: 'GET', url: '/v1/vms', headers: { authorization: `Bearer ${token}` } });
     assert.equal(list.statusCode, 200, list.body);
     assert.deepEqual(list.json<{ vms: { id: string; tenant: string }[] }>().vms.map((v) => [v.id, v.tenant]), [['vm-0ld00000', 'default']]);

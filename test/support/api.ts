@@ -3,6 +3,7 @@
 // (or rows inserted directly) are exercised. Boots are covered by the *.int tests. Tenancy is on, as in the
 // controller: TEST_TOKEN is the default tenant's admin key (the token file's), and tests add tenants and keys.
 import type { Duplex } from 'node:stream';
+import { Agents } from '../../src/agent/agents.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +61,7 @@ export async function createApiHarness(opts: HarnessOptions = {}): Promise<ApiHa
   const metrics = new HangarMetrics();
   const { withDoctor, withDesktop, manager: makeManager, ...server } = opts;
   const manager = makeManager ? makeManager(store, stateDir, metrics) : offlineManager(store, stateDir, metrics);
-  const ctx: ApiContext = { vms: manager, snapshots: manager.snapshots, events: store, metrics, token: TEST_TOKEN, tenancy: store.tenancy };
+  const ctx: ApiContext = { vms: manager, snapshots: manager.snapshots, events: store, metrics, token: TEST_TOKEN, tenancy: store.tenancy, agents: new Agents({ channel: () => null }) };
   const desk = {
     lookup: (id: string) => {
       const vm = store.getVm(id);

@@ -18,6 +18,7 @@ import { accessSync, appendFileSync, chownSync, constants, existsSync, mkdirSync
 import { tmpdir } from 'node:os';
 import { after } from 'node:test';
 import { createServer } from 'node:http';
+import { connect as netConnect, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +52,12 @@ export interface FakeFirecrackerOptions {
   onExit?: (code: number) => void;
   /** As if chrooted here (FAKE jailer): API paths and the socket resolve under this directory. */
   root?: string;
+  /**
+   * The FAKE vsock: `CONNECT <port>` on the PUT /vsock socket is forwarded to the Unix socket this returns (a
+   * `hangar-agent --listen-unix` standing in for the guest); null closes the connection, as Firecracker does when
+   * nothing listens in the guest. Env: FAKE_FIRECRACKER_VSOCK_1024=PATH.
+   */
+  vsockBackend?: (port: number) => string | null;
 }
 
 export interface FakeFirecracker {
@@ -80,6 +87,37 @@ function mustExist(path: string, what: string, mode = constants.R_OK): void {
   }
 }
 
+/** The FAKE vsock mux: host-initiated connections with Firecracker's `CONNECT <port>\n` / `OK <port>\n` handshake. */
+function fakeVsock(path: string, backend: (port: number) => string | null): NetServer {
+  let next = 1_073_741_824;
+  const srv = createNetServer((c) => {
+    let buf = Buffer.alloc(0);
+    c.on('error', () => undefined);
+    const onData = (d: Buffer): void => {
+      buf = Buffer.concat([buf, d]);
+      const nl = buf.indexOf(0x0a);
+      if (nl < 0) { if (buf.length > 32) c.destroy(); return; }
+      c.off('data', onData);
+      const m = /^CONNECT (\d+)$/.exec(buf.subarray(0, nl).toString('latin1'));
+      const target = m ? backend(Number(m[1])) : null;
+      if (!target) { c.destroy(); return; }
+      const g = netConnect({ path: target });
+      g.on('error', () => c.destroy());
+      g.once('connect', () => {
+        c.write(`OK ${next++}\n`);
+        const rest = buf.subarray(nl + 1);
+        if (rest.length) g.write(rest);
+        c.pipe(g);
+        g.pipe(c);
+      });
+      c.on('close', () => g.destroy());
+    };
+    c.on('data', onData);
+  });
+  srv.listen(path);
+  return srv;
+}
+
 export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<FakeFirecracker> {
   const version = opts.version ?? '1.16.1';
   const fixtures = opts.fixturesDir ?? DEFAULT_FIXTURES;
@@ -92,6 +130,7 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
   const trace: FakeTraceEntry[] = [];
 
   let state: FakeState = 'Not started';
+  let vsock: NetServer | undefined;
   let bootPath = false;
   let logPath: string | null = null;
   const config: {
@@ -167,6 +206,15 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
           throw new Fault(`Network interface error: Could not create the network device: Open tap device failed: ${String(b.host_dev_name)} is not a TAP in this network namespace`);
         }
         config.nets.set(b.iface_id as string, { ...b });
+        bootPath = true;
+        return { status: 204 };
+      }
+      case 'PUT /vsock': {
+        preboot();
+        const uds = host(b.uds_path);
+        if (existsSync(uds)) throw new Fault(`Cannot create vsock device: the Unix socket ${String(b.uds_path)} exists (Address in use)`);
+        vsock?.close();
+        vsock = fakeVsock(uds, opts.vsockBackend ?? ((port) => process.env[`FAKE_FIRECRACKER_VSOCK_${port}`] ?? null));
         bootPath = true;
         return { status: 204 };
       }
@@ -285,7 +333,7 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
       resolvePromise({
         trace,
         state: () => state,
-        close: () => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }),
+        close: () => new Promise<void>((r) => { vsock?.close(); server.close(() => r()); server.closeAllConnections(); }),
       });
     });
   });

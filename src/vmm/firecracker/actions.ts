@@ -4,7 +4,7 @@
 import { HangarError } from '../../errors.js';
 import type {
   BootSource, Drive, EntropyDevice, InstanceState, Logger, MachineConfiguration, NetworkInterface, SnapshotCreateParams,
-  SnapshotLoadParams, VmStateChange,
+  SnapshotLoadParams, VmStateChange, Vsock,
 } from './api-types.js';
 
 export type FirecrackerAction =
@@ -15,6 +15,7 @@ export type FirecrackerAction =
   | { kind: 'put-drive'; body: Drive }
   | { kind: 'put-network-interface'; body: NetworkInterface }
   | { kind: 'put-entropy'; body: EntropyDevice }
+  | { kind: 'put-vsock'; body: Vsock }
   | { kind: 'instance-start' }
   | { kind: 'send-ctrl-alt-del' }
   | { kind: 'patch-vm'; state: VmStateChange }
@@ -46,6 +47,7 @@ export function toHttpRequest(action: FirecrackerAction): HttpRequestSpec {
         template: '/network-interfaces/{iface_id}', body: action.body,
       };
     case 'put-entropy': return { method: 'PUT', path: '/entropy', template: '/entropy', body: action.body };
+    case 'put-vsock': return { method: 'PUT', path: '/vsock', template: '/vsock', body: action.body };
     case 'instance-start': return { method: 'PUT', path: '/actions', template: '/actions', body: { action_type: 'InstanceStart' } };
     case 'send-ctrl-alt-del': return { method: 'PUT', path: '/actions', template: '/actions', body: { action_type: 'SendCtrlAltDel' } };
     case 'patch-vm': return { method: 'PATCH', path: '/vm', template: '/vm', body: { state: action.state } };
@@ -63,7 +65,7 @@ export interface VmmModel {
 
 export const FRESH_VMM: VmmModel = { state: 'Not started', bootConfigured: false };
 
-const BOOT_RESOURCES: ReadonlySet<ActionKind> = new Set(['put-machine-config', 'put-boot-source', 'put-drive', 'put-network-interface', 'put-entropy']);
+const BOOT_RESOURCES: ReadonlySet<ActionKind> = new Set(['put-machine-config', 'put-boot-source', 'put-drive', 'put-network-interface', 'put-entropy', 'put-vsock']);
 
 function notAllowed(action: FirecrackerAction, model: VmmModel, why: string): HangarError {
   return new HangarError('VMM_NOT_ALLOWED_IN_STATE', `${action.kind} not allowed in state ${model.state}: ${why}`, {
@@ -83,6 +85,7 @@ export function refusal(action: FirecrackerAction, model: VmmModel): HangarError
     case 'put-drive':
     case 'put-network-interface':
     case 'put-entropy':
+    case 'put-vsock':
     case 'instance-start':
       return started ? notAllowed(action, model, 'pre-boot only (the microVM has started)') : null;
     case 'snapshot-load':

@@ -25,6 +25,12 @@ export interface ApiErrorBody {
 export const LOG_LEVELS = ['Error', 'Warning', 'Info', 'Debug', 'Trace', 'Off'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** PUT /vsock: a virtio-vsock device whose host side is a Unix socket (host-initiated: `CONNECT <port>\n`). */
+export interface Vsock {
+  guest_cid: number;
+  uds_path: string;
+}
+
 /** PUT /entropy: a virtio-rng device fed from the host (Hangar sends no rate limiter). */
 export interface EntropyDevice {
   rate_limiter?: Record<string, unknown>;

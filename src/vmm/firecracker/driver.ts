@@ -1,6 +1,7 @@
 // The Firecracker VmmDriver: spawn `firecracker --api-sock` (directly, in a network namespace, or through the
 // jailer) under the process supervisor, wait for the API, configure and boot over the socket, then
 // pause/resume/status/stop through it. Adopt re-attaches through the pidfile and the socket.
+import { AGENT_VSOCK_PORT, type GuestChannel } from '../../guest-protocol.js';
 import { chmod, chown, copyFile, link, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { HangarError, isHangarError } from '../../errors.js';
@@ -133,12 +134,15 @@ async function removeJail(plan: LaunchPlan): Promise<void> {
 
 async function cleanupAfterExit(plan: LaunchPlan): Promise<void> {
   await rm(plan.apiSocket, { force: true });
+  await rm(plan.vsockSocket, { force: true });
   await removeJail(plan);
 }
 
 export class FirecrackerHandle implements VmmHandle {
   readonly kind = 'firecracker' as const;
   readonly exited: Promise<ProcessExit>;
+  /** hangar-agent over the VM's vsock device (its host-side Unix socket, `CONNECT 1024`). */
+  readonly guestChannel: GuestChannel;
 
   constructor(
     readonly spec: MachineSpec,
@@ -149,6 +153,7 @@ export class FirecrackerHandle implements VmmHandle {
     /** The jailer's `<parent>/<id>` cgroup, removed after the exit. */
     readonly cgroup: VmCgroup | null = null,
   ) {
+    this.guestChannel = { kind: 'vsock', path: plan.vsockSocket, port: AGENT_VSOCK_PORT };
     this.exited = process.exited.then(async (e) => {
       await cleanupAfterExit(this.plan).catch(() => undefined);
       if (cgroup) e = await closeCgroup(cgroup, e);
@@ -348,6 +353,7 @@ export class FirecrackerDriver implements VmmDriver {
           if (live) throw new HangarError('CONFLICT', `Firecracker for ${spec.id} is already running (pid ${live}): adopt it instead`, { pid: live, id: spec.id });
           // Firecracker refuses to bind over an existing socket file; a stale one is from a dead process.
           await rm(plan.apiSocket, { force: true });
+          await rm(plan.vsockSocket, { force: true }); // the VMM refuses a vsock path that exists
           if (plan.jail) {
             await removeJail(plan); // a dead VMM's jail: its hard links would make staging fail
             return stageJail(plan);

@@ -94,6 +94,8 @@ export interface LaunchPlan {
   logFile: string;
   /** Paths as the Firecracker process sees them (inside the chroot when jailed). */
   vmmPaths: BootPaths;
+  /** hangar-agent's vsock Unix socket as the host reaches it (the VMM creates it at vmmPaths.vsockPath). */
+  vsockSocket: string;
   /** How /proc shows this VMM (adopt's guard against a recycled pid): its exe, and strings its argv holds. */
   identity: { binary: string; markers: string[] };
   jail?: JailStage;
@@ -169,7 +171,8 @@ export function planLaunch(spec: MachineSpec, opts: { binary: string; jailer?: J
     const logFile = join(runDir, 'firecracker.log');
     return {
       command: opts.binary, args: firecrackerArgv(opts.binary, apiSocket, spec.id).slice(1), ...(netns ? { netns } : {}),
-      apiSocket, logFile, vmmPaths: { kernelPath, rootfsPath, logPath: logFile }, ...common,
+      apiSocket, logFile, vmmPaths: { kernelPath, rootfsPath, logPath: logFile, vsockPath: join(runDir, 'vsock.sock') }, ...common,
+      vsockSocket: socketPathFits(join(runDir, 'vsock.sock')),
       identity: { binary: opts.binary, markers: [apiSocket] },
     };
   }
@@ -179,14 +182,15 @@ export function planLaunch(spec: MachineSpec, opts: { binary: string; jailer?: J
   const jailDir = join(base, basename(opts.binary), spec.id);
   const chrootDir = join(jailDir, 'root');
   // Inside the jail the VMM sees chrootDir as '/'.
-  const inJail = { sock: '/firecracker.sock', kernel: '/vmlinux', rootfs: '/rootfs.ext4', log: '/firecracker.log' };
+  const inJail = { sock: '/firecracker.sock', kernel: '/vmlinux', rootfs: '/rootfs.ext4', log: '/firecracker.log', vsock: '/vsock.sock' };
   const apiSocket = socketPathFits(join(chrootDir, inJail.sock));
   const [command, ...args] = jailerArgv({ ...j, chrootBaseDir: base, id: spec.id, execFile: opts.binary, ...(netns ? { netns } : {}) }, ['--api-sock', inJail.sock]);
   return {
     command: command!, args, apiSocket, logFile: join(chrootDir, inJail.log), ...common,
     // The jailer execs its copy of the binary as /<name> inside the chroot; /proc/PID/exe shows that path.
     identity: { binary: `/${basename(opts.binary)}`, markers: [inJail.sock, `--id=${spec.id}`] },
-    vmmPaths: { kernelPath: inJail.kernel, rootfsPath: inJail.rootfs, logPath: inJail.log },
+    vmmPaths: { kernelPath: inJail.kernel, rootfsPath: inJail.rootfs, logPath: inJail.log, vsockPath: inJail.vsock },
+    vsockSocket: socketPathFits(join(chrootDir, inJail.vsock)),
     jail: {
       chrootDir, jailDir, owner: { uid: j.uid, gid: j.gid },
       files: [

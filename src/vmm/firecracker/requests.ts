@@ -107,6 +107,14 @@ export function entropyRequest(): FirecrackerAction {
   return { kind: 'put-entropy', body: {} };
 }
 
+/** The guest CID of every VM (each VMM has its own vsock device; the CID only names the guest end). */
+export const GUEST_CID = 3;
+
+/** hangar-agent's channel: a vsock device whose host end is a Unix socket the VMM creates at udsPath. */
+export function vsockRequest(udsPath: string): FirecrackerAction {
+  return { kind: 'put-vsock', body: { guest_cid: GUEST_CID, uds_path: absPath(udsPath, 'vsockPath') } };
+}
+
 export function pauseRequest(): FirecrackerAction {
   return { kind: 'patch-vm', state: 'Paused' };
 }
@@ -165,6 +173,8 @@ export interface BootPaths {
   kernelPath: string;
   rootfsPath: string;
   logPath: string;
+  /** hangar-agent's vsock Unix socket, as the VMM sees it (no vsock device without it). */
+  vsockPath?: string;
 }
 
 export interface BootInput {
@@ -184,6 +194,7 @@ export function bootSequence(m: BootInput, paths: BootPaths, api: ApiVersion, op
   ];
   if (m.net) actions.push(networkInterfaceRequest(m.net, api, opts.mtu === undefined ? {} : { mtu: opts.mtu }));
   if (opts.entropy ?? true) actions.push(entropyRequest());
+  if (paths.vsockPath !== undefined) actions.push(vsockRequest(paths.vsockPath));
   actions.push({ kind: 'instance-start' });
   return actions;
 }

@@ -3,6 +3,7 @@
 // with the VM's limits → spawn supervised (inside spec.netns if set, dropped to the VMM user by setpriv, under
 // QEMU's seccomp sandbox, CPUs stopped) → moved into its cgroup → QMP answers → `cont`.
 // Stop escalates: system_powerdown → QMP quit → SIGTERM → SIGKILL to the process group.
+import type { GuestChannel } from '../../guest-protocol.js';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -64,6 +65,8 @@ const DEFAULT_GRACE_MS = 3000;
 export class QemuHandle implements VmmHandle {
   readonly kind = 'qemu' as const;
   readonly exited: Promise<ProcessExit>;
+  /** hangar-agent's virtio-serial port, with the agent channel (src/agent/PROTOCOL.md). */
+  readonly guestChannel: GuestChannel | null;
   private qmp: QmpClient;
 
   constructor(
@@ -82,6 +85,7 @@ export class QemuHandle implements VmmHandle {
     readonly socketOwner: { uid: number; gid: number } | null = null,
   ) {
     this.qmp = qmp;
+    this.guestChannel = guestAgent ? { kind: 'unix', path: paths.guestSocket } : null;
     this.watch(qmp);
     this.exited = process.exited.then(async (e) => {
       this.qmp.close();
@@ -89,6 +93,7 @@ export class QemuHandle implements VmmHandle {
       // After a SIGKILL QEMU cannot remove its socket; a stale one would mislead the next start.
       await rm(paths.qmpSocket, { force: true }).catch(() => undefined);
       await rm(paths.agentSocket, { force: true }).catch(() => undefined);
+      await rm(paths.guestSocket, { force: true }).catch(() => undefined);
       return e;
     });
   }
@@ -262,7 +267,7 @@ export class QemuDriver implements VmmDriver {
     const paused = !!confine?.cgroups && opts.incoming === undefined;
     const argv = buildQemuArgv(spec, {
       accel: accel.accel, qmpSocket: paths.qmpSocket, sandbox: this.opts.sandbox ?? true, paused,
-      ...(agent ? { agentSocket: paths.agentSocket, rng: true } : {}),
+      ...(agent ? { agentSocket: paths.agentSocket, guestSocket: paths.guestSocket, rng: true } : {}),
       ...(opts.incoming !== undefined ? { incoming: opts.incoming } : {}),
     });
     const setpriv = user ? (confine?.setpriv ?? (await findSetpriv())) : null;
@@ -274,6 +279,7 @@ export class QemuDriver implements VmmDriver {
     }
     await rm(paths.qmpSocket, { force: true });
     await rm(paths.agentSocket, { force: true });
+    await rm(paths.guestSocket, { force: true });
     await rm(paths.pidFile, { force: true });
     if (user) {
       // QEMU creates its sockets in the run directory and opens the disk and console by path, as the VMM user.

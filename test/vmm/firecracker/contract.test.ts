@@ -13,7 +13,7 @@ import {
 } from '../../../src/vmm/firecracker/api-types.js';
 import {
   bootSequence, loggerRequest, machineConfigRequest, networkInterfaceRequest, pauseRequest, resumeRequest, rootDriveRequest,
-  snapshotCreateRequest, snapshotLoadRequest,
+  snapshotCreateRequest, snapshotLoadRequest, vsockRequest,
 } from '../../../src/vmm/firecracker/requests.js';
 import { FIELD_SINCE, hasField, VERIFIED_API_VERSIONS } from '../../../src/vmm/firecracker/version.js';
 import type { ApiVersion, VersionedField } from '../../../src/vmm/firecracker/version.js';
@@ -37,7 +37,7 @@ const def = (doc: SwaggerDoc, name: string): Schema => {
 /** Every action kind must be produced below; the Record makes the compiler list them all. */
 const ALL_KINDS: Record<ActionKind, true> = {
   'describe-instance': true, 'put-logger': true, 'put-machine-config': true, 'put-boot-source': true, 'put-drive': true,
-  'put-network-interface': true, 'put-entropy': true, 'instance-start': true, 'send-ctrl-alt-del': true, 'patch-vm': true, 'snapshot-create': true,
+  'put-network-interface': true, 'put-entropy': true, 'put-vsock': true, 'instance-start': true, 'send-ctrl-alt-del': true, 'patch-vm': true, 'snapshot-create': true,
   'snapshot-load': true,
 };
 
@@ -55,6 +55,9 @@ function everyRequest(api: ApiVersion): FirecrackerAction[] {
     }
   }
   for (const level of LOG_LEVELS) out.push(loggerRequest('/run/fc.log', level));
+  // hangar-agent's vsock device, direct and jailed (the boot sequence adds it when the paths name a socket).
+  out.push(vsockRequest('/var/lib/hangar/vms/a/vsock.sock'), vsockRequest('/vsock.sock'));
+  out.push(...bootSequence({ vcpus: 2, memMiB: 512, bootArgs: 'console=ttyS0' }, { ...paths, vsockPath: '/vsock.sock' }, api));
   out.push(machineConfigRequest({ vcpus: 2, memMiB: 1024, smt: true, trackDirtyPages: true, hugePages2M: true }));
   out.push(rootDriveRequest('/d/ro.ext4', { readOnly: true }));
   if (hasField(api, 'network-interface.mtu')) {

@@ -74,7 +74,7 @@ for (const version of VERIFIED_API_VERSIONS) {
     assert.equal(h.apiVersion, version);
     assert.deepEqual(calls(trace()), [
       'PUT /logger 204', 'PUT /machine-config 204', 'PUT /boot-source 204', 'PUT /drives/rootfs 204',
-      'PUT /network-interfaces/eth0 204', 'PUT /entropy 204', 'PUT /actions 204',
+      'PUT /network-interfaces/eth0 204', 'PUT /entropy 204', 'PUT /vsock 204', 'PUT /actions 204',
     ]);
     const bodies = trace().filter((e) => e.path !== '/').map((e) => e.body);
     assert.deepEqual(bodies[1], { vcpu_count: 2, mem_size_mib: 256, smt: false, track_dirty_pages: false });

@@ -22,7 +22,8 @@ test('direct launch: socket, pidfile and log under runDir, console to consoleLog
   assert.deepEqual(p.identity, { binary: '/usr/bin/firecracker', markers: ['/var/lib/hangar/vms/vm-7/firecracker.sock'] });
   assert.equal(p.pidfile, '/var/lib/hangar/vms/vm-7/firecracker.pid');
   assert.equal(p.consoleLogPath, spec.consoleLogPath);
-  assert.deepEqual(p.vmmPaths, { kernelPath: '/img/vmlinux', rootfsPath: spec.rootfsPath, logPath: '/var/lib/hangar/vms/vm-7/firecracker.log' });
+  assert.deepEqual(p.vmmPaths, { kernelPath: '/img/vmlinux', rootfsPath: spec.rootfsPath, logPath: '/var/lib/hangar/vms/vm-7/firecracker.log', vsockPath: '/var/lib/hangar/vms/vm-7/vsock.sock' });
+  assert.equal(p.vsockSocket, '/var/lib/hangar/vms/vm-7/vsock.sock');
   assert.equal(p.jail, undefined);
 });
 
@@ -53,7 +54,8 @@ test('jailed launch: API paths are inside the chroot, files staged there', () =>
   assert.deepEqual(p.identity, { binary: '/firecracker', markers: ['/firecracker.sock', '--id=vm-7'] });
   assert.equal(p.jail?.chrootDir, '/srv/jailer/firecracker/vm-7/root');
   assert.equal(p.apiSocket, '/srv/jailer/firecracker/vm-7/root/firecracker.sock');
-  assert.deepEqual(p.vmmPaths, { kernelPath: '/vmlinux', rootfsPath: '/rootfs.ext4', logPath: '/firecracker.log' });
+  assert.deepEqual(p.vmmPaths, { kernelPath: '/vmlinux', rootfsPath: '/rootfs.ext4', logPath: '/firecracker.log', vsockPath: '/vsock.sock' });
+  assert.ok(p.vsockSocket.endsWith('/root/vsock.sock'), 'the host reaches the socket inside the chroot');
   assert.deepEqual(p.jail?.files.map((f) => [f.to, f.how]), [
     ['/srv/jailer/firecracker/vm-7/root/vmlinux', 'copy'],
     ['/srv/jailer/firecracker/vm-7/root/rootfs.ext4', 'link'],

@@ -101,3 +101,13 @@ test('confined: the seccomp sandbox denies everything QEMU 7.2 can deny, and -S 
   const plain = buildQemuArgv(spec, { accel: 'tcg', qmpSocket });
   assert.ok(!plain.includes('-sandbox') && !plain.includes('-S'));
 });
+
+test("hangar-agent's port: a second virtserialport org.hangar.guest on the agent's virtio-serial device, its own socket", () => {
+  const argv = buildQemuArgv(spec, { accel: 'tcg', qmpSocket, agentSocket: '/r/agent.sock', guestSocket: '/r/guest.sock', rng: true });
+  const i = argv.indexOf('socket,id=guest,path=/r/guest.sock,server=on,wait=off');
+  assert.ok(i > 0 && argv[i - 1] === '-chardev');
+  assert.ok(argv.includes('virtserialport,bus=vser0.0,chardev=guest,name=org.hangar.guest'));
+  assert.ok(argv.includes('virtserialport,bus=vser0.0,chardev=agent,name=org.hangar.agent'), 'the resume channel is untouched');
+  assert.equal(argv.filter((a) => a.startsWith('virtio-serial-device')).length, 1);
+  assert.throws(() => buildQemuArgv(spec, { accel: 'tcg', qmpSocket, guestSocket: '/r/guest.sock' }), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'));
+});

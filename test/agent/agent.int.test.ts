@@ -1,0 +1,100 @@
+// hangar-agent in a real guest (QEMU under TCG, the real controller): ONE booted VM shared by these tests plus one
+// snapshot and its clone. Exec works after boot; with eth0 down in the guest exec still works (the channel needs no
+// guest network); a clone answers with a new session and its own hostname. Needs an image built with the agent.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { resolvePaths } from '../../src/config.js';
+import { resolveImage } from '../../src/image/store.js';
+import { skipUnlessRoot } from '../support/env.js';
+import { imageSkipReason } from '../support/controller.js';
+import { collect } from '../support/agent-binary.js';
+import { startLiveController, type LiveController } from '../support/live-controller.js';
+
+process.env.HANGAR_IMAGES_DIR ??= resolvePaths().imagesDir;
+async function agentImageReason(): Promise<string | false> {
+  try {
+    const i = await resolveImage('desktop');
+    return i.manifest.inputs.rootfs.agentSources?.length ? false : `image ${i.id} predates hangar-agent: rebuild it with 'hangar image build'`;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+const skip = skipUnlessRoot() || (await imageSkipReason()) || (await agentImageReason()) || false;
+
+describe('hangar-agent in a booted guest', { skip, concurrency: false }, () => {
+  let live: LiveController;
+  let cacheDir = '';
+  let vmId = '';
+  const api = async <T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> => {
+    const r = await fetch(live.c.url + path, {
+      method, headers: { authorization: `Bearer ${live.c.token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: r.status, body: (r.status === 204 ? null : await r.json()) as T };
+  };
+  before(async () => {
+    cacheDir = mkdtempSync(join(tmpdir(), 'hangar-agentcache-'));
+    process.env.HANGAR_CACHE_DIR = cacheDir;
+    live = await startLiveController({ net: { cidr: '10.221.0.0/29' }, config: { hibernateAfterS: 0 } });
+    const r = await api<{ id: string }>('POST', '/v1/vms?wait=true', { image: 'desktop', name: 'agent-int' });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    vmId = r.body.id;
+  });
+  after(async () => {
+    try { await live?.destroy(); } finally { if (cacheDir) rmSync(cacheDir, { recursive: true, force: true }); }
+  });
+
+  test('exec after boot: output, exit code, the desktop user by default; a 16 MiB round trip', async () => {
+    const s = await live.c.agents.session(vmId, { timeoutMs: 60_000 });
+    assert.equal(live.c.agents.status(vmId).state, 'ready');
+    const t0 = performance.now();
+    const t = await s.exec({ argv: ['true'] });
+    await t.exit;
+    console.log(`# exec round trip of true in the VM: ${(performance.now() - t0).toFixed(1)} ms`);
+    const h = await s.exec({ cmd: 'id -un; exit 4' });
+    assert.equal((await collect(h.stdout)).toString(), 'hangar\n');
+    assert.equal((await h.exit).code, 4);
+    const block = Buffer.alloc(1024 * 1024, 0x5a);
+    const w0 = performance.now();
+    await s.writeFile('/tmp/blob', Readable.from(Array.from({ length: 16 }, () => block)));
+    const w = performance.now() - w0;
+    const r0 = performance.now();
+    const { stream } = await s.readFile('/tmp/blob');
+    const hash = createHash('sha256');
+    for await (const c of stream) hash.update(c as Buffer);
+    const r = performance.now() - r0;
+    const want = createHash('sha256');
+    for (let i = 0; i < 16; i++) want.update(block);
+    assert.equal(hash.digest('hex'), want.digest('hex'));
+    console.log(`# in the VM: write ${(16 / (w / 1000)).toFixed(1)} MB/s, read ${(16 / (r / 1000)).toFixed(1)} MB/s`);
+  });
+
+  test('with eth0 down in the guest, exec still works', async () => {
+    const s = await live.c.agents.session(vmId);
+    const down = await s.exec({ argv: ['ip', 'link', 'set', 'eth0', 'down'], user: 0 });
+    assert.equal((await down.exit).code, 0);
+    const h = await s.exec({ argv: ['cat', '/sys/class/net/eth0/operstate'] });
+    assert.equal((await collect(h.stdout)).toString().trim(), 'down');
+    const info = await s.info();
+    assert.equal(info.ifaces.find((i) => i.name === 'eth0')?.up, false);
+    const up = await s.exec({ argv: ['ip', 'link', 'set', 'eth0', 'up'], user: 0 });
+    assert.equal((await up.exit).code, 0);
+  });
+
+  test('after a snapshot restore, a clone answers with a new session and its own hostname', async () => {
+    const first = await live.c.agents.session(vmId);
+    const snap = await api<{ id: string }>('POST', '/v1/snapshots', { vm: vmId });
+    assert.ok(snap.status === 201 || snap.status === 200, JSON.stringify(snap.body));
+    const clone = await api<{ id: string }>('POST', '/v1/vms?wait=true', { fromSnapshot: snap.body.id, name: 'agent-clone' });
+    assert.equal(clone.status, 201, JSON.stringify(clone.body));
+    const s = await live.c.agents.session(clone.body.id, { timeoutMs: 60_000 });
+    assert.notEqual(s.session, first.session);
+    const h = await s.exec({ argv: ['hostname'] });
+    assert.equal((await collect(h.stdout)).toString().trim(), 'agent-clone');
+    assert.equal(s.hostname.length > 0, true);
+  });
+});
