@@ -8,6 +8,8 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
+import { ComputerService } from '../control/computer.js';
+import { controlRoutes } from '../control/routes.js';
 import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from '../desktop/index.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
@@ -156,7 +158,17 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];
+        // Computer use: the controller's own RFB client, over the same dial as viewers (restores a hibernated VM).
+        const computer = new ComputerService({ dial: (id) => desk.dial(id), touch: (id) => c.manager.touch(id), hold: (id) => c.manager.hold(id) });
+        const control = {
+          lookup: (id: string) => {
+            const v = desk.lookup(id);
+            const rec = v ? c.manager.find(id) : undefined;
+            return v && rec ? { ...v, profile: rec.profile } : null;
+          },
+          secret: desk.secret, computer,
+        };
+        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => controlRoutes(p, control), () => doctorRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
@@ -165,9 +177,10 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           const to = (e.data as { to?: string }).to;
           if (e.vmId && (e.type === 'vm.destroyed' || (e.type === 'vm.state' && to && ['paused', 'stopping', 'stopped', 'failed'].includes(to)))) {
             bridge.disconnect(e.vmId, e.type === 'vm.destroyed' ? 'VM destroyed' : `VM ${to}`);
+            computer.drop(e.vmId);
           }
         });
-        c.detach = () => { off(); void bridge.close(); };
+        c.detach = () => { off(); computer.close(); void bridge.close(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },
