@@ -46,6 +46,9 @@ const API_COMMANDS: string[][] = [
   ['vm', 'show', 'alice'], ['vm', 'rm', 'alice'], ['vm', 'start', 'alice'], ['vm', 'start', 'alice', '--no-wait'], ['vm', 'stop', 'alice'],
   ['vm', 'pause', 'alice'], ['vm', 'resume', 'alice'], ['vm', 'console', 'alice'], ['vm', 'console', 'alice', '--follow'], ['vm', 'open', 'alice'],
   ['vm', 'hibernate', 'alice'], ['snapshot', 'create', '--vm', 'alice'], ['snapshot', 'create', '--image', 'desktop'], ['snapshot', 'ls'],
+  ['vm', 'screenshot', 'alice', '-o', '/dev/null'], ['vm', 'type', 'alice', 'hi'], ['vm', 'key', 'alice', 'Return'], ['vm', 'click', 'alice', '1', '2'],
+  ['vm', 'move', 'alice', '1', '2'], ['vm', 'scroll', 'alice', '1', '2'], ['vm', 'drag', 'alice', '1', '2', '3', '4'], ['vm', 'clipboard', 'alice'],
+  ['vm', 'computer', 'alice', '{"action":"screenshot"}'],
   ['snapshot', 'show', 'snap-0123'], ['snapshot', 'rm', 'snap-0123'], ['events'], ['events', '--vm', 'alice'], ['doctor'], ['doctor', '--vm', 'alice'],
 ];
 
