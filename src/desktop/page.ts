@@ -45,6 +45,7 @@ export function renderViewerPage(vmId: string): string {
   <span id="message" data-reason=""></span>
   <span id="retry"></span>
   <button id="reconnect" type="button" hidden>Reconnect</button>
+  <button id="control" type="button" hidden>Request control</button>
   <details id="clip"><summary>Clipboard</summary><textarea id="clipboard" rows="4" cols="40" spellcheck="false"></textarea></details>
 </header>
 <main id="screen"></main>
