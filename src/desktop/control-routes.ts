@@ -17,7 +17,7 @@ const query = Type.Object({
   viewer: Type.Optional(viewerId),
 }, { additionalProperties: false });
 const body = Type.Object({
-  action: Type.Union([Type.Literal('request'), Type.Literal('grant'), Type.Literal('release')]),
+  action: Type.Optional(Type.Union([Type.Literal('request'), Type.Literal('grant'), Type.Literal('release')], { description: 'default request' })),
   viewer: Type.Optional(viewerId),
   to: Type.Optional(viewerId),
 }, { additionalProperties: false });
@@ -76,16 +76,17 @@ export function controlRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
         const r = req as Req;
         const w = who(r);
         const id = vmIdOf(r, w);
-        const b = r.body;
+        const b = r.body ?? {};
+        const action = b.action ?? 'request';
         const self = b.viewer ?? r.query.viewer;
-        if (b.action === 'grant') {
+        if (action === 'grant') {
           if (!b.to) throw new HangarError('INVALID_ARGUMENT', 'grant needs "to": the viewer to hand control to', { field: 'to' });
           if (w !== 'api' && !self) throw new HangarError('INVALID_ARGUMENT', 'grant needs "viewer": the viewer in control', { field: 'viewer' });
           control.grant(id, w === 'api' ? 'api' : self!, b.to);
           return view(id, w, self);
         }
-        if (!self) throw new HangarError('INVALID_ARGUMENT', `${b.action} needs "viewer": the viewer id`, { field: 'viewer' });
-        if (b.action === 'request') control.request(id, self);
+        if (!self) throw new HangarError('INVALID_ARGUMENT', `${action} needs "viewer": the viewer id`, { field: 'viewer' });
+        if (action === 'request') control.request(id, self);
         else control.release(id, self);
         return view(id, w, self);
       },
