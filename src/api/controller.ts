@@ -10,6 +10,8 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { ComputerService } from '../control/computer.js';
 import { controlRoutes } from '../control/routes.js';
+import { attachCdpBridge } from '../control/cdp-bridge.js';
+import { publicOrigins } from '../desktop/deps.js';
 import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from '../desktop/index.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
@@ -167,11 +169,14 @@ export async function startController(config: ControllerConfig, hooks: Controlle
             return v && rec ? { ...v, profile: rec.profile } : null;
           },
           secret: desk.secret, computer,
+          // The guest agents' port (src/agent/port.ts) once the controller wires one: CDP goes through it.
+          agents: null,
         };
         const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => controlRoutes(p, control), () => doctorRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
+        const cdp = attachCdpBridge(c.app.server, { ...control, apiToken: c.token, origins: () => publicOrigins(desk).origins, log: c.app.log });
         // Viewers of a VM that pauses, stops or goes away are told so at once instead of hanging.
         const off = c.store.onEvent((e) => {
           const to = (e.data as { to?: string }).to;
@@ -180,7 +185,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
             computer.drop(e.vmId);
           }
         });
-        c.detach = () => { off(); computer.close(); void bridge.close(); };
+        c.detach = () => { off(); computer.close(); cdp.close(); void bridge.close(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },

@@ -7,9 +7,11 @@ import { Type, type Static } from 'typebox';
 import { bearer, tokenMatches } from '../api/auth.js';
 import type { ApiContext, ApiRoute } from '../api/routes.js';
 import { errorSchema, idParams, type IdParams } from '../api/schemas.js';
-import { scopeError, tokenError, verifyViewerToken, type TokenScope } from '../desktop/token.js';
+import { scopeError, signViewerToken, tokenError, verifyViewerToken, type TokenScope } from '../desktop/token.js';
 import { HangarError } from '../errors.js';
+import type { AgentPort } from '../agent/port.js';
 import { ACTIONS, isInput, parseAction } from './actions.js';
+import { cdpGetJson, cdpWsUrl, checkCdpVm, dialCdp, rewriteVersion } from './cdp.js';
 import type { ComputerService } from './computer.js';
 
 /** What the control routes need of a VM, by id only (tokens name the canonical id). */
@@ -23,6 +25,10 @@ export interface ControlDeps {
   lookup(vmId: string): ControlVm | null;
   secret: Buffer;
   computer: ComputerService;
+  /** The guest agents (CDP goes through their TCP forward); null: no CDP. */
+  agents: AgentPort | null;
+  /** Lifetime of CDP tokens (default 5 minutes). */
+  cdpTokenTtlMs?: number;
 }
 
 const tokenQuery = Type.Object({
@@ -94,8 +100,71 @@ function usableVm(ctx: ApiContext, deps: ControlDeps, idOrName: string, viaToken
   return { id, vm };
 }
 
+const versionResponse = {
+  type: 'object',
+  required: ['webSocketDebuggerUrl'],
+  properties: {
+    Browser: { type: 'string' }, 'Protocol-Version': { type: 'string' }, 'User-Agent': { type: 'string' }, 'V8-Version': { type: 'string' }, 'WebKit-Version': { type: 'string' },
+    webSocketDebuggerUrl: { type: 'string', description: "Hangar's CDP WebSocket for this VM (with a CDP token)" },
+  },
+} as const;
+
+const cdpTokenResponse = {
+  type: 'object',
+  required: ['token', 'expiresAt', 'url', 'wsUrl'],
+  properties: {
+    token: { type: 'string' },
+    expiresAt: { type: 'string', format: 'date-time' },
+    url: { type: 'string', description: "for Playwright's chromium.connectOverCDP(url) (discovery at url/json/version)" },
+    wsUrl: { type: 'string', description: "for puppeteer.connect({ browserWSEndpoint }) and connectOverCDP alike" },
+  },
+} as const;
+
 export function controlRoutes(ctx: ApiContext, deps: ControlDeps): ApiRoute[] {
+  const ttl = deps.cdpTokenTtlMs ?? 5 * 60_000;
+  const origin = (req: FastifyRequest): string => `${req.protocol}://${req.headers.host ?? 'localhost'}`;
+  /** The VM for CDP and a CDP token to hand out: the one presented, or a new one for the bearer. */
+  const cdpAccess = (r: Req): { id: string; token: string; expiresAt: number } => {
+    const who = authorise(r, ctx.token, deps);
+    if (who !== 'api' && who !== 'cdp') throw scopeError(who, 'CDP');
+    const id = who === 'api' ? ctx.vms.get(r.params.id).id : r.params.id;
+    const vm = deps.lookup(id);
+    checkCdpVm(id, vm);
+    if (who === 'cdp') {
+      const c = verifyViewerToken(deps.secret, id, vm!.viewerNonce, r.query.token, Date.now());
+      return { id, token: r.query.token!, expiresAt: c.ok ? c.expiresAt : 0 };
+    }
+    const expiresAt = Date.now() + ttl;
+    return { id, token: signViewerToken(deps.secret, id, vm!.viewerNonce, expiresAt, undefined, 'cdp'), expiresAt };
+  };
+  const version = async (req: FastifyRequest): Promise<Record<string, unknown>> => {
+    const a = cdpAccess(req as Req);
+    const doc = await cdpGetJson(await dialCdp(deps.agents, a.id), '/json/version');
+    return rewriteVersion(doc, cdpWsUrl(origin(req), a.id, a.token));
+  };
+  const versionRoute = (url: string): ApiRoute => ({
+    method: 'GET', url, auth: 'viewer-token', summary: "CDP discovery (Chromium's /json/version shape) with Hangar's WebSocket URL; bearer or ?token= (a CDP token)",
+    schema: { params: idParams, querystring: tokenQuery, response: { 200: versionResponse, '4xx': errorSchema, '5xx': errorSchema } },
+    handler: version,
+  });
   return [
+    {
+      method: 'POST', url: '/v1/vms/:id/cdp/token', auth: 'bearer', summary: 'A short-lived CDP token and the URLs Playwright and Puppeteer connect to (browser-profile VMs)',
+      schema: { params: idParams, response: { 200: cdpTokenResponse, '4xx': errorSchema, '5xx': errorSchema } },
+      handler: (req) => {
+        const a = cdpAccess(req as Req);
+        const base = `${origin(req)}/v1/vms/${encodeURIComponent(a.id)}/cdp`;
+        return { token: a.token, expiresAt: new Date(a.expiresAt).toISOString(), url: `${base}?token=${a.token}`, wsUrl: cdpWsUrl(origin(req), a.id, a.token) };
+      },
+    },
+    versionRoute('/v1/vms/:id/cdp/json/version'),
+    versionRoute('/v1/vms/:id/cdp/json/version/'),
+    {
+      method: 'GET', url: '/v1/vms/:id/cdp', auth: 'viewer-token', websocket: true,
+      summary: "WebSocket to the guest Chromium's browser target (CDP); bearer or ?token= (a CDP token); browser-profile VMs only (CDP_UNAVAILABLE)",
+      schema: { params: idParams, querystring: tokenQuery },
+      handler: () => { throw new HangarError('INTERNAL', 'served by the CDP bridge'); },
+    },
     {
       method: 'POST', url: '/v1/vms/:id/computer', auth: 'viewer-token',
       summary: "A computer-use action on the VM desktop (Anthropic's computer-use tool vocabulary; bearer, or ?token= — view-only tokens may not send input)",

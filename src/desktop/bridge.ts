@@ -113,7 +113,7 @@ function pickProtocol(offered: Set<string>): string | false {
 }
 
 /** Answers a not-yet-upgraded request with the API's JSON error and drops the connection. */
-function refuse(socket: Duplex, err: unknown): number {
+export function refuse(socket: Duplex, err: unknown): number {
   const { status, body } = httpError(err);
   if (socket.destroyed) return status;
   const json = JSON.stringify(body);

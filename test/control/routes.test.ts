@@ -21,7 +21,7 @@ describe('computer route: credentials and scopes', () => {
         const nonce = h.store.viewerNonce(id);
         return vm && nonce ? { state: vm.state, profile: vm.profile, viewerNonce: nonce } : null;
       },
-      secret, computer,
+      secret, computer, agents: null,
     };
     h = await createApiHarness({ extraRoutes: (c) => controlRoutes(c, deps) });
     h.insertVm('vm-aaaaaaaa', 'ready');
