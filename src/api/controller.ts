@@ -11,6 +11,8 @@ import pino from 'pino';
 import { ComputerService } from '../control/computer.js';
 import { controlRoutes } from '../control/routes.js';
 import { attachCdpBridge } from '../control/cdp-bridge.js';
+import { recordingRoutes } from '../control/recording-routes.js';
+import { RecordingStore } from '../desktop/recordings.js';
 import { publicOrigins } from '../desktop/deps.js';
 import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from '../desktop/index.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
@@ -172,7 +174,14 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           // The guest agents' port (src/agent/port.ts) once the controller wires one: CDP goes through it.
           agents: null,
         };
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => controlRoutes(p, control), () => doctorRoutes(c.manager)];
+        // Session recordings under the state dir; viewer sessions too when the config says so. Pruned hourly.
+        const recordings = new RecordingStore(join(config.paths.stateDir, 'recordings'), { maxAgeS: config.recordings.maxAgeS, maxBytes: config.recordings.maxBytes });
+        if (config.recordings.viewerSessions) desk.record = (id) => recordings.start(id, 'viewer');
+        recordings.prune();
+        const pruner = setInterval(() => { try { recordings.prune(); } catch (e) { logger.warn({ err: String(e) }, 'recording prune failed'); } }, 3_600_000);
+        pruner.unref();
+        const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: (id: string) => desk.dial(id) };
+        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), () => doctorRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
@@ -185,7 +194,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
             computer.drop(e.vmId);
           }
         });
-        c.detach = () => { off(); computer.close(); cdp.close(); void bridge.close(); };
+        c.detach = () => { off(); clearInterval(pruner); computer.close(); cdp.close(); void bridge.close(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },

@@ -54,6 +54,23 @@ export function renderViewerPage(vmId: string): string {
 `;
 }
 
+/** The replay page: replay.js feeds noVNC from the recording (token and speed from the address, as the viewer). */
+export function renderReplayPage(vmId: string, recordingId: string): string {
+  return `${head(`Hangar — replay ${recordingId}`)}
+<script type="module" src="${HANGAR_PREFIX}replay.js"></script>
+</head>
+<body data-vm="${escapeHtml(vmId)}" data-recording="${escapeHtml(recordingId)}">
+<header id="bar">
+  <span id="vm">${escapeHtml(vmId)} — ${escapeHtml(recordingId)}</span>
+  <span id="status" data-state="loading" role="status" aria-live="polite">loading</span>
+  <span id="position">0.0 s</span>
+</header>
+<main id="screen"></main>
+</body>
+</html>
+`;
+}
+
 /**
  * A refusal page. With `resumeVm` (the address had no token at all: typically a reload of a viewer whose script
  * removed it) the page carries resume.js, which goes back to the viewer with the token this tab kept, if any.
