@@ -1,7 +1,8 @@
 // Computer use on a real booted desktop VM (ONE VM shared by every test here; run under the integration lock):
 // through the controller's own RFB client and POST /v1/vms/:id/computer. The screenshot is a PNG of the screen's
 // size and not one colour; text typed into the guest's xterm runs a command whose output comes back on the serial
-// console (/run/hangar-console); Unicode arrives intact; a click focuses the window under it; a drag moves a window.
+// console (/run/hangar-console); Unicode arrives intact; a click focuses the window under it; a drag moves a window;
+// 10 s recorded, replayed in Chromium: the replayed frame at t matches the screenshot taken at t.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,7 @@ import { waitForMarker } from '../../src/vmm/console.js';
 import { ROOT, skipUnlessRoot } from '../support/env.js';
 import { imageSkipReason } from '../support/controller.js';
 import { startLiveController, type LiveController } from '../support/live-controller.js';
+import { launchBrowser, skipUnlessChromium } from '../support/viewer.js';
 
 const skip = skipUnlessRoot() || (await imageSkipReason()) || false;
 
@@ -91,5 +93,42 @@ describe('computer use on a desktop VM', { skip, concurrency: false }, () => {
     await new Promise((r) => setTimeout(r, 2000));
     const after = await png({ region });
     assert.ok(!after.data.equals(before.data), 'the region where the window was dragged to changed');
+  });
+
+  test('record 10 s, replay in Chromium: the frame at t is the screenshot at t', { skip: skipUnlessChromium() }, async () => {
+    const bearer = { authorization: `Bearer ${live.c.token}`, 'content-type': 'application/json' };
+    const started = await (await fetch(`${live.c.url}/v1/vms/${vmId}/recordings`, { method: 'POST', headers: bearer, body: JSON.stringify({ durationS: 10 }) })).json() as { id: string };
+    const t0 = Date.now();
+    await act({ action: 'left_click', coordinate: [300, 250] });
+    await act({ action: 'type', text: 'echo recorded' });
+    await new Promise((r) => setTimeout(r, 3000));
+    const shotAt = Date.now() - t0;
+    const shot = await png();
+    await act({ action: 'type', text: ' and more after the screenshot' });
+    await new Promise((r) => setTimeout(r, Math.max(0, 10_500 - (Date.now() - t0))));
+    let recs: { id: string }[] = [];
+    for (let i = 0; i < 50 && !recs.some((r) => r.id === started.id); i++) {
+      recs = ((await (await fetch(`${live.c.url}/v1/vms/${vmId}/recordings`, { headers: bearer })).json()) as { recordings: { id: string }[] }).recordings;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const viewer = await (await fetch(`${live.c.url}/v1/vms/${vmId}/viewer`, { method: 'POST', headers: bearer, body: JSON.stringify({ viewOnly: true }) })).json() as { token: string };
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(`${live.c.url}/view/${vmId}/replay/${started.id}?token=${viewer.token}&speed=4&until=${shotAt}`);
+      await page.waitForSelector('#status[data-state="done"]', { timeout: 60_000 });
+      await page.waitForTimeout(500);
+      const replayed = await page.evaluate(() => {
+        const c = (globalThis as unknown as { document: { querySelector(s: string): { width: number; height: number; getContext(k: '2d'): { getImageData(x: number, y: number, w: number, hh: number): { data: Uint8ClampedArray } } } } }).document.querySelector('#screen canvas');
+        return { w: c.width, h: c.height, data: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data) };
+      });
+      assert.deepEqual([replayed.w, replayed.h], [shot.width, shot.height]);
+      let same = 0;
+      for (let i = 0; i < shot.data.length; i += 4) if (shot.data[i] === replayed.data[i] && shot.data[i + 1] === replayed.data[i + 1] && shot.data[i + 2] === replayed.data[i + 2]) same++;
+      const share = same / (shot.data.length / 4);
+      assert.ok(share > 0.995, `replayed frame at t=${shotAt} ms matches the screenshot: ${(share * 100).toFixed(3)}% of pixels`);
+    } finally {
+      await browser.close();
+    }
   });
 });
