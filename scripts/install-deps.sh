@@ -9,7 +9,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils debootstrap e2fsprogs linux-source-6.1 linux-config-6.1 bc bison flex libelf-dev build-essential
   xz-utils zstd lz4 lzop cpio iproute2 iptables kmod procps iputils-ping util-linux passwd
   # viewer tests and benchmark peers
-  chromium websockify wrk xvfb x11vnc xterm
+  chromium websockify wrk xvfb x11vnc xterm scrot
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

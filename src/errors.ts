@@ -100,6 +100,10 @@ export const ERRORS = {
   VIEWER_ORIGIN_REFUSED: { http: 403, summary: 'A browser page from another origin may not open this desktop' },
   VIEWER_LIMIT: { http: 429, summary: 'The VM has as many viewers as allowed' },
   VM_UNREACHABLE: { http: 502, summary: 'The VM desktop does not answer' },
+  TOKEN_SCOPE: { http: 403, summary: 'The token is valid but its scope does not allow this (a view-only viewer sending input, a CDP token on the desktop)' },
+  VIEWER_NOT_IN_CONTROL: { http: 409, summary: 'Another viewer is in control of the desktop; request control first' },
+  CDP_UNAVAILABLE: { http: 409, summary: 'The VM has no browser to debug (CDP is for browser-profile VMs)' },
+  RECORDING_NOT_FOUND: { http: 404, summary: 'No such session recording' },
 
   // ---- snapshot
   SNAPSHOT_NOT_FOUND: { http: 404, summary: 'No such snapshot' },

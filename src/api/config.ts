@@ -48,6 +48,8 @@ export interface ControllerConfigInput {
    * of their limits (cpuPerVcpu 1, overheadMiB 256, swapMiB 0, pids 512, io none).
    */
   vmm?: { user?: string | null; cgroups?: boolean; resources?: Partial<ResourceDefaults> };
+  /** Session recordings: record every viewer session (default false); retention (default 7 days, 512 MiB each). */
+  recordings?: { viewerSessions?: boolean; maxAgeS?: number; maxBytes?: number };
 }
 
 export interface ControllerConfig {
@@ -70,6 +72,8 @@ export interface ControllerConfig {
   streams: StreamLimits;
   /** Console logs are trimmed past this size (checked every reapIntervalMs). */
   consoleMaxBytes: number;
+  /** Session recordings under stateDir/recordings. */
+  recordings: RecordingConfig;
   /** Jailer options for the Firecracker driver, or null to run it directly. */
   firecrackerJailer: JailerConfig | null;
   /** VMM confinement: its user (null: the controller's), cgroups on/off, limit defaults. */
@@ -134,6 +138,7 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     limits: vmLimits(pick('limits')),
     streams: streamLimits(pick('streams')),
     consoleMaxBytes: validInt(pick('consoleMaxBytes') ?? 64 * 1024 * 1024, 'consoleMaxBytes', 1024 * 1024, 2 ** 40),
+    recordings: recordingConfig(pick('recordings')),
     firecrackerJailer: jailerConfig(pick('firecracker')?.jailer),
     vmm: vmmConfig(pick('vmm')),
     tokenPath: join(paths.stateDir, 'token'),
@@ -220,6 +225,25 @@ export function streamLimits(v: unknown): StreamLimits {
     maxPerKey: validInt(v.maxPerKey ?? d.maxPerKey, 'streams.maxPerKey', 1, 100_000),
     maxBufferedBytes: validInt(v.maxBufferedBytes ?? d.maxBufferedBytes, 'streams.maxBufferedBytes', 64 * 1024, 1024 * 1024 * 1024),
     stallMs: validInt(v.stallMs ?? d.stallMs, 'streams.stallMs', 1000, 3_600_000),
+  };
+}
+
+export interface RecordingConfig {
+  viewerSessions: boolean;
+  maxAgeS: number;
+  maxBytes: number;
+}
+
+export function recordingConfig(v: unknown): RecordingConfig {
+  const d = { viewerSessions: false, maxAgeS: 7 * 86_400, maxBytes: 512 * 1024 * 1024 };
+  if (v === undefined) return d;
+  if (!isObject(v)) throw invalidArgument({ field: 'recordings', reason: 'type', expected: 'object', got: v }, 'must be an object');
+  onlyKeys(v, 'recordings', ['viewerSessions', 'maxAgeS', 'maxBytes']);
+  if (v.viewerSessions !== undefined && typeof v.viewerSessions !== 'boolean') throw invalidArgument({ field: 'recordings.viewerSessions', reason: 'type', expected: 'boolean', got: v.viewerSessions }, 'must be true or false');
+  return {
+    viewerSessions: v.viewerSessions === true,
+    maxAgeS: validInt(v.maxAgeS ?? d.maxAgeS, 'recordings.maxAgeS', 60, 366 * 86_400),
+    maxBytes: validInt(v.maxBytes ?? d.maxBytes, 'recordings.maxBytes', 1024 * 1024, 2 ** 40),
   };
 }
 

@@ -10,6 +10,12 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { Agents } from '../agent/agents.js';
 import type { AgentPort } from '../agent/port.js';
+import { ComputerService } from '../control/computer.js';
+import { controlRoutes } from '../control/routes.js';
+import { attachCdpBridge } from '../control/cdp-bridge.js';
+import { recordingRoutes } from '../control/recording-routes.js';
+import { RecordingStore } from '../desktop/recordings.js';
+import { publicOrigins } from '../desktop/deps.js';
 import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from '../desktop/index.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
@@ -190,15 +196,36 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy, agents: c.agents };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];
+        // Computer use: the controller's own RFB client, over the same dial as viewers (restores a hibernated VM).
+        const computer = new ComputerService({ dial: (id) => desk.dial(id), touch: (id) => c.manager.touch(id), hold: (id) => c.manager.hold(id) });
+        const control = {
+          lookup: (id: string) => {
+            const v = desk.lookup(id);
+            const rec = v ? c.manager.find(id) : undefined;
+            return v && rec ? { ...v, profile: rec.profile } : null;
+          },
+          secret: desk.secret, computer,
+          // CDP goes through the guest agents (src/agent/port.ts).
+          agents: c.agents,
+        };
+        // Session recordings under the state dir; viewer sessions too when the config says so. Pruned hourly.
+        const recordings = new RecordingStore(join(config.paths.stateDir, 'recordings'), { maxAgeS: config.recordings.maxAgeS, maxBytes: config.recordings.maxBytes });
+        if (config.recordings.viewerSessions) desk.record = (id) => recordings.start(id, 'viewer');
+        recordings.prune();
+        const pruner = setInterval(() => { try { recordings.prune(); } catch (e) { logger.warn({ err: String(e) }, 'recording prune failed'); } }, 3_600_000);
+        pruner.unref();
+        const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: (id: string) => desk.dial(id) };
+        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), () => doctorRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
+        const cdp = attachCdpBridge(c.app.server, { ...control, apiToken: c.token, origins: () => publicOrigins(desk).origins, log: c.app.log });
         // Viewers of a VM that pauses, stops or goes away are told so at once instead of hanging.
         const off = c.store.onEvent((e) => {
           const to = (e.data as { to?: string }).to;
           if (e.vmId && (e.type === 'vm.destroyed' || (e.type === 'vm.state' && to && ['paused', 'stopping', 'stopped', 'failed'].includes(to)))) {
             bridge.disconnect(e.vmId, e.type === 'vm.destroyed' ? 'VM destroyed' : `VM ${to}`);
+            computer.drop(e.vmId);
           }
           // A VM that stops or goes away loses its agent session (a restore or resume starts a new VMM: the next
           // use opens a fresh session over the new channel).
@@ -206,7 +233,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
             c.agents.invalidate(e.vmId, e.type === 'vm.destroyed');
           }
         });
-        c.detach = () => { off(); void bridge.close(); c.agents.closeAll(); };
+        c.detach = () => { off(); clearInterval(pruner); computer.close(); cdp.close(); void bridge.close(); c.agents.closeAll(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },

@@ -60,8 +60,9 @@ export function parseArgv(argv: readonly string[], options: OptionSpec, args: re
     }
     const body = tok.startsWith('--') ? tok.slice(2) : tok.slice(1);
     const eq = body.indexOf('=');
-    const name = eq < 0 ? body : body.slice(0, eq);
-    const opt = tok.startsWith('--') && Object.hasOwn(options, name) ? options[name] : undefined;
+    const short = tok.startsWith('--') ? undefined : Object.keys(options).find((o) => options[o]!.short !== undefined && options[o]!.short === (eq < 0 ? body : body.slice(0, eq)));
+    const name = short ?? (eq < 0 ? body : body.slice(0, eq));
+    const opt = (tok.startsWith('--') || short !== undefined) && Object.hasOwn(options, name) ? options[name] : undefined;
     if (!opt) {
       const written = tok.slice(0, tok.length - body.length) + name;
       const known = [...Object.keys(options).map((o) => `--${o}`), '--help'];

@@ -11,6 +11,8 @@ export interface OptionDef {
   arg?: string;
   /** The value must be an integer; the CLI checks the type, the controller the range. */
   int?: boolean;
+  /** A one-letter spelling, e.g. 'o' for `-o FILE`. */
+  short?: string;
 }
 
 export type OptionSpec = Record<string, OptionDef>;

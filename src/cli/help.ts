@@ -77,7 +77,7 @@ const columns = (rows: [string, string][], indent = 2): string => {
 
 function optionRows(options: OptionSpec): [string, string][] {
   return [
-    ...Object.entries(options).map(([name, o]): [string, string] => [`--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}`, o.description]),
+    ...Object.entries(options).map(([name, o]): [string, string] => [`--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}${o.short ? `, -${o.short}` : ''}`, o.description]),
     ['-h, --help', 'show this help'],
   ];
 }

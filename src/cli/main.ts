@@ -8,13 +8,14 @@ import { commandHelp, groupHelp, GROUPS, topHelp, version } from './help.js';
 import { commands as kernelCommands } from './kernel.js';
 import { commands as imageCommands } from './image.js';
 import { commands as vmCommands } from './vm.js';
+import { commands as computerCommands } from './computer.js';
 import { commands as controllerCommands } from './controller.js';
 import { commands as doctorCommands } from './doctor.js';
 import { commands as snapshotCommands } from './snapshot.js';
 import { commands as eventsCommands } from './events.js';
 import { commands as tenancyCommands } from './tenancy.js';
 
-export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...snapshotCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...eventsCommands, ...tenancyCommands];
+export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...computerCommands, ...snapshotCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...eventsCommands, ...tenancyCommands];
 
 const HELP = new Set(['--help', '-h']);
 const groups = (): string[] => [...new Set(COMMANDS.filter((c) => c.path.length > 1).map((c) => c.path[0]!))];

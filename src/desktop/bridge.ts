@@ -7,15 +7,23 @@
 // chunk with writev, no copy), one TCP write per message towards the VM. Flow control both ways: the VM socket
 // pauses while the viewer's socket holds more than highWaterBytes, and the viewer's socket pauses while the VM
 // socket's write buffer is full. No compression (RFB encodings are already compact, and deflate costs latency).
+//
+// Input: the viewer's stream is parsed (rfb-filter.ts) and its input messages (pointer, keys, cut text…) are dropped
+// unless the viewer's token is a control one and the viewer is in control (control.ts: one viewer at a time, with a
+// handoff). A view-only viewer's input never reaches the VM. Recording: the VM → viewer stream of a session can be
+// recorded with timestamps (deps.record), for replay in the viewer page.
 import type { IncomingMessage, Server } from 'node:http';
 import { STATUS_CODES } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { HangarError, toHangarError } from '../errors.js';
 import { httpError, redactUrl } from '../api/server.js';
 import { waitAtMost, withTimeout } from '../util/timeout.js';
 import { checkDeps, hostAllowed, hostRefused, publicOrigins, registryFor, type DesktopDeps, type DesktopLimits } from './deps.js';
-import { tokenError, verifyViewerToken } from './token.js';
+import { controlFor } from './control.js';
+import { ClientStreamFilter } from './rfb-filter.js';
+import { scopeError, tokenError, verifyViewerToken, type TokenScope } from './token.js';
 
 /** WebSocket close codes the bridge uses (the viewer page explains them). */
 export const CLOSE = {
@@ -31,16 +39,24 @@ export const CLOSE = {
   IDLE: 4000,
   /** The VM stopped, paused or went away (disconnect() by the VM manager). */
   VM_GONE: 4001,
+  /** The viewer sent RFB the bridge cannot follow (it parses the viewer's messages to drop input). */
+  PROTOCOL: 4002,
 } as const;
 
 export const VNC_ROUTE = '/v1/vms/:id/vnc';
 const VNC_PATH = /^\/v1\/vms\/([^/?#]+)\/vnc$/;
+export const VIEWER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SEND = { binary: true, compress: false, fin: true } as const;
 const TO_VM = { direction: 'to_vm' };
 const TO_VIEWER = { direction: 'to_viewer' };
 
 export interface SessionInfo {
   vmId: string;
+  /** The viewer's id (?viewer=, chosen by the page; else one the bridge made up). */
+  viewer: string;
+  scope: TokenScope;
+  /** Input messages dropped (view-only, or not in control). */
+  inputDropped: number;
   openedAt: number;
   bytesToVm: number;
   bytesToViewer: number;
@@ -72,7 +88,7 @@ interface Session {
 }
 
 /** The VM id and token of an upgrade request for the bridge, or null when the path is not the bridge's. */
-export function parseVncRequest(url: string | undefined): { vmId: string; token: string | undefined } | null {
+export function parseVncRequest(url: string | undefined): { vmId: string; token: string | undefined; viewer: string | undefined } | null {
   if (!url) return null;
   const q = url.indexOf('?');
   const m = VNC_PATH.exec(q < 0 ? url : url.slice(0, q));
@@ -83,9 +99,12 @@ export function parseVncRequest(url: string | undefined): { vmId: string; token:
   } catch {
     return null;
   }
-  const tokens = new URLSearchParams(q < 0 ? '' : url.slice(q + 1)).getAll('token');
-  // Two tokens is ambiguous: treat it as a malformed one.
-  return { vmId, token: tokens.length > 1 ? '!' : tokens[0] };
+  const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+  const tokens = params.getAll('token');
+  const viewers = params.getAll('viewer');
+  // Two tokens is ambiguous: treat it as a malformed one. A viewer id: 1-64 of [A-Za-z0-9_-], else '!' (refused).
+  const viewer = viewers.length === 0 ? undefined : viewers.length === 1 && VIEWER_ID.test(viewers[0]!) ? viewers[0] : '!';
+  return { vmId, token: tokens.length > 1 ? '!' : tokens[0], viewer };
 }
 
 /** noVNC asks for 'binary'; accept it when offered, otherwise speak binary without a subprotocol. */
@@ -94,7 +113,7 @@ function pickProtocol(offered: Set<string>): string | false {
 }
 
 /** Answers a not-yet-upgraded request with the API's JSON error and drops the connection. */
-function refuse(socket: Duplex, err: unknown): number {
+export function refuse(socket: Duplex, err: unknown): number {
   const { status, body } = httpError(err);
   if (socket.destroyed) return status;
   const json = JSON.stringify(body);
@@ -145,7 +164,14 @@ async function dialWithTimeout(deps: DesktopDeps, vmId: string, ms: number, read
 }
 
 /** Splices one upgraded viewer to one VM connection. */
-function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, limits: DesktopLimits, deps: DesktopDeps, onEnd: () => void): Session {
+interface Viewer {
+  id: string;
+  scope: TokenScope;
+  /** Whether this viewer's input may reach the VM now. */
+  allowInput(): boolean;
+}
+
+function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, viewer: Viewer, limits: DesktopLimits, deps: DesktopDeps, onEnd: () => void): Session {
   const counter = deps.metrics.proxyBytes;
   // Bytes are added to the counter in batches (each flush, at most a second apart, and at the end), not per chunk.
   let countedToVm = 0;
@@ -164,6 +190,8 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, limits: D
   let ended = false;
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => { resolveDone = r; });
+  const filter = new ClientStreamFilter(viewer.allowInput);
+  const recorder = deps.record?.(vmId, viewer.id) ?? null;
 
   if ('setNoDelay' in tcp && typeof tcp.setNoDelay === 'function') (tcp as { setNoDelay(v: boolean): void }).setNoDelay(true);
 
@@ -177,6 +205,7 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, limits: D
     if (ws.readyState !== WebSocket.OPEN) return;
     last = Date.now();
     toViewer += chunk.length;
+    recorder?.write(chunk);
     ws.send(chunk, SEND);
     if (!vmPaused && ws.bufferedAmount > limits.highWaterBytes && raw.writableNeedDrain) {
       vmPaused = true;
@@ -195,10 +224,13 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, limits: D
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (!isBinary) { closeViewer(CLOSE.BINARY_ONLY, 'RFB is binary: text messages are not accepted'); return; }
     if (!tcp.writable) return;
+    const verdict = filter.push(data);
+    if (!verdict.ok) { closeViewer(CLOSE.PROTOCOL, verdict.reason); return; }
+    if (verdict.out.length === 0) return;
     last = Date.now();
     if (deps.touch && last - touched >= 1000) { touched = last; deps.touch(vmId); }
-    toVm += data.length;
-    const ok = tcp.write(data);
+    toVm += verdict.out.length;
+    const ok = tcp.write(verdict.out);
     // Not write()'s verdict alone: that turns false past 16 KiB and would stop the viewer socket after every
     // framebuffer-sized message. Past highWaterBytes, and only once 'drain' is due (so it will come).
     if (!ok && !viewerPaused && tcp.writableLength > limits.highWaterBytes) {
@@ -231,6 +263,7 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, limits: D
     clearInterval(flusher);
     flush();
     tcp.end(); // lets keystrokes already queued reach the VM
+    recorder?.end();
     setTimeout(() => tcp.destroy(), 2_000).unref();
     onEnd();
     deps.log?.info({ vmId, code, bytesToVm: toVm, bytesToViewer: toViewer, ms: Date.now() - openedAt }, 'viewer disconnected');
@@ -247,7 +280,7 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, limits: D
 
   return {
     info: () => ({
-      vmId, openedAt, bytesToVm: toVm, bytesToViewer: toViewer, vmPaused, viewerPaused,
+      vmId, viewer: viewer.id, scope: viewer.scope, inputDropped: filter.dropped, openedAt, bytesToVm: toVm, bytesToViewer: toViewer, vmPaused, viewerPaused,
       bufferedToViewer: ws.bufferedAmount, bufferedToVm: tcp.writableLength,
     }),
     close: closeViewer,
@@ -263,6 +296,7 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, limits: D
 export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
   const limits = checkDeps(deps);
   const registry = registryFor(deps);
+  const control = controlFor(deps);
   const sessions = new Map<Session, string>();
   const wss = new WebSocketServer({
     noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: limits.maxMessageBytes, handleProtocols: pickProtocol,
@@ -281,7 +315,7 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
       ...(err.code === 'VIEWER_ORIGIN_REFUSED' ? { origin: err.details.origin, host: err.details.host } : {}) }, 'viewer refused');
   };
 
-  const accept = async (req: IncomingMessage, socket: Duplex, head: Buffer, vmId: string, token: string | undefined): Promise<void> => {
+  const accept = async (req: IncomingMessage, socket: Duplex, head: Buffer, vmId: string, token: string | undefined, viewerParam: string | undefined): Promise<void> => {
     const problem = handshakeProblem(req);
     if (problem) throw new HangarError('INVALID_ARGUMENT', problem);
     const pub = publicOrigins(deps);
@@ -293,6 +327,10 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
     const vm = deps.lookup(vmId);
     const check = verifyViewerToken(deps.secret, vmId, vm?.viewerNonce ?? null, token, Date.now());
     if (!check.ok) throw tokenError(check.reason);
+    if (check.scope === 'cdp') throw scopeError(check.scope, 'the desktop');
+    if (viewerParam === '!') throw new HangarError('INVALID_ARGUMENT', 'viewer must be one id of 1-64 letters, digits, _ or -', { field: 'viewer' });
+    const viewerId = viewerParam ?? `v-${randomBytes(8).toString('hex')}`;
+    if (control.has(vmId, viewerId)) throw new HangarError('CONFLICT', `viewer ${viewerId} is already connected`, { vmId, viewer: viewerId });
     if (!vm) throw new HangarError('VM_NOT_FOUND', `no VM ${vmId}`, { id: vmId });
     if (vm.state !== 'ready') throw new HangarError('VM_INVALID_STATE', `VM ${vmId} is ${vm.state}: its desktop can be viewed when it is ready`, { id: vmId, state: vm.state });
     const slot = registry.reserve(vmId, limits.viewersPerVm, vm.tenant);
@@ -317,7 +355,10 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
     wss.handleUpgrade(req, socket, head, (ws) => {
       upgraded = true;
       count(101);
-      const s = splice(ws, socket, tcp, vmId, limits, deps, () => { release(); sessions.delete(s); });
+      const scope = check.scope;
+      const leave = control.join(vmId, viewerId, scope);
+      const viewer: Viewer = { id: viewerId, scope, allowInput: () => scope === 'control' && control.inControl(vmId, viewerId) };
+      const s = splice(ws, socket, tcp, vmId, viewer, limits, deps, () => { leave(); release(); sessions.delete(s); });
       sessions.set(s, vmId);
       deps.log?.info({ vmId, remote: req.socket.remoteAddress, viewers: registry.count(vmId), protocol: ws.protocol || null }, 'viewer connected');
     });
@@ -331,7 +372,7 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
     }
     socket.on('error', () => undefined); // a viewer vanishing mid-handshake is not a controller error
     if (closing) { refuseAndCount(socket, new HangarError('CANCELLED', 'the controller is shutting down'), target.vmId); return; }
-    accept(req, socket, head, target.vmId, target.token).catch((e: unknown) => refuseAndCount(socket, e, target.vmId));
+    accept(req, socket, head, target.vmId, target.token, target.viewer).catch((e: unknown) => refuseAndCount(socket, e, target.vmId));
   };
   server.on('upgrade', onUpgrade);
   const disconnect = (vmId: string, reason: string): number => {

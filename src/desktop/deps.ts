@@ -89,6 +89,16 @@ export interface DesktopDeps {
    * hibernator cannot take it from under a person watching (e.g. manager.hold).
    */
   hold?(vmId: string): () => void;
+  /**
+   * A recorder for one viewer session's VM → viewer stream (write each chunk as it is forwarded, end when the
+   * session ends), or null when this session is not recorded.
+   */
+  record?(vmId: string, viewer: string): SessionRecorder | null;
+}
+
+export interface SessionRecorder {
+  write(chunk: Buffer): void;
+  end(): void;
 }
 
 export function resolveLimits(partial: Partial<DesktopLimits> = {}): DesktopLimits {

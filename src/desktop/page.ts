@@ -45,7 +45,25 @@ export function renderViewerPage(vmId: string): string {
   <span id="message" data-reason=""></span>
   <span id="retry"></span>
   <button id="reconnect" type="button" hidden>Reconnect</button>
+  <button id="control" type="button" hidden>Request control</button>
   <details id="clip"><summary>Clipboard</summary><textarea id="clipboard" rows="4" cols="40" spellcheck="false"></textarea></details>
+</header>
+<main id="screen"></main>
+</body>
+</html>
+`;
+}
+
+/** The replay page: replay.js feeds noVNC from the recording (token and speed from the address, as the viewer). */
+export function renderReplayPage(vmId: string, recordingId: string): string {
+  return `${head(`Hangar — replay ${recordingId}`)}
+<script type="module" src="${HANGAR_PREFIX}replay.js"></script>
+</head>
+<body data-vm="${escapeHtml(vmId)}" data-recording="${escapeHtml(recordingId)}">
+<header id="bar">
+  <span id="vm">${escapeHtml(vmId)} — ${escapeHtml(recordingId)}</span>
+  <span id="status" data-state="loading" role="status" aria-live="polite">loading</span>
+  <span id="position">0.0 s</span>
 </header>
 <main id="screen"></main>
 </body>

@@ -10,6 +10,7 @@ import { checkDeps, hostAllowed, hostRefused, publicOrigins, registryFor, type D
 import { PAGE_HEADERS, renderErrorPage, renderViewerPage } from './page.js';
 import { STATIC_PREFIX, loadStaticTable } from './static.js';
 import { signViewerToken, tokenError, verifyViewerToken, type TokenCheck } from './token.js';
+import { controlRoutes } from './control-routes.js';
 
 const tokenQuery = Type.Object({
   token: Type.Optional(Type.String({ maxLength: 1024, description: 'viewer token from POST /v1/vms/:id/viewer' })),
@@ -21,6 +22,7 @@ type IdReq = FastifyRequest<{ Params: IdParams; Querystring: Static<typeof token
 const viewerBody = (maxTtlS: number, defaultTtlS: number) => Type.Union([
   Type.Object({
     ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: maxTtlS, description: `token lifetime (default ${defaultTtlS})` })),
+    viewOnly: Type.Optional(Type.Boolean({ description: "a view-only token: the viewer watches, its input never reaches the VM" })),
   }, { additionalProperties: false }),
   Type.Null(),
 ]);
@@ -86,7 +88,8 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
         const expiresAt = Date.now() + ttlMs;
         const nonce = desk.lookup(vm.id)?.viewerNonce;
         if (!nonce) throw new HangarError('VM_NOT_FOUND', `no VM ${vm.id}`, { id: vm.id });
-        const token = signViewerToken(desk.secret, vm.id, nonce, expiresAt);
+        const viewOnly = (req.body as ViewerBody | undefined)?.viewOnly === true;
+        const token = signViewerToken(desk.secret, vm.id, nonce, expiresAt, undefined, viewOnly ? 'view' : 'control');
         return { token, url: viewUrl(vm.id, token), expiresAt: new Date(expiresAt).toISOString() };
       },
     },
@@ -154,6 +157,7 @@ export function desktopRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
       schema: {},
       handler: (req, reply) => staticFile(files, (req.params as { '*': string })['*'], req.headers['if-none-match'], reply),
     },
+    ...controlRoutes(ctx, desk),
   ];
 }
 

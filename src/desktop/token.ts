@@ -1,7 +1,9 @@
 // Viewer tokens: short-lived, signed, bound to one VM. Pure functions (the clock and the nonces are inputs).
 //
 // Layout (57 bytes → exactly 76 base64url characters, so no padding bits can be flipped unnoticed):
-//   [version 1][expiry ms, uint64 BE 8][nonce 16][HMAC-SHA256 32]
+//   [version/scope 1][expiry ms, uint64 BE 8][nonce 16][HMAC-SHA256 32]
+// The first byte says the token's scope (2: a viewer in control — the original format, so existing tokens keep
+// working; 3: view-only; 4: CDP only); it is under the MAC, so a view-only token cannot be turned into another.
 // The MAC covers a domain label, the VM id, the VM's viewer nonce and the first 25 bytes. Neither the VM id nor
 // the VM's nonce is inside the token: a token presented for another VM, for a VM whose nonce was rotated (revoke)
 // or for a VM that no longer exists (its nonce died with its row) fails the MAC, indistinguishable from a
@@ -10,7 +12,10 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { VIEWER_NONCE_BYTES } from '../domain/vm.js';
 import { HangarError } from '../errors.js';
 
-const VERSION = 2; // 2: the MAC covers the VM's viewer nonce
+/** What a token lets its holder do. */
+export type TokenScope = 'control' | 'view' | 'cdp';
+const SCOPE_BYTE: Readonly<Record<TokenScope, number>> = { control: 2, view: 3, cdp: 4 };
+const BYTE_SCOPE: ReadonlyMap<number, TokenScope> = new Map(Object.entries(SCOPE_BYTE).map(([k, v]) => [v, k as TokenScope]));
 const HEAD = 1 + 8 + 16;
 const MAC_LEN = 32;
 const TOKEN_BYTES = HEAD + MAC_LEN;
@@ -20,7 +25,7 @@ const LABEL = Buffer.from('hangar-viewer-token\0', 'utf8');
 export const MIN_SECRET_BYTES = 32;
 
 export type TokenFailure = 'missing' | 'malformed' | 'invalid' | 'expired';
-export type TokenCheck = { ok: true; expiresAt: number } | { ok: false; reason: TokenFailure };
+export type TokenCheck = { ok: true; expiresAt: number; scope: TokenScope } | { ok: false; reason: TokenFailure };
 
 /** A fresh random secret for signing viewer tokens (tokens do not survive a controller restart with a new one). */
 export function newViewerSecret(): Buffer {
@@ -45,13 +50,13 @@ function assertVmNonce(vmNonce: Buffer): void {
 }
 
 /** Signs a token for `vmId` (whose viewer nonce is `vmNonce`) valid until `expiresAt` (ms since the epoch). */
-export function signViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer, expiresAt: number, nonce: Buffer = randomBytes(16)): string {
+export function signViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer, expiresAt: number, nonce: Buffer = randomBytes(16), scope: TokenScope = 'control'): string {
   assertSecret(secret);
   assertVmNonce(vmNonce);
   if (!Number.isSafeInteger(expiresAt) || expiresAt <= 0) throw new HangarError('INVALID_ARGUMENT', 'token expiry must be a positive integer (ms)');
   if (nonce.length !== 16) throw new HangarError('INVALID_ARGUMENT', 'token nonce must be 16 bytes');
   const head = Buffer.alloc(HEAD);
-  head.writeUInt8(VERSION, 0);
+  head.writeUInt8(SCOPE_BYTE[scope], 0);
   head.writeBigUInt64BE(BigInt(expiresAt), 1);
   nonce.copy(head, 9);
   return Buffer.concat([head, mac(secret, vmId, vmNonce, head)]).toString('base64url');
@@ -66,13 +71,14 @@ export function verifyViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer 
   if (token === undefined || token === null || token === '') return { ok: false, reason: 'missing' };
   if (!TOKEN_RE.test(token)) return { ok: false, reason: 'malformed' };
   const raw = Buffer.from(token, 'base64url');
-  if (raw.length !== TOKEN_BYTES || raw[0] !== VERSION) return { ok: false, reason: 'malformed' };
+  const scope = BYTE_SCOPE.get(raw[0]!);
+  if (raw.length !== TOKEN_BYTES || !scope) return { ok: false, reason: 'malformed' };
   const head = raw.subarray(0, HEAD);
   if (vmNonce === null || vmNonce.length !== VM_NONCE_BYTES) return { ok: false, reason: 'invalid' };
   if (!timingSafeEqual(mac(secret, vmId, vmNonce, head), raw.subarray(HEAD))) return { ok: false, reason: 'invalid' };
   const expiresAt = Number(head.readBigUInt64BE(1));
   if (now >= expiresAt) return { ok: false, reason: 'expired' };
-  return { ok: true, expiresAt };
+  return { ok: true, expiresAt, scope };
 }
 
 const MESSAGES: Record<TokenFailure, string> = {
@@ -85,4 +91,9 @@ const MESSAGES: Record<TokenFailure, string> = {
 /** The error a refused token becomes (never carries the token itself). */
 export function tokenError(reason: TokenFailure): HangarError {
   return new HangarError('VIEWER_TOKEN_INVALID', MESSAGES[reason], { reason });
+}
+
+/** TOKEN_SCOPE: a valid token presented for something its scope does not allow (input from a view-only one…). */
+export function scopeError(scope: TokenScope, wanted: string): HangarError {
+  return new HangarError('TOKEN_SCOPE', `this ${scope === 'view' ? 'view-only' : scope} token does not allow ${wanted}`, { scope, wanted });
 }

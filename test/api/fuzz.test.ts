@@ -20,7 +20,7 @@ interface Op {
 }
 
 /** A body each route accepts, so fuzzing its query string gets past the body. */
-const VALID_BODY: Record<string, unknown> = { '/v1/vms': {}, '/v1/snapshots': { vm: 'vm-a' }, '/v1/vms/{id}/viewer': {}, '/v1/keys': { tenant: 'default', scope: 'read' } };
+const VALID_BODY: Record<string, unknown> = { '/v1/vms': {}, '/v1/snapshots': { vm: 'vm-a' }, '/v1/vms/{id}/viewer': {}, '/v1/keys': { tenant: 'default', scope: 'read' }, '/v1/vms/{id}/control': { action: 'request', viewer: 'v-1' } };
 
 function operations(doc: { paths: Record<string, Record<string, { parameters?: { name: string; in: string }[]; requestBody?: { content: Record<string, { schema: { properties?: object; anyOf?: { properties?: object }[] } }> } }>> }): Op[] {
   const ops: Op[] = [];

@@ -294,7 +294,12 @@ test('backpressure viewer → VM: a VM that does not read pauses the viewer sock
     h.addVm('vm-a');
     const token = (await h.viewer('vm-a')).json.token;
     const { ws } = mustOpen(await openVnc(h.base, 'vm-a', token));
+    // The bridge parses what viewers send: a valid RFB client stream (handshake, then long cut texts).
+    ws.send(Buffer.from('RFB 003.008\n\x01\x01', 'latin1'));
     const chunk = Buffer.alloc(64 * 1024, 7);
+    chunk.fill(0, 0, 8);
+    chunk[0] = 6;
+    chunk.writeUInt32BE(chunk.length - 8, 4);
     let sent = 0;
     const TOTAL = 512 * 1024 * 1024;
     let last = -1;

@@ -12,9 +12,11 @@ import { isHangarError } from '../../src/errors.js';
 import { HangarMetrics } from '../../src/metrics.js';
 
 test('bridge paths: the VM id is decoded, the token read, anything else is not the bridge', () => {
-  assert.deepEqual(parseVncRequest('/v1/vms/vm-a/vnc?token=abc'), { vmId: 'vm-a', token: 'abc' });
-  assert.deepEqual(parseVncRequest('/v1/vms/vm%20a/vnc'), { vmId: 'vm a', token: undefined });
-  assert.deepEqual(parseVncRequest('/v1/vms/vm-a/vnc?token=a&token=b'), { vmId: 'vm-a', token: '!' }, 'two tokens: malformed');
+  assert.deepEqual(parseVncRequest('/v1/vms/vm-a/vnc?token=abc'), { vmId: 'vm-a', token: 'abc', viewer: undefined });
+  assert.deepEqual(parseVncRequest('/v1/vms/vm-a/vnc?token=abc&viewer=v-1'), { vmId: 'vm-a', token: 'abc', viewer: 'v-1' });
+  assert.equal(parseVncRequest('/v1/vms/vm-a/vnc?viewer=a%20b')!.viewer, '!', 'a malformed viewer id');
+  assert.deepEqual(parseVncRequest('/v1/vms/vm%20a/vnc'), { vmId: 'vm a', token: undefined, viewer: undefined });
+  assert.deepEqual(parseVncRequest('/v1/vms/vm-a/vnc?token=a&token=b'), { vmId: 'vm-a', token: '!', viewer: undefined }, 'two tokens: malformed');
   for (const u of ['/v1/vms/vm-a/vnc/x', '/v1/vms//vnc', '/v1/vms/a/b/vnc', '/view/vm-a', '/v1/vms/%E0%A4%A/vnc', undefined]) {
     assert.equal(parseVncRequest(u), null, String(u));
   }

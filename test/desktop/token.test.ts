@@ -10,8 +10,8 @@ const nonceA = Buffer.alloc(16, 0xa1);
 test('a token verifies for its VM until it expires, then says expired', () => {
   const token = signViewerToken(secret, 'vm-a', nonceA, now + 300_000);
   assert.match(token, /^[A-Za-z0-9_-]{76}$/);
-  assert.deepEqual(verifyViewerToken(secret, 'vm-a', nonceA, token, now), { ok: true, expiresAt: now + 300_000 });
-  assert.deepEqual(verifyViewerToken(secret, 'vm-a', nonceA, token, now + 299_999), { ok: true, expiresAt: now + 300_000 });
+  assert.deepEqual(verifyViewerToken(secret, 'vm-a', nonceA, token, now), { ok: true, expiresAt: now + 300_000, scope: 'control' });
+  assert.deepEqual(verifyViewerToken(secret, 'vm-a', nonceA, token, now + 299_999), { ok: true, expiresAt: now + 300_000, scope: 'control' });
   assert.deepEqual(verifyViewerToken(secret, 'vm-a', nonceA, token, now + 300_000), { ok: false, reason: 'expired' });
 });
 
@@ -70,4 +70,16 @@ test('a token is bound to the VM\'s viewer nonce: a rotated nonce or a VM that i
   assert.deepEqual(verifyViewerToken(secret, 'vm-a', null, token, now + 400_000), { ok: false, reason: 'invalid' });
   assert.deepEqual(verifyViewerToken(secret, 'vm-a', null, 'x', now), { ok: false, reason: 'malformed' });
   assert.throws(() => signViewerToken(secret, 'vm-a', Buffer.alloc(8), now + 1), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'));
+});
+
+test('scopes: view-only and CDP tokens say so, and a scope cannot be changed (the byte is under the MAC)', () => {
+  const view = signViewerToken(secret, 'vm-a', nonceA, now + 1000, undefined, 'view');
+  const cdp = signViewerToken(secret, 'vm-a', nonceA, now + 1000, undefined, 'cdp');
+  assert.deepEqual(verifyViewerToken(secret, 'vm-a', nonceA, view, now), { ok: true, expiresAt: now + 1000, scope: 'view' });
+  assert.deepEqual(verifyViewerToken(secret, 'vm-a', nonceA, cdp, now), { ok: true, expiresAt: now + 1000, scope: 'cdp' });
+  const raw = Buffer.from(view, 'base64url');
+  raw[0] = 2; // claim "control"
+  assert.deepEqual(verifyViewerToken(secret, 'vm-a', nonceA, raw.toString('base64url'), now), { ok: false, reason: 'invalid' });
+  raw[0] = 9; // no such scope
+  assert.deepEqual(verifyViewerToken(secret, 'vm-a', nonceA, raw.toString('base64url'), now), { ok: false, reason: 'malformed' });
 });

@@ -1,7 +1,7 @@
 // Hangar viewer page script (browser, ES module). Connects noVNC to /v1/vms/:id/vnc, explains disconnections
 // from /v1/vms/:id/viewer-status, reconnects with backoff while the token is valid, and syncs the clipboard.
 // Test hooks: window.hangarRfb (the RFB object), #status[data-state], #message[data-reason].
-/* global window, document, location, history, fetch, setTimeout, clearTimeout, WebSocket, URLSearchParams, sessionStorage */
+/* global window, document, location, history, fetch, setTimeout, clearTimeout, setInterval, WebSocket, URLSearchParams, sessionStorage, crypto */
 import RFB from '/static/novnc/core/rfb.js';
 
 const vmId = document.body.dataset.vm;
@@ -30,7 +30,11 @@ const CLOSE_VM_GONE = 4001;
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 const q = `token=${encodeURIComponent(token)}`;
 const base = `/v1/vms/${encodeURIComponent(vmId)}`;
-const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${base}/vnc?${q}`;
+// This page's viewer id: who asks for and holds control among several viewers of the VM (never shown to others).
+const viewerId = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, '0')).join('');
+const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${base}/vnc?${q}&viewer=${viewerId}`;
+const controlBtn = el('control');
+let inControl = false;
 
 let attempt = 0;
 let retryTimer = null;
@@ -115,6 +119,7 @@ function connect() {
     attempt = 0;
     show('connected');
     current.focus();
+    void pollControl();
   });
   current.addEventListener('disconnect', () => {
     if (rfb !== current) return; // replaced by a newer connection
@@ -133,6 +138,24 @@ function connect() {
   });
   current.addEventListener('clipboard', (e) => { clipboard.value = e.detail.text; });
 }
+
+/** Whether this viewer is in control (its input reaches the VM; the bridge drops it otherwise). */
+async function pollControl() {
+  const res = await fetch(`${base}/control?${q}&viewer=${viewerId}`, { cache: 'no-store', credentials: 'omit' }).catch(() => null);
+  if (!res || !res.ok) return;
+  const st = await res.json();
+  inControl = st.inControl === true;
+  if (rfb) rfb.viewOnly = !inControl;
+  controlBtn.hidden = false;
+  controlBtn.textContent = inControl ? 'In control' : st.waiting ? 'Waiting for control' : 'Request control';
+  controlBtn.disabled = inControl || st.waiting;
+  document.body.dataset.control = inControl ? 'yes' : 'no';
+}
+controlBtn.addEventListener('click', async () => {
+  await fetch(`${base}/control?${q}`, { method: 'POST', credentials: 'omit', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action: 'request', viewer: viewerId }) }).catch(() => null);
+  void pollControl();
+});
+setInterval(() => { if (rfb) void pollControl(); }, 2000);
 
 clipboard.addEventListener('input', () => { if (rfb) rfb.clipboardPasteFrom(clipboard.value); });
 reconnectBtn.addEventListener('click', () => { attempt = 0; connect(); });
