@@ -8,7 +8,9 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
+import type { AgentPort } from '../agent/port.js';
 import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from '../desktop/index.js';
+import { terminalAdmission, terminalRoutes } from '../desktop/terminal.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
 import { HangarError } from '../errors.js';
@@ -26,6 +28,8 @@ import { VmManager, type ReconcileReport } from '../vm/manager.js';
 import type { VmmDriver } from '../vmm/driver.js';
 import { createDrivers } from '../vmm/registry.js';
 import type { VmmKind } from '../vmm/types.js';
+import { agentRoutes } from './agent-routes.js';
+import { attachAgentSockets } from './agent-ws.js';
 import { loadOrCreateToken } from './auth.js';
 import type { ControllerConfig } from './config.js';
 import type { ApiContext, ApiRouteModule } from './routes.js';
@@ -53,6 +57,8 @@ export interface ControllerHooks {
   /** Log destination (default: stdout as JSON lines). */
   logStream?: NodeJS.WritableStream;
   logLevel?: string;
+  /** Guest agents (until the agent client is wired here: tests pass a FAKE one). */
+  agents?: AgentPort;
 }
 
 /**
@@ -153,13 +159,14 @@ export async function startController(config: ControllerConfig, hooks: Controlle
     {
       name: 'HTTP server',
       run: async (c) => {
-        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token };
+        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, ...(hooks.agents ? { agents: hooks.agents } : {}) };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];
+        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => doctorRoutes(c.manager, () => p.agents)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
+        const sockets = attachAgentSockets(c.app.server, { ctx: ports, agents: () => ports.agents, admitTerminal: terminalAdmission(desk), log: c.app.log });
         // Viewers of a VM that pauses, stops or goes away are told so at once instead of hanging.
         const off = c.store.onEvent((e) => {
           const to = (e.data as { to?: string }).to;
@@ -167,7 +174,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
             bridge.disconnect(e.vmId, e.type === 'vm.destroyed' ? 'VM destroyed' : `VM ${to}`);
           }
         });
-        c.detach = () => { off(); void bridge.close(); };
+        c.detach = () => { off(); void bridge.close(); void sockets.close(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },

@@ -1,6 +1,7 @@
 // The route table: every HTTP route is declared here (or in a module that returns more ApiRoutes), with the schemas
 // that validate it. The server registers exactly this list and /openapi.json is generated from it.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AgentPort } from '../agent/port.js';
 import type { VmRecord } from '../domain/vm.js';
 import type { HangarMetrics } from '../metrics.js';
 import type { SnapshotService } from '../snapshot/service.js';
@@ -24,6 +25,8 @@ export interface ApiContext {
   metrics: HangarMetrics;
   /** The bearer token (never logged). */
   token: string;
+  /** Guest agents (exec, files, terminals, the doctor's in-guest evidence); absent: those routes answer AGENT_UNAVAILABLE. */
+  agents?: AgentPort;
 }
 
 /** A route module: its routes, given the ports. */
@@ -44,6 +47,11 @@ export interface ApiRoute {
   /** Content type of a non-JSON 200 answer (for the OpenAPI document). */
   produces?: string;
   websocket?: boolean;
+  /**
+   * The body is an application/octet-stream handed to the handler as a stream (req.body), with no body limit and
+   * no buffering (file uploads). Other routes refuse octet-stream bodies.
+   */
+  rawBody?: boolean;
   handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> | unknown;
 }
 

@@ -1,6 +1,7 @@
 // `hangar doctor`: runs the host, image and VM checks (independent probes in parallel), judges each from what its
 // probes saw, and orders every finding so the most likely cause comes first. Read-only: it never changes the host.
 import { join } from 'node:path';
+import type { AgentPort } from '../agent/port.js';
 import { isHangarError } from '../errors.js';
 import type { ImageInfo } from '../image/store.js';
 import { readKernel } from '../kernel/image-reader.js';
@@ -37,6 +38,8 @@ export interface DoctorTarget {
 
 export interface DoctorDeps {
   manager: DoctorTarget;
+  /** Guest agents: when the VM's answers, its view from inside (eth0, routes, listening sockets, failed processes). */
+  agents?: AgentPort;
   /** Where images resolve; default the manager's. */
   images?: ImageSource;
   /** The controller's state directory (run directories live in STATEDIR/vms); default the manager's. */
