@@ -11,7 +11,7 @@
 //                                                    flow control, never buffered whole
 // Modes are octal strings ("0644") or integers.
 import type { FastifyRequest } from 'fastify';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { Type, type Static } from 'typebox';
 import type { AgentPort } from '../agent/port.js';
 import { HangarError } from '../errors.js';

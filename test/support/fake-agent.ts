@@ -86,7 +86,8 @@ export function createFakeAgent(opts: FakeAgentOptions): FakeAgentPort {
   const controls: FakeAgentPort['controls'] = [];
   let next = 1;
   let sessions = 0;
-  const rootOf = (vmId: string): string => join(opts.root, vmId);
+  // Any id becomes one directory name below the root (never a path out of it).
+  const rootOf = (vmId: string): string => join(opts.root, vmId.replace(/[^A-Za-z0-9_-]/g, '_') || '_');
 
   const sessionFor = async (vmId: string): Promise<AgentSession> => {
     const root = rootOf(vmId);
