@@ -25,7 +25,17 @@ export function errorFromResponse(status: number, text: string, what: string, to
 export class ApiClient {
   constructor(readonly url: string, private readonly token: string, private readonly tokenFrom = 'HANGAR_TOKEN') {}
 
-  private async send(method: string, path: string, init: { body?: unknown; accept?: string; signal?: AbortSignal; headers?: Record<string, string> } = {}): Promise<Response> {
+  /** The Authorization header value (for WebSockets, which do not go through fetch). */
+  get authorization(): string {
+    return `Bearer ${this.token}`;
+  }
+
+  /** A request with a raw body (a byte stream: file uploads) or none, answering the Response (errors mapped). */
+  raw(method: string, path: string, init: { body?: ReadableStream<Uint8Array>; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
+    return this.send(method, path, { ...(init.body ? { rawBody: init.body } : {}), ...(init.headers ? { headers: init.headers } : {}), ...(init.signal ? { signal: init.signal } : {}) });
+  }
+
+  private async send(method: string, path: string, init: { body?: unknown; rawBody?: ReadableStream<Uint8Array>; accept?: string; signal?: AbortSignal; headers?: Record<string, string> } = {}): Promise<Response> {
     let res: Response;
     try {
       res = await fetch(this.url + path, {
@@ -37,8 +47,9 @@ export class ApiClient {
           ...init.headers,
         },
         ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+        ...(init.rawBody ? { body: init.rawBody, duplex: 'half' } : {}),
         ...(init.signal ? { signal: init.signal } : {}),
-      });
+      } as RequestInit);
     } catch (e) {
       if (init.signal?.aborted) throw e;
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
