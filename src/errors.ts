@@ -66,6 +66,16 @@ export const ERRORS = {
   // ---- doctor / diagnostics
   CONSOLE_UNREADABLE: { http: 422, summary: 'The console log cannot be read' },
 
+  // ---- guest agent (src/agent/)
+  AGENT_UNAVAILABLE: { http: 503, summary: 'The VM has no agent channel, is not running, or its agent does not answer' },
+  AGENT_FAILED: { http: 502, summary: 'The guest agent broke the protocol; its session was dropped' },
+  AGENT_TIMEOUT: { http: 504, summary: 'The guest agent did not answer in time' },
+  GUEST_PATH_NOT_FOUND: { http: 404, summary: 'No such file or directory in the guest' },
+  GUEST_PATH_EXISTS: { http: 409, summary: 'The path exists in the guest' },
+  GUEST_PERMISSION_DENIED: { http: 403, summary: 'The guest refused the operation (permissions)' },
+  GUEST_OP_FAILED: { http: 422, summary: 'The guest could not carry out the operation (details.errno: ENOTDIR, EISDIR, ENOSPC, …)' },
+  PROC_NOT_FOUND: { http: 404, summary: 'No such process in the guest agent' },
+
   // ---- store
   STORE_ERROR: { http: 500, summary: 'The state database failed' },
 
@@ -80,16 +90,6 @@ export const ERRORS = {
   VIEWER_ORIGIN_REFUSED: { http: 403, summary: 'A browser page from another origin may not open this desktop' },
   VIEWER_LIMIT: { http: 429, summary: 'The VM has as many viewers as allowed' },
   VM_UNREACHABLE: { http: 502, summary: 'The VM desktop does not answer' },
-
-  // ---- guest agent (src/agent/port.ts)
-  AGENT_UNAVAILABLE: { http: 503, summary: 'The VM has no agent channel, or its agent does not answer (yet)' },
-  AGENT_FAILED: { http: 502, summary: 'The guest agent broke the protocol; its session was dropped' },
-  AGENT_TIMEOUT: { http: 504, summary: 'The guest agent did not answer in time' },
-  GUEST_PATH_NOT_FOUND: { http: 404, summary: 'No such file or directory in the guest' },
-  GUEST_PATH_EXISTS: { http: 409, summary: 'The path already exists in the guest' },
-  GUEST_PERMISSION_DENIED: { http: 403, summary: 'The guest refused access to the path' },
-  GUEST_OP_FAILED: { http: 422, summary: 'The guest could not carry out the operation' },
-  PROC_NOT_FOUND: { http: 404, summary: 'No process with that id in the guest agent' },
 
   // ---- snapshot
   SNAPSHOT_NOT_FOUND: { http: 404, summary: 'No such snapshot' },

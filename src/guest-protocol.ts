@@ -14,5 +14,17 @@ export const GUEST_INIT_PATH = '/sbin/hangar-init';
  * Line shape: `HANGAR-CONSOLE-RESTORED <what> <ISO time>`.
  */
 export const CONSOLE_RESTORED_MARKER = 'HANGAR-CONSOLE-RESTORED';
+/** The virtio-serial port name hangar-agent looks for (/sys/class/virtio-ports/*\/name); PROTOCOL.md in src/agent/. */
+export const GUEST_PORT_NAME = 'org.hangar.guest';
+/** The vsock port hangar-agent listens on (Firecracker). */
+export const AGENT_VSOCK_PORT = 1024;
+/** Where the agent is installed in the rootfs. */
+export const AGENT_PATH = '/usr/local/sbin/hangar-agent';
+
+/** How the host reaches a VM's hangar-agent; its VMM driver says which (VmmHandle.guestChannel). */
+export type GuestChannel =
+  | { kind: 'unix'; path: string }
+  | { kind: 'vsock'; path: string; port: number };
+
 /** Printed by the guest's resume agent on the console once it has resynchronised: `HANGAR-RESUMED <guest epoch seconds>`. */
 export const RESUMED_MARKER = 'HANGAR-RESUMED';

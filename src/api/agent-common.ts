@@ -3,15 +3,15 @@
 // mapping of a running process's output to text. HTTP statuses come from the error registry like everywhere else:
 // AGENT_UNAVAILABLE is 503 (the agent does not answer yet: retry), a VM that is not running is VM_INVALID_STATE
 // (409), GUEST_PATH_NOT_FOUND and PROC_NOT_FOUND are 404, GUEST_PERMISSION_DENIED 403, GUEST_PATH_EXISTS 409,
-// GUEST_OP_FAILED 422, AGENT_FAILED 502, AGENT_TIMEOUT 504.
+// GUEST_OP_FAILED 422 (ENOTDIR, EISDIR, ENOSPC, a user that does not exist…), AGENT_FAILED 502, AGENT_TIMEOUT 504.
 import { Type, type Static } from 'typebox';
 import type { AgentPort, AgentSession, ExecRequest } from '../agent/port.js';
 import type { VmRecord } from '../domain/vm.js';
 import { HangarError } from '../errors.js';
 import type { VmService } from '../vm/service.js';
 
-/** States in which a guest agent can answer (it starts before READY). */
-const AGENT_STATES = ['booting', 'ready'];
+/** States in which a guest agent can answer (it starts before READY); a paused or hibernated VM is woken by the port, as for a viewer. */
+const AGENT_STATES = ['booting', 'ready', 'paused'];
 /** How long a request waits for the VM's agent session. */
 export const SESSION_TIMEOUT_MS = 15_000;
 
@@ -19,9 +19,8 @@ export const SESSION_TIMEOUT_MS = 15_000;
 export async function agentFor(vms: VmService, agents: AgentPort | undefined, idOrName: string, opts: { signal?: AbortSignal } = {}): Promise<{ vm: VmRecord; session: AgentSession }> {
   const vm = vms.get(idOrName);
   if (!agents) throw new HangarError('AGENT_UNAVAILABLE', 'this controller has no guest agent support', { id: vm.id });
-  if (!AGENT_STATES.includes(vm.state) || vm.hibernation) {
-    const what = vm.hibernation ? 'hibernated' : vm.state;
-    throw new HangarError('VM_INVALID_STATE', `VM ${vm.id} is ${what}: its guest agent answers while it runs (start or resume it first)`, { id: vm.id, state: vm.state });
+  if (!AGENT_STATES.includes(vm.state) && !vm.hibernation) {
+    throw new HangarError('VM_INVALID_STATE', `VM ${vm.id} is ${vm.state}: its guest agent answers while it runs (start it first)`, { id: vm.id, state: vm.state });
   }
   const session = await agents.session(vm.id, { timeoutMs: SESSION_TIMEOUT_MS, ...(opts.signal ? { signal: opts.signal } : {}) });
   return { vm, session };

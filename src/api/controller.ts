@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import type { AgentPort } from '../agent/port.js';
+import { Agents } from '../agent/agents.js';
 import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from '../desktop/index.js';
 import { terminalAdmission, terminalRoutes } from '../desktop/terminal.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
@@ -57,8 +57,6 @@ export interface ControllerHooks {
   /** Log destination (default: stdout as JSON lines). */
   logStream?: NodeJS.WritableStream;
   logLevel?: string;
-  /** Guest agents (until the agent client is wired here: tests pass a FAKE one). */
-  agents?: AgentPort;
 }
 
 /**
@@ -110,7 +108,7 @@ export const CONTROLLER_UMASK = 0o077;
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
   // Here rather than in `hangar up`: every way a controller starts (the CLI, systemd's --foreground, tests) gets it.
   process.umask(CONTROLLER_UMASK);
-  const ctx = {} as { store: Store; manager: VmManager; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void };
+  const ctx = {} as { store: Store; manager: VmManager; agents: Agents; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void };
   const metrics = new HangarMetrics();
   const logger = pino(
     {
@@ -159,7 +157,16 @@ export async function startController(config: ControllerConfig, hooks: Controlle
     {
       name: 'HTTP server',
       run: async (c) => {
-        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, ...(hooks.agents ? { agents: hooks.agents } : {}) };
+        c.agents = new Agents({
+          channel: (id) => c.manager.guestChannel(id),
+          // A hibernated or paused VM is woken for its agent, as for a viewer.
+          prepare: async (id) => {
+            const vm = c.manager.get(id);
+            if (vm.hibernation || vm.state === 'paused') await c.manager.ensureRunning(id);
+          },
+          log: (msg, data) => logger.info(data ?? {}, msg),
+        });
+        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, agents: c.agents };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
         const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => doctorRoutes(c.manager, () => p.agents)];
@@ -173,8 +180,13 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           if (e.vmId && (e.type === 'vm.destroyed' || (e.type === 'vm.state' && to && ['paused', 'stopping', 'stopped', 'failed'].includes(to)))) {
             bridge.disconnect(e.vmId, e.type === 'vm.destroyed' ? 'VM destroyed' : `VM ${to}`);
           }
+          // A VM that stops or goes away loses its agent session (a restore or resume starts a new VMM: the next
+          // use opens a fresh session over the new channel).
+          if (e.vmId && (e.type === 'vm.destroyed' || (e.type === 'vm.state' && to && ['stopping', 'stopped', 'failed'].includes(to)))) {
+            c.agents.invalidate(e.vmId, e.type === 'vm.destroyed');
+          }
         });
-        c.detach = () => { off(); void bridge.close(); void sockets.close(); };
+        c.detach = () => { off(); void bridge.close(); void sockets.close(); c.agents.closeAll(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },

@@ -25,8 +25,8 @@ export interface ApiContext {
   metrics: HangarMetrics;
   /** The bearer token (never logged). */
   token: string;
-  /** Guest agents (exec, files, terminals, the doctor's in-guest evidence); absent: those routes answer AGENT_UNAVAILABLE. */
-  agents?: AgentPort;
+  /** Sessions with the VMs' guest agents (src/agent/port.ts). */
+  agents: AgentPort;
 }
 
 /** A route module: its routes, given the ports. */

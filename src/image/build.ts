@@ -21,6 +21,7 @@ import {
   PROFILES, renderGuestTemplate, requiredBytes, ROOTFS_FILE, rootfsInputs,
   type CacheLayout, type KernelArtifactMeta, type KernelInputs, type NamedContent, type Profile, type RootfsArtifactMeta, type RootfsInputs,
 } from './plan.js';
+import { installAgent, readAgentSources } from './agent-build.js';
 import { checkForbidden, customizeRootfs, debootstrap, fileInfo, listPackages, makeExt4, slimRootfs } from './rootfs.js';
 import { findHostMirror, type Mirror } from './sources.js';
 import {
@@ -42,6 +43,8 @@ export interface GatheredInputs {
   sourceVersion: string;
   fragments: Fragment[];
   guestFiles: NamedContent[];
+  /** hangar-agent's sources (src/image/guest/agent/); absent: the image has no agent. */
+  agentSources?: NamedContent[];
 }
 
 /** Kernel fragments (*.config, merged in name order) and guest files (rendered templates) from DATADIR. */
@@ -55,10 +58,11 @@ export async function readImageData(dataDir = IMAGE_DATA_DIR): Promise<Omit<Gath
   if (!fragments.length) throw new HangarError('IMAGE_BUILD_FAILED', `no kernel fragments in ${fragDir}`, { dir: fragDir });
   const guestDir = join(dataDir, 'guest');
   const guestFiles: NamedContent[] = [];
-  for (const name of (await readdir(guestDir)).sort()) {
-    guestFiles.push({ name, content: renderGuestTemplate(await readFile(join(guestDir, name), 'utf8')) });
+  for (const e of (await readdir(guestDir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (!e.isFile()) continue; // agent/ is source, compiled below
+    guestFiles.push({ name: e.name, content: renderGuestTemplate(await readFile(join(guestDir, e.name), 'utf8')) });
   }
-  return { fragments, guestFiles };
+  return { fragments, guestFiles, agentSources: await readAgentSources(join(guestDir, 'agent')) };
 }
 
 export interface ImageBuildPlan {
@@ -70,6 +74,7 @@ export interface ImageBuildPlan {
   rootfsInputs: RootfsInputs;
   fragments: Fragment[];
   guestFiles: NamedContent[];
+  agentSources: NamedContent[];
   layout: CacheLayout;
   kernelTree: string;
   kernelArtifactDir: string;
@@ -81,14 +86,14 @@ export interface ImageBuildPlan {
 /** Pure: keys, id and every path of a build, from its inputs. */
 export function planImageBuild(profile: Profile, inputs: GatheredInputs, paths: HangarPaths): ImageBuildPlan {
   const kIn = kernelInputs(inputs.sourceVersion, inputs.fragments);
-  const rIn = rootfsInputs(profile, inputs.guestFiles);
+  const rIn = rootfsInputs(profile, inputs.guestFiles, inputs.agentSources ?? []);
   const kernelKey = cacheKey(kIn);
   const rootfsKey = cacheKey(rIn);
   const id = imageId(profile, kernelKey, rootfsKey);
   const layout = cacheLayout(paths.cacheDir);
   return {
     profile, id, kernelKey, rootfsKey, kernelInputs: kIn, rootfsInputs: rIn, fragments: inputs.fragments, guestFiles: inputs.guestFiles,
-    layout,
+    agentSources: inputs.agentSources ?? [], layout,
     kernelTree: layout.kernelTree(inputs.sourceVersion),
     kernelArtifactDir: layout.kernelArtifact(kernelKey),
     rootfsArtifactDir: layout.rootfsArtifact(rootfsKey),
@@ -242,6 +247,11 @@ export function buildSteps(work: Work): Step<BuildCtx>[] {
       c.packages = await listPackages(c.rootfsTree!);
       checkForbidden(c.packages);
       await customizeRootfs(c.rootfsTree!, c.plan.guestFiles);
+    }));
+    steps.push(step('rootfs: hangar-agent', async (c) => {
+      if (!c.plan.agentSources.length) return;
+      // Next to the tree in its staging directory (removed with it), never inside the rootfs.
+      await installAgent(c.rootfsTree!, join(dirname(c.rootfsTree!), 'agent-src'), c.plan.agentSources, { signal: c.signal });
     }));
     steps.push(step('rootfs: slim', async (c) => slimRootfs(c.rootfsTree!)));
     steps.push(step('rootfs: mkfs', async (c) => {

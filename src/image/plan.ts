@@ -3,13 +3,13 @@
 // gather inputs, call these, and run what they return.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { GUEST_INIT_PATH, INIT_MARKER, READY_MARKER, VNC_PORT } from '../guest-protocol.js';
+import { AGENT_PATH, GUEST_INIT_PATH, INIT_MARKER, READY_MARKER, VNC_PORT } from '../guest-protocol.js';
 import { optionValue, parseConfig } from '../kernel/config.js';
 
 /** Bump when the kernel build steps change in a way the inputs below do not capture. */
 export const KERNEL_RECIPE_VERSION = 1;
 /** Bump when the rootfs steps (customize, slim, mkfs) change in a way the inputs below do not capture. */
-export const ROOTFS_RECIPE_VERSION = 2; // 2: no dangling init.d link (guest *.sh files install into init.d themselves)
+export const ROOTFS_RECIPE_VERSION = 3; // 2: no dangling init.d link (guest *.sh files install into init.d themselves); 3: hangar-agent
 export const KERNEL_SOURCE_PACKAGE = 'linux-source-6.1';
 export const DEBIAN_SUITE = 'bookworm';
 export const ARCH = 'x86_64';
@@ -80,6 +80,8 @@ export interface RootfsInputs {
   packages: string[];
   /** Files installed into the guest (the rendered init and friends) by name with their sha256. */
   guestFiles: { name: string; sha256: string }[];
+  /** hangar-agent's C sources by name with their sha256 (compiled into the rootfs: a change rebuilds it). */
+  agentSources: { name: string; sha256: string }[];
 }
 
 export function kernelInputs(sourceVersion: string, fragments: readonly NamedContent[]): KernelInputs {
@@ -92,7 +94,7 @@ export function kernelInputs(sourceVersion: string, fragments: readonly NamedCon
   };
 }
 
-export function rootfsInputs(profile: Profile, guestFiles: readonly NamedContent[]): RootfsInputs {
+export function rootfsInputs(profile: Profile, guestFiles: readonly NamedContent[], agentSources: readonly NamedContent[] = []): RootfsInputs {
   return {
     recipe: ROOTFS_RECIPE_VERSION,
     arch: ARCH,
@@ -100,6 +102,7 @@ export function rootfsInputs(profile: Profile, guestFiles: readonly NamedContent
     variant: 'minbase',
     packages: profilePackages(profile),
     guestFiles: [...guestFiles].sort((a, b) => a.name.localeCompare(b.name)).map((f) => ({ name: f.name, sha256: sha256(f.content) })),
+    agentSources: [...agentSources].sort((a, b) => a.name.localeCompare(b.name)).map((f) => ({ name: f.name, sha256: sha256(f.content) })),
   };
 }
 
@@ -122,7 +125,7 @@ export const shortKey = (key: string): string => key.slice(0, 16);
 export function renderGuestTemplate(text: string): string {
   const vars: Record<string, string> = {
     INIT_MARKER, READY_MARKER, VNC_PORT: String(VNC_PORT), GUEST_USER: GUEST_USER.name, GUEST_UID: String(GUEST_USER.uid),
-    HOSTNAME: GUEST_HOSTNAME, GUEST_INIT_PATH,
+    HOSTNAME: GUEST_HOSTNAME, GUEST_INIT_PATH, AGENT_PATH,
   };
   const out = text.replace(/@([A-Z_]+)@/g, (m, k: string) => vars[k] ?? m);
   const left = /@[A-Z_]+@/.exec(out);

@@ -7,6 +7,7 @@
 //   host-info.ts   host and image summaries                                    lock.ts     the per-VM lock
 // Every action goes through the per-VM lock and the action table of src/domain/states.ts, so "not allowed in
 // state X" comes from one place; every state change through the store's state machine.
+import type { GuestChannel } from '../guest-protocol.js';
 import { randomBytes } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -314,6 +315,12 @@ export class VmManager implements VmService {
     if (!ip) throw new HangarError('VM_UNREACHABLE', `VM ${vm.id} has no address`, { id: vm.id });
     this.activity.touch(vm.id);
     return this.dialer.connect(ip, port, opts);
+  }
+
+  /** Where hangar-agent of a running VM is reached (its VMM's channel), or null (not running, no channel). */
+  guestChannel(idOrName: string): GuestChannel | null {
+    const vm = this.o.store.getVm(idOrName);
+    return (vm && this.live.get(vm.id)?.handle.guestChannel) ?? null;
   }
 
   /** Records activity on a VM (API action, viewer input): it is not idle for the hibernator. */

@@ -1,5 +1,6 @@
 // The driver interface every VMM implements. The VM lifecycle (src/vm/) speaks only this.
 import type { HangarError } from '../errors.js';
+import type { GuestChannel } from '../guest-protocol.js';
 import type { FileInfo } from '../util/files.js';
 import type { MachineSpec, ProcessExit, VmmKind } from './types.js';
 
@@ -53,6 +54,8 @@ export interface VmmHandle {
   status(): Promise<VmmRunState>;
   /** Graceful stop (ACPI/Ctrl-Alt-Del/quit), then SIGTERM, then SIGKILL to the process group. */
   stop(opts?: { graceMs?: number }): Promise<ProcessExit>;
+  /** Where the host reaches hangar-agent in this guest (null: this VMM was started without the channel). */
+  readonly guestChannel?: GuestChannel | null;
   /** Resolves when the VMM process ends, however it ends (detected within 2 s). */
   readonly exited: Promise<ProcessExit>;
   /** Stops watching without stopping the VMM (controller shutdown: the VM keeps running and is adopted later). */

@@ -2,6 +2,7 @@
 // never touches the host: what reaches the service, and whether a refused request reached it at all. The fake
 // passes for the VM manager (hibernate and snapshot routes need it); its mutating methods always succeed, so a 4xx
 // answer can only come from the edge (schemas, router), and must come with no mutating call.
+import { Agents } from '../../src/agent/agents.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,7 +102,7 @@ export async function createFakeApi(opts: { limits?: VmLimits; stubStreams?: boo
     images: rec('images', async () => []),
   };
 
-  const ctx: ApiContext = { vms: service, snapshots, events: store, metrics, token: FAKE_TOKEN };
+  const ctx: ApiContext = { vms: service, snapshots, events: store, metrics, token: FAKE_TOKEN, agents: new Agents({ channel: () => null }) };
   const desk = {
     lookup: (id: string) => (id.startsWith('missing') ? null : { state: 'ready', viewerNonce: Buffer.alloc(16, 1) }),
     rotateNonce: (id: string) => !id.startsWith('missing'),

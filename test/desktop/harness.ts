@@ -1,6 +1,7 @@
 // A real listening controller for the desktop tests: Fastify from buildServer with a real Store on a temp file,
 // the desktop routes, and the VNC bridge on the raw server. `dial` goes to a TCP port chosen by the test (an RFB
 // server on the host loopback). The VmService here only reads the store: the VM manager is not part of these tests.
+import { Agents } from '../../src/agent/agents.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -82,7 +83,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
   const dial = opts.dial ?? (opts.rfbPort !== undefined ? tcpDial(opts.rfbPort) : undefined);
   if (!dial) throw new Error('startHarness needs rfbPort or dial');
   const manager = offlineManager(store, dir, metrics);
-  const ctx: ApiContext = { vms: manager, snapshots: manager.snapshots, events: store, metrics, token: API_TOKEN };
+  const ctx: ApiContext = { vms: manager, snapshots: manager.snapshots, events: store, metrics, token: API_TOKEN, agents: new Agents({ channel: () => null }) };
   const logTo: { app?: FastifyInstance } = {}; // the server's own logger, once it exists
   let base = '';
   const desk: DesktopDeps = {

@@ -72,7 +72,7 @@ test('build steps are named, and only what is missing is built', () => {
   assert.deepEqual(all, [
     'lock', 'clean stale staging',
     'kernel: unpack source', 'kernel: configure', 'kernel: compile', 'kernel: verify, lint and publish',
-    'rootfs: debootstrap', 'rootfs: customize', 'rootfs: slim', 'rootfs: mkfs', 'rootfs: publish',
+    'rootfs: debootstrap', 'rootfs: customize', 'rootfs: hangar-agent', 'rootfs: slim', 'rootfs: mkfs', 'rootfs: publish',
     'image: publish',
   ]);
   const kernelOnly = names({ noop: false, buildKernel: true, buildRootfs: false });

@@ -1,6 +1,7 @@
 // An API server over real parts (SQLite store, VM manager, image cache) for route tests that never boot a VM:
 // the network config is normalised but never applied, and only error paths that fail before any side effect
 // (or rows inserted directly) are exercised. Boots are covered by the *.int tests.
+import { Agents } from '../../src/agent/agents.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +43,7 @@ export async function createApiHarness(opts: ServerOptions & { withDoctor?: bool
   const store = new Store(join(stateDir, 'state.db'));
   const metrics = new HangarMetrics();
   const manager = offlineManager(store, stateDir, metrics);
-  const ctx: ApiContext = { vms: manager, snapshots: manager.snapshots, events: store, metrics, token: TEST_TOKEN };
+  const ctx: ApiContext = { vms: manager, snapshots: manager.snapshots, events: store, metrics, token: TEST_TOKEN, agents: new Agents({ channel: () => null }) };
   const { withDoctor, ...server } = opts;
   const app = await buildServer(ctx, withDoctor ? { ...server, extraRoutes: (c) => [...(server.extraRoutes?.(c) ?? []), ...doctorRoutes(manager)] } : server);
   return {

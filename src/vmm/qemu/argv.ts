@@ -10,6 +10,7 @@ import { HangarError } from '../../errors.js';
 import { cleanAbsPath, hasControl, invalidArgument, validInt, validInterfaceName, validMac, validName } from '../../util/validate.js';
 import type { MachineSpec } from '../types.js';
 import type { Accel } from '../accel.js';
+import { GUEST_PORT_NAME } from '../../guest-protocol.js';
 
 export interface QemuArgvOptions {
   accel: Accel;
@@ -23,6 +24,11 @@ export interface QemuArgvOptions {
    * src/snapshot/agent.ts). Part of the device set: a snapshot only restores into the same devices.
    */
   agentSocket?: string;
+  /**
+   * hangar-agent's channel (src/agent/PROTOCOL.md): a second port, named GUEST_PORT_NAME, on the same virtio-serial
+   * device, backed by a Unix socket QEMU listens on. Given together with agentSocket (one device set).
+   */
+  guestSocket?: string;
   /** A virtio-rng device fed from the host's entropy (each process, so each clone, draws its own). */
   rng?: boolean;
 }
@@ -91,6 +97,8 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
   if (opts.accel !== 'kvm' && opts.accel !== 'tcg') throw invalid('accel', `must be kvm or tcg (got ${JSON.stringify(opts.accel)})`);
   const net = spec.net ? { tap: validInterfaceName(spec.net.tap, 'net.tap'), mac: validMac(spec.net.mac, 'net.mac') } : undefined;
   const agent = opts.agentSocket === undefined ? undefined : socketPath(opts.agentSocket, 'agentSocket');
+  const guest = opts.guestSocket === undefined ? undefined : socketPath(opts.guestSocket, 'guestSocket');
+  if (guest && !agent) throw invalid('guestSocket', 'the guest agent port needs the agent channel (agentSocket) too');
   const bootArgs = validBootArgs(spec.bootArgs, 1 + (net ? 1 : 0) + (agent ? 1 : 0) + (opts.rng ? 1 : 0));
   if (opts.incoming !== undefined && (typeof opts.incoming !== 'string' || !INCOMING_RE.test(opts.incoming) || hasControl(opts.incoming))) {
     throw invalid('incoming', `must be "defer" or exec:/unix:/tcp:/fd: without control characters (got ${JSON.stringify(opts.incoming)})`);
@@ -127,6 +135,12 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
       '-device', 'virtio-serial-device,id=vser0',
       '-device', `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT_NAME}`,
     );
+    if (guest) {
+      argv.push(
+        '-chardev', `socket,id=guest,path=${guest},server=on,wait=off`,
+        '-device', `virtserialport,bus=vser0.0,chardev=guest,name=${GUEST_PORT_NAME}`,
+      );
+    }
   }
   if (opts.rng) argv.push('-device', 'virtio-rng-device');
   argv.push(

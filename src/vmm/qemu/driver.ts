@@ -1,6 +1,7 @@
 // The QEMU microvm driver: same virtio-mmio device model as Firecracker, TCG where KVM does not really work.
 // start = build argv (pure, validated) → spawn supervised (inside spec.netns if set) → wait for QMP to answer.
 // Stop escalates: system_powerdown → QMP quit → SIGTERM → SIGKILL to the process group.
+import type { GuestChannel } from '../../guest-protocol.js';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -55,6 +56,8 @@ const DEFAULT_GRACE_MS = 3000;
 export class QemuHandle implements VmmHandle {
   readonly kind = 'qemu' as const;
   readonly exited: Promise<ProcessExit>;
+  /** hangar-agent's virtio-serial port, with the agent channel (src/agent/PROTOCOL.md). */
+  readonly guestChannel: GuestChannel | null;
   private qmp: QmpClient;
 
   constructor(
@@ -70,12 +73,14 @@ export class QemuHandle implements VmmHandle {
     readonly guestAgent: boolean,
   ) {
     this.qmp = qmp;
+    this.guestChannel = guestAgent ? { kind: 'unix', path: paths.guestSocket } : null;
     this.watch(qmp);
     this.exited = process.exited.then(async (e) => {
       this.qmp.close();
       // After a SIGKILL QEMU cannot remove its socket; a stale one would mislead the next start.
       await rm(paths.qmpSocket, { force: true }).catch(() => undefined);
       await rm(paths.agentSocket, { force: true }).catch(() => undefined);
+      await rm(paths.guestSocket, { force: true }).catch(() => undefined);
       return e;
     });
   }
@@ -237,7 +242,7 @@ export class QemuDriver implements VmmDriver {
     const agent = opts.guestAgent ?? this.opts.guestAgent ?? false;
     const argv = buildQemuArgv(spec, {
       accel: accel.accel, qmpSocket: paths.qmpSocket,
-      ...(agent ? { agentSocket: paths.agentSocket, rng: true } : {}),
+      ...(agent ? { agentSocket: paths.agentSocket, guestSocket: paths.guestSocket, rng: true } : {}),
       ...(opts.incoming !== undefined ? { incoming: opts.incoming } : {}),
     });
 
@@ -248,6 +253,7 @@ export class QemuDriver implements VmmDriver {
     }
     await rm(paths.qmpSocket, { force: true });
     await rm(paths.agentSocket, { force: true });
+    await rm(paths.guestSocket, { force: true });
     await rm(paths.pidFile, { force: true });
 
     const t0 = performance.now();

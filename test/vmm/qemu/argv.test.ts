@@ -90,3 +90,13 @@ test('injection through values that cannot be escaped is refused', () => {
   assert.throws(() => buildQemuArgv(spec, { accel: 'hvf' as 'tcg', qmpSocket }), /accel/);
   assert.throws(() => buildQemuArgv(spec, { accel: 'tcg', qmpSocket, incoming: 'file:/x' }), /incoming/);
 });
+
+test("hangar-agent's port: a second virtserialport org.hangar.guest on the agent's virtio-serial device, its own socket", () => {
+  const argv = buildQemuArgv(spec, { accel: 'tcg', qmpSocket, agentSocket: '/r/agent.sock', guestSocket: '/r/guest.sock', rng: true });
+  const i = argv.indexOf('socket,id=guest,path=/r/guest.sock,server=on,wait=off');
+  assert.ok(i > 0 && argv[i - 1] === '-chardev');
+  assert.ok(argv.includes('virtserialport,bus=vser0.0,chardev=guest,name=org.hangar.guest'));
+  assert.ok(argv.includes('virtserialport,bus=vser0.0,chardev=agent,name=org.hangar.agent'), 'the resume channel is untouched');
+  assert.equal(argv.filter((a) => a.startsWith('virtio-serial-device')).length, 1);
+  assert.throws(() => buildQemuArgv(spec, { accel: 'tcg', qmpSocket, guestSocket: '/r/guest.sock' }), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'));
+});
