@@ -50,6 +50,7 @@ export class CopyProgress {
 
 const enc = encodeURIComponent;
 
+
 async function guestIsDir(api: ApiClient, vmId: string, path: string): Promise<boolean> {
   try {
     return (await api.request<{ type: string }>('GET', `/v1/vms/${enc(vmId)}/files/stat?path=${enc(path)}`)).type === 'dir';
@@ -89,10 +90,9 @@ export const commands: Command[] = [{
       const target = intoDir(dst.path, await guestIsDir(api, vm.id, dst.path), basename(local === '-' ? 'stdin' : local));
       const progress = new CopyProgress(io, quiet, st ? st.size : null, `→ ${vm.name || vm.id}:${target}`);
       const input = local === '-' ? (io.stdin ?? process.stdin) : createReadStream(local, { highWaterMark: 1024 * 1024 });
-      const body = Readable.toWeb((input as Readable).pipe(progress.counter())) as ReadableStream<Uint8Array>;
       const mode = st ? `&mode=0${(st.mode & 0o777).toString(8)}` : '';
-      const res = await api.raw('PUT', `/v1/vms/${enc(vm.id)}/files?path=${enc(target)}${mode}`, { body, headers: { 'content-type': 'application/octet-stream' } });
-      result = { vm: vm.id, ...(await res.json() as object) };
+      const answer = await api.upload<object>(`/v1/vms/${enc(vm.id)}/files?path=${enc(target)}${mode}`, (input as Readable).pipe(progress.counter()), { 'content-type': 'application/octet-stream' });
+      result = { vm: vm.id, ...answer };
       progress.done();
     } else if ('vm' in src) {
       const local = (dst as { local: string }).local;

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { Readable } from 'node:stream';
 import { WebSocket } from 'ws';
 import { SseParser } from '../../src/cli/sse.js';
@@ -109,11 +110,19 @@ describe('the agent surface over real VMs', { skip }, () => {
     let peak = base;
     const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 100);
     try {
-      const put = await fetch(`${live.c.url}/v1/vms/${ids[0]}/files?path=/home/hangar/big.bin`, {
-        method: 'PUT', headers: { ...H(), 'content-type': 'application/octet-stream' }, body: Readable.toWeb(source) as ReadableStream, duplex: 'half',
-      } as RequestInit);
-      assert.equal(put.status, 200, await put.clone().text());
-      assert.equal(((await put.json()) as { size: number }).size, 1024 ** 3);
+      // node:http, piped (fetch's streamed request bodies are read ahead without backpressure in Node 20).
+      const put = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(`${live.c.url}/v1/vms/${ids[0]}/files?path=/home/hangar/big.bin`, { method: 'PUT', headers: { ...H(), 'content-type': 'application/octet-stream' } }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => { body += c; });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        source.pipe(req);
+      });
+      assert.equal(put.status, 200, put.body);
+      assert.equal((JSON.parse(put.body) as { size: number }).size, 1024 ** 3);
       const get = await fetch(`${live.c.url}/v1/vms/${ids[0]}/files?path=/home/hangar/big.bin`, { headers: H() });
       assert.equal(get.headers.get('content-length'), String(1024 ** 3));
       const got = createHash('sha256');

@@ -3,7 +3,7 @@
 // src/image/guest/agent/ by test/support/agent-binary.ts) and an /etc/hangar/init.d hook that starts it, written with
 // debugfs (no loop mount). The copy's filesystem is grown (resize2fs) so a GiB-sized file fits. It is published in
 // a temp images directory: point HANGAR_IMAGES_DIR at `imagesDir`.
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { link } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +52,11 @@ export async function makeAgentImage(profile = 'desktop', growMiB = 1536): Promi
       await debugfs(rootfs, 'write ' + hook + ' /etc/hangar/init.d/05-test-agent.sh');
       if (!/Type: regular/.test(await debugfs(rootfs, `stat ${AGENT_PATH}`))) throw new Error(`debugfs did not write ${AGENT_PATH}`);
     }
+    // The manifest describes the copy: its size and mtime (what readImage checks), its hash left unknown.
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { files: Record<string, { sha256: string; size: number; mtimeMs?: number }> };
+    const st = statSync(rootfs);
+    manifest.files['rootfs.ext4'] = { sha256: 'test-copy', size: st.size, mtimeMs: st.mtimeMs };
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
     return { image: { ...real, dir, kernelPath: join(dir, 'vmlinux'), rootfsPath: rootfs }, imagesDir, remove: () => rmSync(imagesDir, { recursive: true, force: true }) };
   } catch (e) {
     rmSync(imagesDir, { recursive: true, force: true });

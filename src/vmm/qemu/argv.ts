@@ -31,6 +31,12 @@ export interface QemuArgvOptions {
   guestSocket?: string;
   /** A virtio-rng device fed from the host's entropy (each process, so each clone, draws its own). */
   rng?: boolean;
+  /**
+   * Bench/debug only: qemu-guest-agent's port (org.qemu.guest_agent.0) on the same virtio-serial device, backed by
+   * this Unix socket (bench/agent compares hangar-agent with it over the same kind of channel). Never set by the
+   * controller: it changes the device set.
+   */
+  qgaSocket?: string;
 }
 
 /** The virtio-serial port name the guest agent looks for (/sys/class/virtio-ports/*\/name). */
@@ -141,6 +147,7 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
         '-device', `virtserialport,bus=vser0.0,chardev=guest,name=${GUEST_PORT_NAME}`,
       );
     }
+    if (opts.qgaSocket) argv.push('-chardev', `socket,id=qga,path=${opts.qgaSocket},server=on,wait=off`, '-device', 'virtserialport,bus=vser0.0,chardev=qga,name=org.qemu.guest_agent.0');
   }
   if (opts.rng) argv.push('-device', 'virtio-rng-device');
   argv.push(

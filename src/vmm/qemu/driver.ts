@@ -38,6 +38,8 @@ export interface QemuDriverOptions {
    * entropy (src/snapshot/agent.ts). Off by default (the plain device set); the controller turns it on.
    */
   guestAgent?: boolean;
+  /** Bench/debug only: also a qemu-guest-agent port (qga.sock in the run directory), with guestAgent. */
+  qemuGuestAgent?: boolean;
 }
 
 export interface QemuStartOptions {
@@ -243,6 +245,7 @@ export class QemuDriver implements VmmDriver {
     const argv = buildQemuArgv(spec, {
       accel: accel.accel, qmpSocket: paths.qmpSocket,
       ...(agent ? { agentSocket: paths.agentSocket, guestSocket: paths.guestSocket, rng: true } : {}),
+      ...(agent && this.opts.qemuGuestAgent ? { qgaSocket: join(spec.runDir, 'qga.sock') } : {}),
       ...(opts.incoming !== undefined ? { incoming: opts.incoming } : {}),
     });
 
