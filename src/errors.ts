@@ -76,7 +76,7 @@ export const ERRORS = {
   GUEST_PATH_NOT_FOUND: { http: 404, summary: 'No such file or directory in the guest' },
   GUEST_PATH_EXISTS: { http: 409, summary: 'The path exists in the guest' },
   GUEST_PERMISSION_DENIED: { http: 403, summary: 'The guest refused the operation (permissions)' },
-  GUEST_OP_FAILED: { http: 502, summary: 'The guest reported a failure' },
+  GUEST_OP_FAILED: { http: 422, summary: 'The guest could not carry out the operation (details.errno: ENOTDIR, EISDIR, ENOSPC, …)' },
   PROC_NOT_FOUND: { http: 404, summary: 'No such process in the guest agent' },
 
   // ---- store

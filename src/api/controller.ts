@@ -17,6 +17,7 @@ import { recordingRoutes } from '../control/recording-routes.js';
 import { RecordingStore } from '../desktop/recordings.js';
 import { publicOrigins } from '../desktop/deps.js';
 import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from '../desktop/index.js';
+import { terminalAdmission, terminalRoutes } from '../desktop/terminal.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
 import { HangarError } from '../errors.js';
@@ -36,6 +37,8 @@ import type { VmmDriver } from '../vmm/driver.js';
 import { setupConfinement, type Confinement } from '../vmm/confine.js';
 import { createDrivers } from '../vmm/registry.js';
 import type { VmmKind } from '../vmm/types.js';
+import { agentRoutes } from './agent-routes.js';
+import { attachAgentSockets } from './agent-ws.js';
 import { loadOrCreateToken } from './auth.js';
 import type { ControllerConfig } from './config.js';
 import type { ApiContext, ApiRouteModule } from './routes.js';
@@ -215,11 +218,12 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const pruner = setInterval(() => { try { recordings.prune(); } catch (e) { logger.warn({ err: String(e) }, 'recording prune failed'); } }, 3_600_000);
         pruner.unref();
         const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: (id: string) => desk.dial(id) };
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), () => doctorRoutes(c.manager)];
+        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
         const cdp = attachCdpBridge(c.app.server, { ...control, apiToken: c.token, origins: () => publicOrigins(desk).origins, log: c.app.log });
+        const sockets = attachAgentSockets(c.app.server, { ctx: ports, agents: () => ports.agents, admitTerminal: terminalAdmission(desk), log: c.app.log });
         // Viewers of a VM that pauses, stops or goes away are told so at once instead of hanging.
         const off = c.store.onEvent((e) => {
           const to = (e.data as { to?: string }).to;
@@ -233,7 +237,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
             c.agents.invalidate(e.vmId, e.type === 'vm.destroyed');
           }
         });
-        c.detach = () => { off(); clearInterval(pruner); computer.close(); cdp.close(); void bridge.close(); c.agents.closeAll(); };
+        c.detach = () => { off(); clearInterval(pruner); computer.close(); cdp.close(); void bridge.close(); void sockets.close(); c.agents.closeAll(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },

@@ -36,7 +36,7 @@ function responses(route: ApiRoute): Schema {
 
 export function buildOpenApi(routes: readonly ApiRoute[]): Schema {
   const paths: Record<string, Record<string, Schema>> = {};
-  const all: Pick<ApiRoute, 'method' | 'url' | 'summary' | 'auth' | 'schema' | 'produces' | 'websocket'>[] = [
+  const all: Pick<ApiRoute, 'method' | 'url' | 'summary' | 'auth' | 'schema' | 'produces' | 'websocket' | 'rawBody'>[] = [
     ...routes,
     { method: 'GET', url: '/openapi.json', summary: 'This document', auth: 'bearer', schema: {} },
   ];
@@ -50,6 +50,7 @@ export function buildOpenApi(routes: readonly ApiRoute[]): Schema {
     const params = parameters(r as ApiRoute);
     if (params.length) op.parameters = params;
     if (r.schema.body) op.requestBody = { required: false, content: { 'application/json': { schema: r.schema.body } } };
+    if (r.rawBody) op.requestBody = { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } };
     op.security = r.auth === 'bearer' ? [{ bearer: [] }] : [];
     p[r.method.toLowerCase()] = op;
   }

@@ -67,6 +67,11 @@ export interface ApiRoute {
   /** Content type of a non-JSON 200 answer (for the OpenAPI document). */
   produces?: string;
   websocket?: boolean;
+  /**
+   * The body is an application/octet-stream handed to the handler as a stream (req.body), with no body limit and
+   * no buffering (file uploads). Other routes refuse octet-stream bodies.
+   */
+  rawBody?: boolean;
   handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> | unknown;
 }
 

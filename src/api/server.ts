@@ -10,6 +10,7 @@ import { ID_MAX_LENGTH } from './schemas.js';
 import type { StreamLimits } from './streams.js';
 import { installTenancy } from './tenancy.js';
 import { tenancyRoutes } from '../tenancy/routes.js';
+import { invalidArgument } from '../util/validate.js';
 import { AJV_OPTIONS, frameworkError, wireConverter } from './validation.js';
 
 export interface ServerOptions {
@@ -99,10 +100,15 @@ export async function buildServer(ctx: ApiContext, opts: ServerOptions = {}): Pr
     return reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${redactUrl(req.url)}`, details: {} } });
   });
 
+  // Raw bodies (file uploads) reach their handler as the request stream itself: never buffered, no size limit.
+  app.addContentTypeParser('application/octet-stream', (req, payload, done) => {
+    if ((req.routeOptions.config as { rawBody?: boolean } | undefined)?.rawBody) done(null, payload);
+    else done(invalidArgument({ field: '', in: 'body', reason: 'format', expected: 'application/json' }, 'must be application/json'), undefined);
+  });
   for (const r of routes) {
-    if (r.websocket) continue; // upgraded by the desktop bridge on the raw server
+    if (r.websocket) continue; // upgraded on the raw server (the desktop bridge, the agent WebSockets)
     const preValidation = wireConverter(r.schema);
-    app.route({ method: r.method, url: r.url, schema: r.schema, config: { auth: r.auth, scope: r.scope }, ...(preValidation ? { preValidation } : {}), handler: r.handler });
+    app.route({ method: r.method, url: r.url, schema: r.schema, config: { auth: r.auth, scope: r.scope, ...(r.rawBody ? { rawBody: true } : {}) }, ...(preValidation ? { preValidation } : {}), handler: r.handler });
   }
   app.route({ method: 'GET', url: '/openapi.json', config: { auth: 'bearer', scope: OPENAPI_ROUTE.scope }, handler: () => doc });
   return app;

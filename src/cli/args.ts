@@ -41,6 +41,27 @@ function bad(message: string, details: Record<string, unknown>, hint: string): H
 }
 
 /**
+ * The words of `argv` that are the command's own options (not after `--`, nor from a rest argument on), so that
+ * `hangar vm exec ID ls --help` runs `ls --help` instead of printing hangar's help. Pure.
+ */
+export function ownWords(argv: readonly string[], options: OptionSpec, args: readonly ArgDef[]): string[] {
+  const restAt = args.findIndex((a) => a.rest);
+  let n = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const tok = argv[i]!;
+    if (tok === '--') return argv.slice(0, i);
+    if (!tok.startsWith('-') || tok === '-' || NEGATIVE_NUMBER.test(tok)) {
+      if (restAt >= 0 && n === restAt) return argv.slice(0, i);
+      n++;
+      continue;
+    }
+    const o = tok.startsWith('--') ? options[tok.slice(2)] : undefined;
+    if (o && o.type === 'string' && Object.hasOwn(options, tok.slice(2))) i++;
+  }
+  return [...argv];
+}
+
+/**
  * Parses a command's arguments. `where` names the command for the hints ('hangar vm create'). Option values stay
  * strings (integers are checked to be integers); booleans are true when given.
  */
@@ -48,6 +69,7 @@ export function parseArgv(argv: readonly string[], options: OptionSpec, args: re
   const hint = `see '${where} --help'`;
   const values: ParsedArgs['values'] = {};
   const positionals: string[] = [];
+  const restAt = args.findIndex((a) => a.rest);
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i]!;
     if (tok === '--') {
@@ -55,6 +77,8 @@ export function parseArgv(argv: readonly string[], options: OptionSpec, args: re
       break;
     }
     if (!tok.startsWith('-') || tok === '-' || NEGATIVE_NUMBER.test(tok)) {
+      // The first word of a rest argument: it and everything after it are the argument's.
+      if (restAt >= 0 && positionals.length === restAt) { positionals.push(...argv.slice(i)); break; }
       positionals.push(tok);
       continue;
     }
@@ -87,14 +111,15 @@ export function parseArgv(argv: readonly string[], options: OptionSpec, args: re
     if (opt.int && !/^-?\d+$/.test(value)) {
       throw bad(`${flag} must be an integer (got ${JSON.stringify(value)})`, { field: flag, flag, reason: 'type', expected: 'integer' }, hint);
     }
-    values[name] = value;
+    if (opt.repeat) values[name] = [...((values[name] as string[] | undefined) ?? []), value];
+    else values[name] = value;
   }
   const required = args.filter((a) => !a.optional);
   if (positionals.length < required.length) {
     const missing = required[positionals.length]!;
     throw bad(`missing ${missing.name}: ${missing.description}`, { field: missing.name, reason: 'required' }, hint);
   }
-  if (positionals.length > args.length) {
+  if (restAt < 0 && positionals.length > args.length) {
     const extra = positionals[args.length]!;
     const takes = args.length === 0 ? 'takes no arguments' : `takes ${args.map((a) => (a.optional ? `[${a.name}]` : a.name)).join(' ')}`;
     throw bad(`unexpected argument ${JSON.stringify(extra)}: '${where}' ${takes}`, { argument: extra, position: args.length + 1 }, hint);

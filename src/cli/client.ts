@@ -2,6 +2,8 @@
 // controller writes; the token from HANGAR_TOKEN or the controller's 0600 token file. Every failure becomes a
 // HangarError with the server's stable code (or one derived from the HTTP status), so exit codes stay right.
 import { existsSync, readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { ERRORS, HangarError, type ErrorCode } from '../errors.js';
 import { loadControllerConfig } from '../api/config.js';
 import { SseParser, type SseEvent } from './sse.js';
@@ -25,7 +27,40 @@ export function errorFromResponse(status: number, text: string, what: string, to
 export class ApiClient {
   constructor(readonly url: string, private readonly token: string, private readonly tokenFrom = 'HANGAR_TOKEN') {}
 
-  private async send(method: string, path: string, init: { body?: unknown; accept?: string; signal?: AbortSignal; headers?: Record<string, string> } = {}): Promise<Response> {
+  /** The Authorization header value (for WebSockets, which do not go through fetch). */
+  get authorization(): string {
+    return `Bearer ${this.token}`;
+  }
+
+  /** A request with a raw body (a byte stream: file uploads) or none, answering the Response (errors mapped). */
+  raw(method: string, path: string, init: { body?: ReadableStream<Uint8Array>; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
+    return this.send(method, path, { ...(init.body ? { rawBody: init.body } : {}), ...(init.headers ? { headers: init.headers } : {}), ...(init.signal ? { signal: init.signal } : {}) });
+  }
+
+  /**
+   * PUTs a byte stream (file uploads) with node:http, piped: the source is read only as fast as the socket takes it
+   * (fetch reads a streamed body ahead without backpressure in Node 20). Answers the parsed JSON.
+   */
+  upload<T>(path: string, source: NodeJS.ReadableStream, headers: Record<string, string> = {}): Promise<T> {
+    const u = new URL(this.url + path);
+    const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<T>((resolve, reject) => {
+      const req = send(u, { method: 'PUT', headers: { authorization: `Bearer ${this.token}`, ...headers } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => { text += c; });
+        res.on('end', () => {
+          const status = res.statusCode ?? 500;
+          if (status >= 400) reject(errorFromResponse(status, text, `PUT ${path}`, this.tokenFrom));
+          else resolve(JSON.parse(text || 'null') as T);
+        });
+      });
+      req.on('error', (e) => reject(new HangarError('CONTROLLER_UNREACHABLE', `the controller at ${this.url} does not answer: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { url: this.url })));
+      source.pipe(req);
+    });
+  }
+
+  private async send(method: string, path: string, init: { body?: unknown; rawBody?: ReadableStream<Uint8Array>; accept?: string; signal?: AbortSignal; headers?: Record<string, string> } = {}): Promise<Response> {
     let res: Response;
     try {
       res = await fetch(this.url + path, {
@@ -37,8 +72,9 @@ export class ApiClient {
           ...init.headers,
         },
         ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+        ...(init.rawBody ? { body: init.rawBody, duplex: 'half' } : {}),
         ...(init.signal ? { signal: init.signal } : {}),
-      });
+      } as RequestInit);
     } catch (e) {
       if (init.signal?.aborted) throw e;
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;

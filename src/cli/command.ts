@@ -11,8 +11,10 @@ export interface OptionDef {
   arg?: string;
   /** The value must be an integer; the CLI checks the type, the controller the range. */
   int?: boolean;
-  /** A one-letter spelling, e.g. 'o' for `-o FILE`. */
+  /** A one-letter spelling: '-o FILE' for --output, '-i' for --interactive. */
   short?: string;
+  /** May be given several times; the values are collected in order (a string[]). */
+  repeat?: boolean;
 }
 
 export type OptionSpec = Record<string, OptionDef>;
@@ -24,6 +26,10 @@ export interface CliIO {
   env?: NodeJS.ProcessEnv;
   /** Ends a following command (events, console --follow) as Ctrl-C does. */
   signal?: AbortSignal;
+  /** Byte streams for commands that pass bytes through (vm exec, shell, cp); absent: text through out/err. */
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
 }
 
 export interface ParsedArgs {
@@ -36,6 +42,11 @@ export interface ArgDef {
   description: string;
   /** Optional arguments come last. */
   optional?: boolean;
+  /**
+   * The last argument takes every word from here on, options included (`hangar vm exec ID ls -la`): the command's
+   * own options come before it.
+   */
+  rest?: boolean;
 }
 
 export interface Command {

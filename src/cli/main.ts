@@ -2,20 +2,22 @@
 // a group or a command, parses the command's options strictly, and maps errors to exit codes (src/errors.ts).
 // Bare `hangar` prints the help on stderr and exits 2 (no command given); every help asked for is stdout, exit 0.
 import { exitCodeOf, HangarError, toHangarError } from '../errors.js';
-import { didYouMean, parseArgv } from './args.js';
+import { didYouMean, ownWords, parseArgv } from './args.js';
 import type { CliIO, Command } from './command.js';
 import { commandHelp, groupHelp, GROUPS, topHelp, version } from './help.js';
 import { commands as kernelCommands } from './kernel.js';
 import { commands as imageCommands } from './image.js';
 import { commands as vmCommands } from './vm.js';
 import { commands as computerCommands } from './computer.js';
+import { commands as agentCommands } from './agent.js';
+import { commands as cpCommands } from './cp.js';
 import { commands as controllerCommands } from './controller.js';
 import { commands as doctorCommands } from './doctor.js';
 import { commands as snapshotCommands } from './snapshot.js';
 import { commands as eventsCommands } from './events.js';
 import { commands as tenancyCommands } from './tenancy.js';
 
-export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...computerCommands, ...snapshotCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...eventsCommands, ...tenancyCommands];
+export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...agentCommands, ...cpCommands, ...computerCommands, ...snapshotCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...eventsCommands, ...tenancyCommands];
 
 const HELP = new Set(['--help', '-h']);
 const groups = (): string[] => [...new Set(COMMANDS.filter((c) => c.path.length > 1).map((c) => c.path[0]!))];
@@ -54,7 +56,7 @@ function report(e: unknown, json: boolean, io: CliIO): number {
   return exitCodeOf(err.code);
 }
 
-export async function main(argv: string[], io: CliIO = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+export async function main(argv: string[], io: CliIO = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), stdout: process.stdout, stderr: process.stderr, stdin: process.stdin }): Promise<number> {
   const dashdash = argv.indexOf('--');
   const json = (dashdash < 0 ? argv : argv.slice(0, dashdash)).includes('--json');
   try {
@@ -80,7 +82,7 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
     const cmd = [...COMMANDS].sort((a, b) => b.path.length - a.path.length).find((c) => c.path.every((p, i) => argv[i] === p));
     if (!cmd) throw unknown(argv.slice(0, 2));
     const rest = argv.slice(cmd.path.length);
-    const options = dashdash < 0 ? rest : rest.slice(0, rest.indexOf('--'));
+    const options = ownWords(rest, cmd.options, cmd.args ?? []);
     if (options.some((a) => HELP.has(a))) {
       io.out(commandHelp(cmd));
       return 0;

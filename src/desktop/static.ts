@@ -10,9 +10,12 @@ import { fileURLToPath } from 'node:url';
 export const STATIC_PREFIX = '/static/';
 export const NOVNC_PREFIX = `${STATIC_PREFIX}novnc/`;
 export const HANGAR_PREFIX = `${STATIC_PREFIX}hangar/`;
+/** xterm.js and its fit addon, for the terminal page (from node_modules, never a CDN). */
+export const XTERM_PREFIX = `${STATIC_PREFIX}xterm/`;
 
 export const MIME: Readonly<Record<string, string>> = {
   '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
@@ -31,6 +34,18 @@ export const VIEWER_ASSETS_DIR = existsSync(join(here, 'assets')) ? join(here, '
 /** The installed @novnc/novnc package directory (its `exports` points at core/rfb.js). */
 export function novncDir(): string {
   return resolve(dirname(createRequire(import.meta.url).resolve('@novnc/novnc')), '..');
+}
+
+/** The installed package directory of `name` (resolved through its package.json). */
+function packageDir(name: string): string {
+  return dirname(createRequire(import.meta.url).resolve(`${name}/package.json`));
+}
+
+/** The xterm files served: public name → file in node_modules. */
+export function xtermFiles(): Record<string, string> {
+  const x = packageDir('@xterm/xterm');
+  const fit = packageDir('@xterm/addon-fit');
+  return { 'xterm.mjs': join(x, 'lib/xterm.mjs'), 'xterm.css': join(x, 'css/xterm.css'), 'addon-fit.mjs': join(fit, 'lib/addon-fit.mjs') };
 }
 
 /** Regular files under `dir` with a served extension; symlinks are skipped so nothing outside can be reached. */
@@ -59,5 +74,9 @@ export function loadStaticTable(opts: { novnc?: string; assets?: string } = {}):
   const table = new Map<string, StaticFile>();
   load(table, NOVNC_PREFIX, opts.novnc ?? novncDir(), ['core', 'vendor']);
   load(table, HANGAR_PREFIX, opts.assets ?? VIEWER_ASSETS_DIR, null);
+  for (const [name, path] of Object.entries(xtermFiles())) {
+    const body = readFileSync(path);
+    table.set(`${XTERM_PREFIX}${name}`, { body, type: MIME[extname(name)]!, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
+  }
   return table;
 }

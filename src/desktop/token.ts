@@ -20,7 +20,15 @@ const HEAD = 1 + 8 + 16;
 const MAC_LEN = 32;
 const TOKEN_BYTES = HEAD + MAC_LEN;
 const TOKEN_RE = /^[A-Za-z0-9_-]{76}$/;
-const LABEL = Buffer.from('hangar-viewer-token\0', 'utf8');
+/**
+ * What a token opens. Each purpose signs under its own domain label, so a viewer token never opens a terminal and a
+ * terminal token never opens a desktop (either is 'invalid' for the other). The scope byte refines a viewer token.
+ */
+export type TokenPurpose = 'viewer' | 'terminal';
+const LABELS: Record<TokenPurpose, Buffer> = {
+  viewer: Buffer.from('hangar-viewer-token\0', 'utf8'),
+  terminal: Buffer.from('hangar-terminal-token\0', 'utf8'),
+};
 /** Secrets shorter than this are refused: the MAC is only as strong as its key. */
 export const MIN_SECRET_BYTES = 32;
 
@@ -41,16 +49,16 @@ export function assertSecret(secret: Buffer): void {
 /** Bytes of a VM's viewer nonce (kept with the VM in the store; rotated to revoke every token for it). */
 const VM_NONCE_BYTES = VIEWER_NONCE_BYTES;
 
-function mac(secret: Buffer, vmId: string, vmNonce: Buffer, head: Buffer): Buffer {
-  return createHmac('sha256', secret).update(LABEL).update(vmId, 'utf8').update('\0').update(vmNonce).update(head).digest();
+function mac(secret: Buffer, vmId: string, vmNonce: Buffer, head: Buffer, purpose: TokenPurpose): Buffer {
+  return createHmac('sha256', secret).update(LABELS[purpose]).update(vmId, 'utf8').update('\0').update(vmNonce).update(head).digest();
 }
 
 function assertVmNonce(vmNonce: Buffer): void {
   if (!Buffer.isBuffer(vmNonce) || vmNonce.length !== VM_NONCE_BYTES) throw new HangarError('INVALID_ARGUMENT', `the VM's viewer nonce must be ${VM_NONCE_BYTES} bytes`);
 }
 
-/** Signs a token for `vmId` (whose viewer nonce is `vmNonce`) valid until `expiresAt` (ms since the epoch). */
-export function signViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer, expiresAt: number, nonce: Buffer = randomBytes(16), scope: TokenScope = 'control'): string {
+/** Signs a token for `vmId` (for `purpose`, default the viewer; whose viewer nonce is `vmNonce`) valid until `expiresAt` (ms since the epoch). */
+export function signViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer, expiresAt: number, nonce: Buffer = randomBytes(16), scope: TokenScope = 'control', purpose: TokenPurpose = 'viewer'): string {
   assertSecret(secret);
   assertVmNonce(vmNonce);
   if (!Number.isSafeInteger(expiresAt) || expiresAt <= 0) throw new HangarError('INVALID_ARGUMENT', 'token expiry must be a positive integer (ms)');
@@ -59,7 +67,7 @@ export function signViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer, e
   head.writeUInt8(SCOPE_BYTE[scope], 0);
   head.writeBigUInt64BE(BigInt(expiresAt), 1);
   nonce.copy(head, 9);
-  return Buffer.concat([head, mac(secret, vmId, vmNonce, head)]).toString('base64url');
+  return Buffer.concat([head, mac(secret, vmId, vmNonce, head, purpose)]).toString('base64url');
 }
 
 /**
@@ -67,7 +75,7 @@ export function signViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer, e
  * such VM, and a well-formed token is 'invalid'). The MAC is compared in constant time and checked before the
  * expiry, so 'expired' is only ever said about a token this controller really issued for this VM as it is now.
  */
-export function verifyViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer | null, token: string | undefined | null, now: number): TokenCheck {
+export function verifyViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer | null, token: string | undefined | null, now: number, purpose: TokenPurpose = 'viewer'): TokenCheck {
   if (token === undefined || token === null || token === '') return { ok: false, reason: 'missing' };
   if (!TOKEN_RE.test(token)) return { ok: false, reason: 'malformed' };
   const raw = Buffer.from(token, 'base64url');
@@ -75,7 +83,7 @@ export function verifyViewerToken(secret: Buffer, vmId: string, vmNonce: Buffer 
   if (raw.length !== TOKEN_BYTES || !scope) return { ok: false, reason: 'malformed' };
   const head = raw.subarray(0, HEAD);
   if (vmNonce === null || vmNonce.length !== VM_NONCE_BYTES) return { ok: false, reason: 'invalid' };
-  if (!timingSafeEqual(mac(secret, vmId, vmNonce, head), raw.subarray(HEAD))) return { ok: false, reason: 'invalid' };
+  if (!timingSafeEqual(mac(secret, vmId, vmNonce, head, purpose), raw.subarray(HEAD))) return { ok: false, reason: 'invalid' };
   const expiresAt = Number(head.readBigUInt64BE(1));
   if (now >= expiresAt) return { ok: false, reason: 'expired' };
   return { ok: true, expiresAt, scope };

@@ -1,6 +1,7 @@
 // `hangar doctor`: runs the host, image and VM checks (independent probes in parallel), judges each from what its
 // probes saw, and orders every finding so the most likely cause comes first. Read-only: it never changes the host.
 import { join } from 'node:path';
+import type { AgentPort } from '../agent/port.js';
 import { isHangarError } from '../errors.js';
 import type { ImageInfo } from '../image/store.js';
 import { readKernel } from '../kernel/image-reader.js';
@@ -22,6 +23,7 @@ import {
   probeAccel, probeBrNetfilter, probeDebugfs, probeDir, probeFdb, probeFile, probeForwardChain, probeFsck, probeLinks, probeNeigh,
   probeFiles, probeNetns, probePing, probeRouteGet, probeRoutes, probeSysctl, probeTcp, probeTun, probeVmmProcesses, type LinkFact, type ProcFacts, type Probed,
 } from './probes.js';
+import { probeGuest } from './guest.js';
 import { isReachable, isRunning, judgeVm, unanswered, vmFiles, type VmFactSource, type VmFacts } from './vm.js';
 
 /** What the doctor needs from the VM manager (VmManager provides all of it). */
@@ -38,6 +40,8 @@ export interface DoctorTarget {
 
 export interface DoctorDeps {
   manager: DoctorTarget;
+  /** Guest agents: when the VM's answers, its view from inside (eth0, routes, listening sockets, failed processes). */
+  agents?: AgentPort;
   /** Where images resolve; default the manager's. */
   images?: ImageSource;
   /** The controller's state directory (run directories live in STATEDIR/vms); default the manager's. */
@@ -188,7 +192,7 @@ export async function runDoctor(deps: DoctorDeps, opts: DoctorOptions = {}): Pro
     return (await Promise.all(list.map((ref) => checkImage(images, ref)))).flat();
   })();
 
-  const vmChecks = target ? checkVm(target, vms, { cfg, dialer: m.vmDialer, consolePath: m.consolePath(target.vm.id), now: now(), graceMs, vmLinks: p.vmLinks, procs: p.procs, namespaces: async () => (await p.namespaces()) }) : Promise.resolve([]);
+  const vmChecks = target ? checkVm(target, vms, { cfg, dialer: m.vmDialer, consolePath: m.consolePath(target.vm.id), now: now(), graceMs, vmLinks: p.vmLinks, procs: p.procs, namespaces: async () => (await p.namespaces()), ...(deps.agents ? { agents: deps.agents } : {}) }) : Promise.resolve([]);
 
   const checks = [...(await Promise.all(hostChecks)), ...(await imageChecks), ...(await vmChecks)];
   const findings = orderDoctorFindings(mergeByCode(checks.flatMap((c) => c.findings)));
@@ -272,6 +276,7 @@ interface VmCheckCtx {
   vmLinks: () => Promise<Probed<LinkFact[]>>;
   procs: () => Promise<Probed<ProcFacts[]>>;
   namespaces: () => Promise<Probed<string[]>>;
+  agents?: AgentPort;
 }
 
 type Timed<T> = Probed<T> & { ms: number };
@@ -325,12 +330,14 @@ async function checkVm(v: VmView, all: readonly VmView[], c: VmCheckCtx): Promis
   const clone = cloneOf(v);
   const files = vmFiles(v);
   const none = Promise.resolve(null);
-  const [procs, vmLinks, namespaces, cloneLinks, fileFacts, con, reach] = await Promise.all([
+  const t0 = performance.now();
+  const [procs, vmLinks, namespaces, cloneLinks, fileFacts, con, reach, guest] = await Promise.all([
     timed(c.procs()), timed(c.vmLinks()), timed(c.namespaces()),
     clone && isRunning(v) ? timed(probeLinks(clone.netns)) : none,
     timed(probeFiles(files.map((f) => f.path))),
     timed(probeFile(c.consolePath)),
     isReachable(v) ? probeReach(v, c) : none,
+    c.agents && isReachable(v) ? probeGuest(c.agents, v.vm.id).then((g) => ({ ...g, ms: Math.round(performance.now() - t0) })) : none,
   ]);
   const expect = guestAddress(v)?.address;
   const sources: Record<VmFactSource, { ran: string[]; ms: number }> = {
@@ -338,6 +345,7 @@ async function checkVm(v: VmView, all: readonly VmView[], c: VmCheckCtx): Promis
     procs, files: fileFacts, vmLinks, cloneLinks: cloneLinks ?? { ran: [], ms: 0 },
     neigh: { ran: reach?.ran.neigh ?? [], ms: reach?.ms ?? 0 }, icmp: { ran: reach?.ran.icmp ?? [], ms: reach?.ms ?? 0 }, tcp: { ran: reach?.ran.tcp ?? [], ms: reach?.ms ?? 0 },
     console: { ran: con.ran.map((x) => `${x}, classify (expect ${expect ?? 'no address'})`), ms: con.ms },
+    agent: { ran: guest?.ran ?? [], ms: guest?.ms ?? 0 },
   };
   const facts: VmFacts = {
     view: v, all, cfg: c.cfg, now: c.now, graceMs: c.graceMs,
@@ -345,6 +353,7 @@ async function checkVm(v: VmView, all: readonly VmView[], c: VmCheckCtx): Promis
     reach: reach?.facts ?? null,
     // No console log yet (the VMM never started) is not a failure to read one.
     console: con.value, ...(con.value === null && con.error && con.error !== 'ENOENT' ? { consoleError: con.error } : {}),
+    ...(c.agents ? { guest: guest?.value ?? null } : {}),
   };
   return judgeVm(facts).map((j) => {
     const used = j.uses.map((u) => sources[u]);

@@ -1,6 +1,7 @@
 // GET /v1/doctor[?vm=ID]: the doctor run by the controller, which owns the VMs, the network and the images.
 import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
+import type { AgentPort } from '../agent/port.js';
 import type { ApiRoute } from '../api/routes.js';
 import { errorSchema, ID_MAX_LENGTH } from '../api/schemas.js';
 import { REF_PATTERN } from '../util/validate.js';
@@ -72,14 +73,16 @@ const doctorQuery = Type.Object({
 type DoctorQuery = Static<typeof doctorQuery>;
 
 /** The doctor's routes over what it examines (the composition root passes the VM manager). */
-export function doctorRoutes(manager: DoctorTarget): ApiRoute[] {
+/** `agents`: the guest agents, whose evidence the doctor takes beside the console's when a VM's agent answers. */
+export function doctorRoutes(manager: DoctorTarget, agents?: () => AgentPort | undefined): ApiRoute[] {
   return [
     {
       method: 'GET', url: '/v1/doctor', summary: 'Host, image and VM checks, most likely cause first (?vm=ID adds that VM); admin keys only (the host is everyone\'s)', auth: 'bearer', scope: 'admin',
       schema: { querystring: doctorQuery, response: { 200: doctorReportSchema, '4xx': errorSchema, '5xx': errorSchema } },
       handler: async (req) => {
         const q = (req as FastifyRequest<{ Querystring: DoctorQuery }>).query;
-        return runDoctor({ manager }, q.vm !== undefined ? { vm: q.vm } : {});
+        const a = agents?.();
+        return runDoctor({ manager, ...(a ? { agents: a } : {}) }, q.vm !== undefined ? { vm: q.vm } : {});
       },
     },
   ];

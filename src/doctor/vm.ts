@@ -13,6 +13,7 @@ import {
 } from './judges.js';
 import type { DoctorFinding, Verdict } from './model.js';
 import type { FileFact, LinkFact, ProcFacts } from './probes.js';
+import { judgeGuest, type GuestFacts } from './guest.js';
 
 type F = Omit<DoctorFinding, 'check'>;
 
@@ -190,7 +191,7 @@ export function judgeCloneNet(v: VmView, f: CloneNetFacts): Verdict {
 // ---------------------------------------------------------------- all VM checks
 
 /** Where each check's facts come from (the runner turns these into what ran). */
-export type VmFactSource = 'store' | 'procs' | 'files' | 'vmLinks' | 'cloneLinks' | 'neigh' | 'icmp' | 'tcp' | 'console';
+export type VmFactSource = 'store' | 'procs' | 'files' | 'vmLinks' | 'cloneLinks' | 'neigh' | 'icmp' | 'tcp' | 'console' | 'agent';
 
 export interface VmFacts {
   view: VmView;
@@ -208,6 +209,8 @@ export interface VmFacts {
   /** The console log's text; null when there is none (not started yet) or it could not be read (consoleError). */
   console: string | null;
   consoleError?: string;
+  /** What the guest agent saw inside (undefined: no agent support; null: not asked in this state). */
+  guest?: GuestFacts | null;
 }
 
 export interface VmVerdict {
@@ -243,6 +246,10 @@ export function judgeVm(f: VmFacts): VmVerdict[] {
     { id: 'vm.icmp', title: 'ICMP echo', uses: ['icmp'], verdict: reached ? judgeIcmp(v, reached, f.cfg) : notLive() },
     { id: 'vm.vnc', title: 'TCP to the VNC port', uses: ['tcp'], verdict: reached ? judgeVnc(v, reached.tcp, inGrace) : notLive() },
     { id: 'vm.console', title: 'Serial console', uses: ['console'], verdict: judgeConsole(v, f, inGrace, guest?.address) },
+    ...(f.guest !== undefined ? [{
+      id: 'vm.guest', title: 'Inside the guest (its agent: eth0, routes, listening sockets, failed processes)', uses: ['agent'] as VmFactSource[],
+      verdict: f.guest && isReachable(v) ? judgeGuest(f.guest, { address: guest?.address, gateway: guest?.gateway, booting: inGrace }) : notLive(),
+    }] : []),
   ];
 }
 

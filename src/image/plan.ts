@@ -21,6 +21,7 @@ const DESKTOP_PACKAGES = [
   'iproute2', 'procps', 'busybox', // `ip` for the HANGAR-NET line, ps, `reboot -f`
   'xvfb', 'xfonts-base', 'x11-xserver-utils', // X server without hardware, its fonts, xsetroot for the background
   'twm', 'xterm', 'x11vnc',
+  'qemu-guest-agent', // not started by hangar-init: bench/agent starts it to compare hangar-agent with it
 ];
 const PROFILE_PACKAGES: Record<Profile, readonly string[]> = {
   desktop: DESKTOP_PACKAGES,

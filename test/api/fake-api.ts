@@ -10,7 +10,10 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext, ApiRoute, SnapshotPort } from '../../src/api/routes.js';
 import { buildServer } from '../../src/api/server.js';
+import { agentRoutes } from '../../src/api/agent-routes.js';
 import { desktopRoutes } from '../../src/desktop/routes.js';
+import { terminalRoutes } from '../../src/desktop/terminal.js';
+import { createFakeAgent } from '../support/fake-agent.js';
 import { newViewerSecret } from '../../src/desktop/token.js';
 import { doctorRoutes } from '../../src/doctor/routes.js';
 import { HangarError } from '../../src/errors.js';
@@ -109,14 +112,16 @@ export async function createFakeApi(opts: { limits?: VmLimits; stubStreams?: boo
     dial: (): Promise<Duplex> => Promise.reject(new HangarError('VM_UNREACHABLE', 'fake')),
     metrics, secret: newViewerSecret(),
   };
-  const extra = (c: ApiContext): ApiRoute[] => [...desktopRoutes(c, desk), ...doctorRoutes(service)];
+  // A FAKE agent that runs nothing (spawn: false): fuzzed commands never reach the host; files stay under `dir`.
+  const agent = createFakeAgent({ root: join(dir, 'agent'), spawn: false });
+  const extra = (c: ApiContext): ApiRoute[] => [...desktopRoutes(c, desk), ...terminalRoutes(c, desk), ...agentRoutes({ ...c, agents: agent }), ...doctorRoutes(service)];
   const app = await buildServer(ctx, { extraRoutes: extra, ...(opts.limits ? { limits: opts.limits } : {}) });
   if (opts.stubStreams) {
     // Hooks added now still apply: Fastify builds each route's hooks when the server becomes ready.
     app.addHook('preHandler', async (req, reply) => {
       const url = req.routeOptions.url;
       const q = req.query as { follow?: boolean };
-      if (url === '/v1/events' || url === '/v1/doctor' || (url === '/v1/vms/:id/console' && q.follow)) {
+      if (url === '/v1/events' || url === '/v1/doctor' || url === '/v1/vms/:id/files/watch' || (url === '/v1/vms/:id/console' && q.follow)) {
         calls.push({ method: `stream ${url}`, args: [req.query] });
         return reply.code(200).send('stub');
       }

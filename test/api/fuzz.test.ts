@@ -13,14 +13,25 @@ const RUNS = 200;
 const SEED = Number(process.env.HANGAR_FUZZ_SEED ?? 0x4a4e47) || 0x4a4e47;
 
 interface Op {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'DELETE' | 'PUT';
   path: string;
   query: string[];
   body: string[] | null;
 }
 
 /** A body each route accepts, so fuzzing its query string gets past the body. */
-const VALID_BODY: Record<string, unknown> = { '/v1/vms': {}, '/v1/snapshots': { vm: 'vm-a' }, '/v1/vms/{id}/viewer': {}, '/v1/keys': { tenant: 'default', scope: 'read' }, '/v1/vms/{id}/control': { action: 'request', viewer: 'v-1' } };
+const VALID_BODY: Record<string, unknown> = {
+  '/v1/vms': {}, '/v1/snapshots': { vm: 'vm-a' }, '/v1/vms/{id}/viewer': {}, '/v1/vms/{id}/terminal': {}, '/v1/keys': { tenant: 'default', scope: 'read' },
+  '/v1/vms/{id}/control': { action: 'request', viewer: 'v-1' },
+  '/v1/vms/{id}/exec': { cmd: 'true' }, '/v1/vms/{id}/procs/{proc}/signal': { signal: 'TERM' },
+  '/v1/vms/{id}/files/mkdir': { path: '/fuzz', parents: true }, '/v1/vms/{id}/files/rm': { path: '/nope' }, '/v1/vms/{id}/files/mv': { from: '/nope', to: '/b' },
+  '/v1/vms/{id}/files/chmod': { path: '/', mode: '0755' }, '/v1/vms/{id}/files/chown': { path: '/nope', uid: 0, gid: 0 },
+  '/v1/vms/{id}/files/copy': { toVm: 'vm-b', from: '/nope' },
+};
+/** A query each route with a required parameter accepts (random ones rarely are), so both outcomes occur. */
+const VALID_QUERY: Record<string, string> = {
+  '/v1/vms/{id}/files': 'path=/nope', '/v1/vms/{id}/files/stat': 'path=/', '/v1/vms/{id}/files/list': 'path=/', '/v1/vms/{id}/files/watch': 'path=/',
+};
 
 function operations(doc: { paths: Record<string, Record<string, { parameters?: { name: string; in: string }[]; requestBody?: { content: Record<string, { schema: { properties?: object; anyOf?: { properties?: object }[] } }> } }>> }): Op[] {
   const ops: Op[] = [];
@@ -34,7 +45,7 @@ function operations(doc: { paths: Record<string, Record<string, { parameters?: {
   return ops;
 }
 
-const urlFor = (op: Op, id = 'vm-a'): string => op.path.replace('{id}', id).replace(/\*$/, 'app.js');
+const urlFor = (op: Op, id = 'vm-a'): string => op.path.replace('{id}', id).replace('{proc}', 'p1').replace(/\*$/, 'app.js');
 
 /** Values near every limit and of every JSON type. */
 const interesting = fc.oneof(
@@ -128,6 +139,7 @@ describe('API fuzz: arbitrary bodies, query strings and ids', () => {
       await fc.assert(fc.asyncProperty(arb, async (body) => {
         statuses.push(await send(op, urlFor(op), JSON.stringify(body), `body ${JSON.stringify(body)}`));
       }), { numRuns: RUNS, seed: SEED });
+      if (VALID_BODY[op.path] !== undefined) statuses.push(await send(op, `${urlFor(op)}${VALID_QUERY[op.path] ? `?${VALID_QUERY[op.path]}` : ''}`, JSON.stringify(VALID_BODY[op.path]), 'a valid body'));
       assertMixed(op, statuses, 'bodies');
     }
   });
@@ -140,8 +152,9 @@ describe('API fuzz: arbitrary bodies, query strings and ids', () => {
       await fc.assert(fc.asyncProperty(queries(op.query), async (q) => {
         statuses.push(await send(op, `${urlFor(op)}?${q}`, body, `query ${q}`));
       }), { numRuns: op.query.length ? RUNS : RUNS / 4, seed: SEED });
-      // The VNC route is documented but served by the WebSocket bridge on the raw server: Fastify answers 404.
-      if (op.query.length && !op.path.endsWith('/vnc')) assertMixed(op, statuses, 'query strings');
+      if (VALID_QUERY[op.path]) statuses.push(await send(op, `${urlFor(op)}?${VALID_QUERY[op.path]}`, body, 'a valid query'));
+      // The WebSocket routes are documented but served on the raw server (VNC bridge, agent sockets): Fastify answers 404.
+      if (op.query.length && !/\/(vnc|ws)$/.test(op.path)) assertMixed(op, statuses, 'query strings');
     }
   });
 

@@ -2,7 +2,7 @@
 // did-you-mean, missing and extra arguments — each one INVALID_ARGUMENT with a message naming the mistake.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { editDistance, parseArgv, suggest } from '../../src/cli/args.js';
+import { editDistance, parseArgv, suggest, ownWords } from '../../src/cli/args.js';
 import type { ArgDef, OptionSpec } from '../../src/cli/command.js';
 import { isHangarError } from '../../src/errors.js';
 
@@ -80,4 +80,15 @@ test('edit distance and suggestions', () => {
   assert.deepEqual(suggest('cr', ['create', 'console']), ['create'], 'a prefix');
   assert.deepEqual(suggest('xyz', ['ls', 'rm']), []);
   assert.deepEqual(suggest('sart', ['start', 'stop']), ['start']);
+});
+
+test('a rest argument takes every word from its first on; short aliases and repeated options', () => {
+  const opts = { env: { type: 'string', description: 'e', repeat: true }, interactive: { type: 'boolean', description: 'i', short: 'i' }, cwd: { type: 'string', description: 'c' } } as const;
+  const args = [{ name: 'ID', description: 'id' }, { name: 'CMD', description: 'cmd', optional: true, rest: true }];
+  const p = parseArgv(['alice', '-i', '--env', 'A=1', '--env=B=2', 'ls', '-la', '--cwd', '/x'], opts, args, 'hangar vm exec');
+  assert.deepEqual(p.values, { interactive: true, env: ['A=1', 'B=2'] });
+  assert.deepEqual(p.positionals, ['alice', 'ls', '-la', '--cwd', '/x']);
+  assert.throws(() => parseArgv(['alice', '--bogus', 'ls'], opts, args, 'hangar vm exec'), /unknown option '--bogus'/);
+  assert.deepEqual(ownWords(['alice', '--cwd', '/x', 'ls', '--help'], opts, args), ['alice', '--cwd', '/x']);
+  assert.deepEqual(ownWords(['alice', '--help'], opts, args), ['alice', '--help']);
 });

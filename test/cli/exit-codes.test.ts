@@ -52,6 +52,7 @@ const API_COMMANDS: string[][] = [
   ['snapshot', 'show', 'snap-0123'], ['snapshot', 'rm', 'snap-0123'], ['events'], ['events', '--vm', 'alice'], ['doctor'], ['doctor', '--vm', 'alice'],
   ['tenant', 'create', 'acme', '--max-vms', '3'], ['tenant', 'ls'], ['tenant', 'show', 'acme'], ['tenant', 'set', 'acme', '--max-vms', 'none'], ['tenant', 'rm', 'acme'],
   ['key', 'create', '--tenant', 'acme', '--scope', 'write', '--expires', '30d'], ['key', 'ls'], ['key', 'rm', 'key-0123abcd'], ['audit', '--since', '1h'],
+  ['vm', 'exec', 'alice', 'true'], ['vm', 'shell', 'alice'], ['vm', 'ps', 'alice'], ['vm', 'kill', 'alice', 'p1'], ['vm', 'cp', 'alice:/a', 'alice:/b'],
 ];
 
 test('every API command covered here, and every command of the CLI is either here or has no API call', () => {
@@ -67,7 +68,7 @@ async function expectExit(env: NodeJS.ProcessEnv, argv: string[], c: ErrorCode):
   const r = await hangar(argv, env);
   assert.equal(r.code, exitCodeOf(c), `${argv.join(' ')} answered ${c}: ${r.err}`);
   assert.match(r.err, new RegExp(`hangar: ${c}: `), `${argv.join(' ')}: the code is printed`);
-  if (argv[1] === 'console') return; // the console is text: no --json
+  if (argv[1] === 'console' || argv[1] === 'shell') return; // the console and the shell are text: no --json
   const j = await hangar([...argv, '--json'], env);
   assert.equal(j.code, exitCodeOf(c));
   assert.equal(JSON.parse(j.out).error.code, c, `${argv.join(' ')} --json: the envelope on stdout`);
@@ -131,7 +132,8 @@ test('bad input is exit 2 for every command, before any request: unknown option,
     for (const c of COMMANDS) {
       const name = c.path.join(' ');
       const required = (c.args ?? []).filter((a) => !a.optional).map(() => 'x');
-      const cases = [[...c.path, ...required, '--frobnicate'], [...c.path, ...required, ...(c.args ?? []).map(() => 'x'), 'extra']];
+      // (A rest argument, as vm exec's command, takes any further words.)
+      const cases = [[...c.path, ...required, '--frobnicate'], ...((c.args ?? []).some((a) => a.rest) ? [] : [[...c.path, ...required, ...(c.args ?? []).map(() => 'x'), 'extra']])];
       if (required.length) cases.push([...c.path]);
       for (const o of Object.entries(c.options).filter(([, d]) => d.int).map(([k]) => k)) cases.push([...c.path, ...required, `--${o}`, 'abc']);
       for (const o of Object.entries(c.options).filter(([, d]) => d.type === 'string').map(([k]) => k)) cases.push([...c.path, ...required, `--${o}`]);

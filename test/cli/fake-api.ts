@@ -3,6 +3,7 @@
 // io whose env points at it.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { main } from '../../src/cli/main.js';
 import type { VmInfo } from '../../src/cli/vm-view.js';
 import type { ErrorCode } from '../../src/errors.js';
@@ -46,6 +47,17 @@ export async function fakeApi(handler: Handler): Promise<FakeApi> {
         res.writeHead(a.status, a.body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8' });
         res.end(a.body === undefined ? undefined : JSON.stringify(a.body));
       });
+    });
+  });
+  // A WebSocket upgrade (vm exec, vm shell) is answered like a request: a refusal with the handler's answer.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    const r: FakeRequest = { method: 'GET', path: u.pathname, query: u.searchParams, body: undefined, headers: req.headers };
+    requests.push(r);
+    void Promise.resolve(api.handler(r)).then((a) => {
+      const { status, body } = typeof a === 'function' ? { status: 500, body: undefined } : a;
+      const json = body === undefined ? '' : JSON.stringify(body);
+      socket.end(`HTTP/1.1 ${status} X\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

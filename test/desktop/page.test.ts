@@ -35,12 +35,12 @@ test('pages: the VM id is escaped, no inline script, no token, no outside URL; C
   assert.equal(escapeHtml(`"'&`), '&#34;&#39;&#38;');
 });
 
-test('static table: only noVNC core/vendor and the viewer assets, each with its MIME type', () => {
+test('static table: only noVNC core/vendor, xterm.js and the viewer/terminal assets, each with its MIME type', () => {
   const t = loadStaticTable();
   const keys = [...t.keys()];
   assert.ok(keys.includes('/static/novnc/core/rfb.js'));
   assert.ok(keys.includes('/static/hangar/viewer.js') && keys.includes('/static/hangar/viewer.css'));
-  assert.ok(keys.every((k) => /^\/static\/(novnc\/(core|vendor)\/|hangar\/)[\w./-]+\.(js|css)$/.test(k) && !k.includes('..')), keys.join(' '));
+  assert.ok(keys.every((k) => /^\/static\/(novnc\/(core|vendor)\/|hangar\/)[\w./-]+\.(js|css)$/.test(k) || /^\/static\/xterm\/(xterm\.mjs|xterm\.css|addon-fit\.mjs)$/.test(k)) && keys.every((k) => !k.includes('..')), keys.join(' '));
   assert.equal(t.get('/static/novnc/core/rfb.js')!.type, 'text/javascript; charset=utf-8');
   assert.equal(t.get('/static/hangar/viewer.css')!.type, 'text/css; charset=utf-8');
 });

@@ -216,3 +216,26 @@ test('reachability probes without an answer are run once more before judging (a 
   assert.equal(unanswered({ ...f, tcp: { outcome: 'timeout', detail: 'no connection within 2000 ms' } }), true);
   assert.equal(unanswered({ ...f, tcp: { outcome: 'refused', detail: 'ECONNREFUSED' } }), false, 'a refusal is an answer');
 });
+
+test('inside the guest (its agent): eth0 down explains what the host saw from outside; a healthy guest adds nothing', () => {
+  const vm = coldVm('ready');
+  const healthyGuest = { status: { state: 'ready' as const, session: 's', since: 0 }, info: { hostname: 'g', uptimeMs: 1, bootId: 'b', ifaces: [{ name: 'eth0', up: true, addrs: ['172.16.0.2/24'] }], routes: ['default via 172.16.0.1 dev eth0'], listening: [{ proto: 'tcp', addr: '0.0.0.0', port: 5900 }], failed: [] } };
+  assertHealthy(healthyFacts(vm, fixture('healthy.log'), (f) => ({ ...f, guest: healthyGuest })), 'healthy guest');
+  const down = healthyFacts(vm, fixture('healthy.log'), (f) => ({
+    ...f,
+    guest: { ...healthyGuest, info: { ...healthyGuest.info, ifaces: [{ name: 'eth0', up: false, addrs: ['172.16.0.2/24'] }] } },
+    reach: { ...f.reach!, pingNs: { outcome: 'no-reply', detail: '100% packet loss' }, pingHost: { outcome: 'no-reply', detail: '100% packet loss' }, tcp: { outcome: 'timeout', detail: 'timed out' } },
+  }));
+  const fs = findings(down);
+  assert.equal(topCause(fs)?.code, 'DOC_GUEST_ETH0_DOWN', summary(fs));
+  assert.ok(fs.find((x) => x.code === 'DOC_ICMP_FAILED')?.causedBy?.includes('DOC_GUEST_ETH0_DOWN'), summary(fs));
+  assert.equal(judgeVm(down).find((c) => c.id === 'vm.guest')?.uses[0], 'agent');
+  // The VNC server not listening explains the refused port.
+  const refused = healthyFacts(vm, fixture('healthy.log'), (f) => ({
+    ...f, guest: { ...healthyGuest, info: { ...healthyGuest.info, listening: [] } }, reach: { ...f.reach!, tcp: { outcome: 'refused', detail: 'ECONNREFUSED' } },
+  }));
+  const rf = findings(refused);
+  assert.equal(topCause(rf)?.code, 'DOC_GUEST_VNC_NOT_LISTENING', summary(rf));
+  // No agent support: no guest check at all (as before).
+  assert.equal(judgeVm(healthyFacts(vm, fixture('healthy.log'))).some((c) => c.id === 'vm.guest'), false);
+});

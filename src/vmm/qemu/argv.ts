@@ -35,6 +35,12 @@ export interface QemuArgvOptions {
   sandbox?: boolean;
   /** Start with the CPUs stopped (-S): the caller moves the process into its cgroup, then `cont`s it. */
   paused?: boolean;
+  /**
+   * Bench/debug only: qemu-guest-agent's port (org.qemu.guest_agent.0) on the same virtio-serial device, backed by
+   * this Unix socket (bench/agent compares hangar-agent with it over the same kind of channel). Never set by the
+   * controller: it changes the device set.
+   */
+  qgaSocket?: string;
 }
 
 /** The -sandbox argument: everything QEMU 7.2 can deny (measured: a VM boots, saves and restores under it). */
@@ -148,6 +154,7 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
         '-device', `virtserialport,bus=vser0.0,chardev=guest,name=${GUEST_PORT_NAME}`,
       );
     }
+    if (opts.qgaSocket) argv.push('-chardev', `socket,id=qga,path=${opts.qgaSocket},server=on,wait=off`, '-device', 'virtserialport,bus=vser0.0,chardev=qga,name=org.qemu.guest_agent.0');
   }
   if (opts.rng) argv.push('-device', 'virtio-rng-device');
   argv.push(

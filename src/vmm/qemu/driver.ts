@@ -47,6 +47,8 @@ export interface QemuDriverOptions {
   sandbox?: boolean;
   /** The VMM user and cgroup limits (src/vmm/confine.ts); none: QEMU runs as the controller's user, unlimited. */
   confine?: Confinement;
+  /** Bench/debug only: also a qemu-guest-agent port (qga.sock in the run directory), with guestAgent. */
+  qemuGuestAgent?: boolean;
 }
 
 export interface QemuStartOptions {
@@ -268,6 +270,7 @@ export class QemuDriver implements VmmDriver {
     const argv = buildQemuArgv(spec, {
       accel: accel.accel, qmpSocket: paths.qmpSocket, sandbox: this.opts.sandbox ?? true, paused,
       ...(agent ? { agentSocket: paths.agentSocket, guestSocket: paths.guestSocket, rng: true } : {}),
+      ...(agent && this.opts.qemuGuestAgent ? { qgaSocket: join(spec.runDir, 'qga.sock') } : {}),
       ...(opts.incoming !== undefined ? { incoming: opts.incoming } : {}),
     });
     const setpriv = user ? (confine?.setpriv ?? (await findSetpriv())) : null;

@@ -1,0 +1,183 @@
+// `npm run bench -- agent`: hangar-agent against qemu-guest-agent in the same guest, one run, over the same kind of
+// channel (a virtio-serial port each: org.hangar.guest and org.qemu.guest_agent.0 on one device): exec round trip of
+// `true` (p50, p99), stream throughput (stdout of head -c N /dev/zero), file upload and download MB/s. qemu-guest-agent
+// is driven as its users do: guest-exec + guest-exec-status polling (no sleep between polls: its best case),
+// guest-file-open/write/read/close with base64 chunks. Real QEMU under TCG in namespaces the bench makes and removes
+// (root). The peer's column is empty when the image has no qemu-ga (images built before src/image/plan.ts added it).
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { Agents } from '../src/agent/agents.js';
+import type { AgentSession } from '../src/agent/port.js';
+import { table } from '../src/cli/command.js';
+import { run as runCmd } from '../src/util/exec.js';
+import { normalizeCreate } from '../src/vm/input.js';
+import { QemuDriver } from '../src/vmm/qemu/driver.js';
+import { makeAgentImage, type AgentImage } from '../test/support/agent-image.js';
+import { createTestController, imageSkipReason, type TestController } from '../test/support/controller.js';
+import type { BenchFigures, BenchOptions } from './index.js';
+import { percentile, round } from './_stats.js';
+
+export const summary = 'Guest agents: exec round trip (p50/p99), stream and file MB/s, hangar-agent vs qemu-guest-agent in one guest';
+
+const RTT_RUNS = Number(process.env.HANGAR_BENCH_RUNS ?? 50);
+const FILE_MIB = Number(process.env.HANGAR_BENCH_FILE_MIB ?? 64);
+const STREAM_MIB = Number(process.env.HANGAR_BENCH_STREAM_MIB ?? 64);
+const CHUNK = 1024 * 1024;
+
+const mbps = (bytes: number, ms: number): number => round(bytes / 1e6 / (ms / 1000), 1);
+
+async function drain(r: Readable): Promise<number> {
+  let n = 0;
+  for await (const c of r) n += (c as Buffer).length;
+  return n;
+}
+
+async function hangarSide(s: AgentSession): Promise<Record<string, number>> {
+  const rtt: number[] = [];
+  for (let i = 0; i < RTT_RUNS; i++) {
+    const t0 = performance.now();
+    const h = await s.exec({ argv: ['true'] });
+    await Promise.all([drain(h.stdout), drain(h.stderr), h.exit]);
+    rtt.push(performance.now() - t0);
+  }
+  let t0 = performance.now();
+  const h = await s.exec({ argv: ['head', '-c', String(STREAM_MIB * CHUNK), '/dev/zero'] });
+  const [streamed] = await Promise.all([drain(h.stdout), drain(h.stderr), h.exit]);
+  const streamMs = performance.now() - t0;
+  const block = Buffer.alloc(CHUNK, 0x5a);
+  let n = 0;
+  t0 = performance.now();
+  await s.writeFile('/tmp/bench-hangar.bin', new Readable({ read() { this.push(n++ < FILE_MIB ? block : null); } }));
+  const upMs = performance.now() - t0;
+  t0 = performance.now();
+  const { stream } = await s.readFile('/tmp/bench-hangar.bin');
+  const down = await drain(stream);
+  const downMs = performance.now() - t0;
+  await s.rm('/tmp/bench-hangar.bin');
+  return {
+    rtt_p50_ms: round(percentile(rtt, 50), 2), rtt_p99_ms: round(percentile(rtt, 99), 2),
+    stream_mbps: mbps(streamed, streamMs), upload_mbps: mbps(FILE_MIB * CHUNK, upMs), download_mbps: mbps(down, downMs),
+  };
+}
+
+/** A minimal qemu-guest-agent client: one JSON command per line, one answer per line. */
+class Qga {
+  private buf = '';
+  private waiters: ((v: { return?: unknown; error?: { desc: string } }) => void)[] = [];
+  private constructor(private readonly sock: Socket) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      for (let i = this.buf.indexOf('\n'); i >= 0; i = this.buf.indexOf('\n')) {
+        const line = this.buf.slice(0, i).replace(/^\xff/, '');
+        this.buf = this.buf.slice(i + 1);
+        if (line.trim()) this.waiters.shift()?.(JSON.parse(line));
+      }
+    });
+  }
+  static async open(path: string): Promise<Qga> {
+    const sock = await new Promise<Socket>((res, rej) => { const s = connect(path, () => res(s)); s.once('error', rej); });
+    const q = new Qga(sock);
+    // guest-sync-delimited: the guest flushes whatever half-read input it had (0xff), then echoes the id.
+    sock.write(Buffer.from([0xff]));
+    await q.call('guest-sync-delimited', { id: 4242 });
+    return q;
+  }
+  call<T>(execute: string, args?: object): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiters.push((v) => (v.error ? reject(new Error(`${execute}: ${v.error.desc}`)) : resolve(v.return as T)));
+      this.sock.write(JSON.stringify({ execute, ...(args ? { arguments: args } : {}) }) + '\n');
+    });
+  }
+  async exec(path: string, args: string[]): Promise<{ out: number }> {
+    const { pid } = await this.call<{ pid: number }>('guest-exec', { path, arg: args, 'capture-output': true });
+    for (;;) {
+      const s = await this.call<{ exited: boolean; 'out-data'?: string }>('guest-exec-status', { pid });
+      if (s.exited) return { out: s['out-data'] ? Buffer.from(s['out-data'], 'base64').length : 0 };
+    }
+  }
+  close(): void { this.sock.destroy(); }
+}
+
+async function qgaSide(q: Qga): Promise<Record<string, number>> {
+  const rtt: number[] = [];
+  for (let i = 0; i < RTT_RUNS; i++) {
+    const t0 = performance.now();
+    await q.exec('/bin/true', []);
+    rtt.push(performance.now() - t0);
+  }
+  let t0 = performance.now();
+  const { out } = await q.exec('/usr/bin/head', ['-c', String(STREAM_MIB * CHUNK), '/dev/zero']);
+  const streamMs = performance.now() - t0;
+  const b64 = Buffer.alloc(CHUNK, 0x5a).toString('base64');
+  t0 = performance.now();
+  const w = await q.call<number>('guest-file-open', { path: '/tmp/bench-qga.bin', mode: 'w' });
+  for (let i = 0; i < FILE_MIB; i++) await q.call('guest-file-write', { handle: w, 'buf-b64': b64 });
+  await q.call('guest-file-close', { handle: w });
+  const upMs = performance.now() - t0;
+  t0 = performance.now();
+  const r = await q.call<number>('guest-file-open', { path: '/tmp/bench-qga.bin', mode: 'r' });
+  let down = 0;
+  for (;;) {
+    const c = await q.call<{ count: number; eof: boolean }>('guest-file-read', { handle: r, count: CHUNK });
+    down += c.count;
+    if (c.eof || c.count === 0) break;
+  }
+  await q.call('guest-file-close', { handle: r });
+  const downMs = performance.now() - t0;
+  return {
+    rtt_p50_ms: round(percentile(rtt, 50), 2), rtt_p99_ms: round(percentile(rtt, 99), 2),
+    stream_mbps: mbps(out, streamMs), upload_mbps: mbps(FILE_MIB * CHUNK, upMs), download_mbps: mbps(down, downMs),
+  };
+}
+
+export async function run({ json }: BenchOptions): Promise<BenchFigures> {
+  const skip = process.getuid?.() !== 0 ? 'needs root' : await imageSkipReason();
+  if (skip) {
+    if (!json) process.stdout.write(`skipped: ${skip}\n`);
+    return { skipped: skip };
+  }
+  let img: AgentImage | undefined;
+  let t: TestController | undefined;
+  const figures: BenchFigures = { rtt_runs: RTT_RUNS, file_mib: FILE_MIB, stream_mib: STREAM_MIB };
+  try {
+    img = await makeAgentImage('desktop', FILE_MIB * 3);
+    const image = img.image;
+    const hasQga = /Type: regular/.test((await runCmd('debugfs', ['-R', 'stat /usr/sbin/qemu-ga', image.rootfsPath], { allowFailure: true, timeoutMs: 60_000 })).stdout);
+    t = await createTestController({ net: { cidr: '10.233.0.0/29' }, manager: { images: { resolve: async () => image, list: async () => [image] }, drivers: { qemu: new QemuDriver({ guestAgent: true, qemuGuestAgent: true }) } } });
+    const tc = t;
+    const vm = await (await tc.manager.create(normalizeCreate({ profile: 'desktop' }))).ready;
+    const agents = new Agents({ channel: (id) => tc.manager.guestChannel(id) });
+    const session = await agents.session(vm.id, { timeoutMs: 120_000 });
+    const mine = await hangarSide(session);
+    let peer: Record<string, number> | null = null;
+    if (hasQga) {
+      // hangar-init does not start qemu-ga: start it (as root) on its port, found by name as hangar-agent finds its own.
+      const start = await session.exec({ user: 'root', background: true, cmd: 'for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name)" = org.qemu.guest_agent.0 ] && exec /usr/sbin/qemu-ga -m virtio-serial -p /dev/${p##*/}; done; exit 1' });
+      start.detach();
+      await new Promise((r) => setTimeout(r, 2000));
+      const q = await Qga.open(join(vm.runDir, 'qga.sock'));
+      try { peer = await qgaSide(q); } finally { q.close(); }
+    }
+    agents.closeAll();
+    for (const [k, v] of Object.entries(mine)) figures[`hangar_${k}`] = v;
+    for (const [k, v] of Object.entries(peer ?? {})) figures[`qga_${k}`] = v;
+    figures.qga_available = hasQga;
+    if (peer) {
+      figures.rtt_p50_ratio = round(mine.rtt_p50_ms! / peer.rtt_p50_ms!, 3);
+      figures.upload_ratio = round(mine.upload_mbps! / peer.upload_mbps!, 2);
+      figures.download_ratio = round(mine.download_mbps! / peer.download_mbps!, 2);
+      figures.goal_met = figures.rtt_p50_ratio <= 0.5 && figures.upload_ratio >= 2 && figures.download_ratio >= 2;
+    }
+    if (!json) {
+      const rows = Object.keys(mine).map((k) => [k, String(mine[k]), peer ? String(peer[k]) : '- (no qemu-ga in the image)', peer ? String(round(mine[k]! / peer[k]!, 2)) : '-']);
+      process.stdout.write(table(['figure', 'hangar-agent', 'qemu-guest-agent', 'hangar/qga'], rows));
+      process.stdout.write(`\ngoal: exec p50 ≤ 0.5× qga, file MB/s ≥ 2× qga: ${peer ? (figures.goal_met ? 'met' : 'NOT met') : 'not measured'}\n`);
+    }
+  } finally {
+    await t?.destroy();
+    img?.remove();
+  }
+  return figures;
+}
