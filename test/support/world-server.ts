@@ -22,6 +22,12 @@ const cfg = JSON.parse(process.argv[2]!) as WorldServerConfig;
 const counts = { dnsQueries: 0, proxyConnects: 0, socksConnects: 0 };
 
 function answer(req: IncomingMessage, res: ServerResponse): void {
+  if (req.method === 'PUT' || req.method === 'POST') {
+    let n = 0;
+    req.on('data', (d: Buffer) => { n += d.length; });
+    req.on('end', () => res.end(JSON.stringify({ received: n })));
+    return;
+  }
   if (req.url?.startsWith('/bytes/')) {
     const n = Math.min(Number(req.url.slice(7)) || 0, 1 << 30);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(n) });

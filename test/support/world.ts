@@ -93,6 +93,8 @@ export async function createWorld(cfg: NetConfig): Promise<World> {
 export interface FakeGuest {
   netns: string;
   ip: string;
+  /** Its veth end on Hangar's bridge (where a TAP would be). */
+  ifname: string;
   run: Runner;
   destroy(): Promise<void>;
 }
@@ -131,7 +133,7 @@ export async function createFakeGuest(cfg: NetConfig, ip: string): Promise<FakeG
     return { code: r.code, stdout: r.stdout, stderr: r.stderr };
   };
   return {
-    netns: ns, ip, run: runner,
+    netns: ns, ip, ifname: end, run: runner,
     destroy: async () => { await destroy(); rmSync(`/etc/netns/${ns}`, { recursive: true, force: true }); },
   };
 }

@@ -48,6 +48,12 @@ export async function setupWalls(cfg: NetConfig, env: EgressEnv = egressEnv(cfg)
     await sysctl(ns, `net.ipv4.conf.${cfg.bridge}.proxy_arp_pvlan`, '1');
     await sysctl(ns, `net.ipv4.conf.${cfg.bridge}.send_redirects`, '0');
     await sysctl(ns, 'net.ipv4.conf.all.send_redirects', '0');
+    // With br_netfilter, bridged frames meet the IP hooks at the bridge layer, and TPROXY's socket is lost on the
+    // way up (proxied connections then get a RST). Hangar filters at layer 3 on the bridge device: off, in this
+    // namespace only (absent without br_netfilter).
+    for (const k of ['iptables', 'ip6tables', 'arptables']) {
+      await run('sysctl', ['-q', '-w', `net.bridge.bridge-nf-call-${k}=0`], { netns: ns, allowFailure: true, timeoutMs: 15_000 });
+    }
     await nft(ns, baseScript(env));
     if (env.proxyPort !== null) {
       const rule = ['rule', 'add', 'fwmark', String(PROXY_MARK), 'lookup', String(PROXY_TABLE)];

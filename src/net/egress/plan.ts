@@ -167,7 +167,9 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
   if (p.group) {
     L.push(`add set ${T} ${groupSet(p.group)} { type ipv4_addr; }`, `add element ${T} ${groupSet(p.group)} { ${v.ip} }`);
   }
-  if (p.limits.connections !== null) L.push(`add rule ${T} ${chain} ct state new ct count over ${p.limits.connections} counter name denied_${k} drop`);
+  // Concurrent connections: a per-VM conntrack count (a dynamic set keyed by the source, as nft's docs do it).
+  L.push(`add set ${T} conns_${k} { type ipv4_addr; flags dynamic; size 16; }`);
+  if (p.limits.connections !== null) L.push(`add rule ${T} ${chain} ct state new add @conns_${k} { ip saddr ct count over ${p.limits.connections} } counter name denied_${k} drop`);
   for (const r of decisions(v.ip, p, 'accept', `counter name denied_${k} drop`)) L.push(`add rule ${T} ${chain} ${r}`);
   L.push(
     `add element ${T} bytes_out { ${v.ip} : "out_${k}" }`,
@@ -178,7 +180,7 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
   const px = vmProxyChain(v.ip);
   L.push(`add chain ${T} ${px}`, `add element ${T} proxy_vm { ${v.ip} : jump ${px} }`, `delete element ${T} proxy_vm { ${v.ip} }`, `delete chain ${T} ${px}`);
   if (p.egress.proxy && env.proxyPort !== null) {
-    const tp = `tproxy ip to :${env.proxyPort} meta mark set ${PROXY_MARK} accept`;
+    const tp = `meta l4proto tcp tproxy ip to :${env.proxyPort} meta mark set ${PROXY_MARK} accept`;
     L.push(`add chain ${T} ${px}`);
     // Only what the policy would let through is proxied; the rest falls through to the filter, which drops it.
     for (const r of decisions(v.ip, p, tp, 'return')) L.push(`add rule ${T} ${px} ${r}`);
@@ -204,6 +206,7 @@ export function vmRemoveScript(ip: string, group: string | null): string {
   for (const s of ['dns', 'allow', 'deny']) {
     L.push(`add set ${T} ${s}_${k} { type ipv4_addr; ${s === 'dns' ? 'flags timeout;' : 'flags interval;'} }`, `delete set ${T} ${s}_${k}`);
   }
+  L.push(`add set ${T} conns_${k} { type ipv4_addr; flags dynamic; size 16; }`, `delete set ${T} conns_${k}`);
   for (const c of ['denied', 'out', 'in']) L.push(`add counter ${T} ${c}_${k}`, `delete counter ${T} ${c}_${k}`);
   if (group) L.push(`add set ${T} ${groupSet(group)} { type ipv4_addr; }`, `add element ${T} ${groupSet(group)} { ${ip} }`, `delete element ${T} ${groupSet(group)} { ${ip} }`);
   return `${L.join('\n')}\n`;

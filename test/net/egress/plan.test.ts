@@ -34,7 +34,7 @@ test('a VM chain: limit, deny, allow CIDRs, group, blocked ranges, then its mode
   const p = normalisePolicy({ egress: { mode: 'allowlist', allow: ['allowed.test', '192.168.5.0/24'], deny: ['203.0.113.66'] }, group: 'g1', limits: { connections: 50 } });
   const s = vmScript(env, { ip: '10.242.0.3', policy: p, flushDns: true });
   assert.deepEqual(rules(s, 'vm_10_242_0_3'), [
-    'ct state new ct count over 50 counter name denied_10_242_0_3 drop',
+    'ct state new add @conns_10_242_0_3 { ip saddr ct count over 50 } counter name denied_10_242_0_3 drop',
     'ip daddr @deny_10_242_0_3 counter name denied_10_242_0_3 drop',
     'ip daddr @allow_10_242_0_3 accept',
     'ip daddr @grp_g1 ip daddr != 10.242.0.3 accept',
@@ -58,7 +58,7 @@ test('a proxied VM: its allowed TCP is redirected to the relay, the rest returns
   assert.deepEqual(rules(s, 'px_10_242_0_3'), [
     'ip daddr @deny_10_242_0_3 return',
     'ip daddr @blocked return',
-    'tproxy ip to :15001 meta mark set 18503 accept',
+    'meta l4proto tcp tproxy ip to :15001 meta mark set 18503 accept',
   ]);
   assert.ok(s.trimEnd().endsWith('add element inet hangar proxy_vm { 10.242.0.3 : jump px_10_242_0_3 }'));
   assert.ok(!s.includes('u:p'), 'the proxy\'s credentials are not in the ruleset');

@@ -1,0 +1,99 @@
+// A VM's egress behind one port: its nft rules (one nft -i session per namespace), its policy in netd (DNS and the
+// proxy relay) and its bandwidth limit (tc), applied together on attach, replaced together on a policy change,
+// removed together on detach. The controller makes one (`createEgress`) after the host network exists.
+import type { Undo } from '../../util/steps.js';
+import type { NetConfig } from '../config.js';
+import { vmSideOf } from '../clone.js';
+import { startNetd, type Netd, type NetdStats } from '../netd/client.js';
+import { applyVmRules, egressEnv, readCounters } from './nft.js';
+import { groupSet } from './plan.js';
+import { allowNames, type NetworkPolicy } from './policy.js';
+import { NftSession } from './session.js';
+import { applyLimits, type LimitTarget } from './limits.js';
+
+export interface VmEgressTarget {
+  ip: string;
+  /** Where to shape its traffic: the TAP (or a clone's VM-side veth) in the VM namespace. */
+  ifname: string;
+  index: number;
+}
+
+export interface EgressCounters {
+  perVm: Map<string, { bytesOut: number; bytesIn: number; denied: number }>;
+  deniedUnknown: number;
+  deniedInbound: number;
+  deniedInput: number;
+}
+
+export interface Egress {
+  attach(vm: VmEgressTarget, policy: NetworkPolicy): Promise<Undo>;
+  /** Replaces a running VM's policy (one nft transaction, then netd, then tc); within ~10-20 ms. */
+  change(vm: VmEgressTarget, from: NetworkPolicy, to: NetworkPolicy): Promise<void>;
+  counters(): Promise<EgressCounters>;
+  netdStats(): Promise<NetdStats | null>;
+  close(): Promise<void>;
+}
+
+/** Must the addresses earlier DNS answers opened be dropped? Only when the new policy allows fewer names. Pure. */
+export function mustFlushDns(from: NetworkPolicy, to: NetworkPolicy): boolean {
+  if (to.egress.mode !== 'allowlist') return true;
+  if (from.egress.mode !== 'allowlist') return true;
+  const now = new Set(allowNames(to.egress));
+  return allowNames(from.egress).some((n) => !now.has(n)) || to.egress.deny.some((d) => !from.egress.deny.includes(d));
+}
+
+export async function createEgress(cfg: NetConfig, o: { stateDir: string; netd?: boolean; dnsPort?: number }): Promise<Egress> {
+  const ns = vmSideOf(cfg);
+  const session = new NftSession(ns);
+  const env = egressEnv(cfg);
+  const netd: Netd | null = o.netd === false ? null : await startNetd({ cfg, stateDir: o.stateDir, ...(o.dnsPort ? { dnsPort: o.dnsPort } : {}) });
+  const limitTarget = (vm: VmEgressTarget): LimitTarget => ({ netns: ns, ifname: vm.ifname, index: vm.index });
+
+  return {
+    attach: async (vm, policy) => {
+      const undoRules = await applyVmRules(cfg, { ip: vm.ip, policy, flushDns: true }, session.apply, env);
+      await netd?.setPolicy(vm.ip, policy);
+      const undoLimits = await applyLimits(limitTarget(vm), policy.limits.bandwidthMbit);
+      return async () => {
+        await undoLimits();
+        await netd?.forget(vm.ip).catch(() => undefined);
+        await undoRules();
+      };
+    },
+    change: async (vm, from, to) => {
+      // The new rules first (closing what must close), then the DNS daemon (which re-opens names still allowed as
+      // guests ask again), then the shaping.
+      await applyVmRules(cfg, { ip: vm.ip, policy: to, flushDns: mustFlushDns(from, to) }, session.apply, env);
+      if (from.group && from.group !== to.group) await removeGroupMembership(session, vm.ip, from.group);
+      await netd?.setPolicy(vm.ip, to);
+      if (from.limits.bandwidthMbit !== to.limits.bandwidthMbit) await applyLimits(limitTarget(vm), to.limits.bandwidthMbit);
+    },
+    counters: async () => {
+      const c = await readCounters(cfg);
+      const perVm = new Map<string, { bytesOut: number; bytesIn: number; denied: number }>();
+      for (const [name, v] of c) {
+        const m = /^(out|in|denied)_(\d+_\d+_\d+_\d+)$/.exec(name);
+        if (!m) continue;
+        const ip = m[2]!.replace(/_/g, '.');
+        const e = perVm.get(ip) ?? { bytesOut: 0, bytesIn: 0, denied: 0 };
+        if (m[1] === 'out') e.bytesOut = v.bytes;
+        else if (m[1] === 'in') e.bytesIn = v.bytes;
+        else e.denied = v.packets;
+        perVm.set(ip, e);
+      }
+      const n = (k: string): number => c.get(k)?.packets ?? 0;
+      return { perVm, deniedUnknown: n('denied_unknown'), deniedInbound: n('denied_inbound'), deniedInput: n('denied_input') };
+    },
+    netdStats: async () => (netd ? netd.stats() : null),
+    close: async () => {
+      session.close();
+      await netd?.stop();
+    },
+  };
+}
+
+async function removeGroupMembership(session: NftSession, ip: string, group: string): Promise<void> {
+  const set = groupSet(group);
+  await session.apply(`add set inet hangar ${set} { type ipv4_addr; }\nadd element inet hangar ${set} { ${ip} }\ndelete element inet hangar ${set} { ${ip} }\n`);
+}
+
