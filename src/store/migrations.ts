@@ -67,4 +67,12 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE vms SET viewer_nonce = randomblob(16) WHERE viewer_nonce IS NULL;
     `,
   },
+  {
+    version: 4,
+    name: 'network policy',
+    // JSON NetworkPolicy (src/net/egress/policy.ts): egress, group, limits. NULL: the config's default.
+    sql: `
+      ALTER TABLE vms ADD COLUMN net_policy TEXT;
+    `,
+  },
 ];

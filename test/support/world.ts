@@ -95,6 +95,8 @@ export interface FakeGuest {
   ip: string;
   /** Its veth end on Hangar's bridge (where a TAP would be). */
   ifname: string;
+  /** Its interface's MAC (what a TAP VM's frames carry). */
+  mac: string;
   run: Runner;
   destroy(): Promise<void>;
 }
@@ -128,12 +130,14 @@ export async function createFakeGuest(cfg: NetConfig, ip: string): Promise<FakeG
     await destroy();
     throw e;
   }
+  const link = JSON.parse((await run('ip', ['-n', ns, '-j', 'link', 'show', 'eth0'], { timeoutMs: 10_000 })).stdout) as { address: string }[];
+  const mac = link[0]!.address;
   const runner: Runner = async (argv, timeoutMs = 10_000) => {
     const r = await run('ip', ['netns', 'exec', ns, ...argv], { allowFailure: true, timeoutMs });
     return { code: r.code, stdout: r.stdout, stderr: r.stderr };
   };
   return {
-    netns: ns, ip, ifname: end, run: runner,
+    netns: ns, ip, ifname: end, mac, run: runner,
     destroy: async () => { await destroy(); rmSync(`/etc/netns/${ns}`, { recursive: true, force: true }); },
   };
 }

@@ -5,14 +5,16 @@ import type { Undo } from '../../util/steps.js';
 import type { NetConfig } from '../config.js';
 import { vmSideOf } from '../clone.js';
 import { startNetd, type Netd, type NetdStats } from '../netd/client.js';
-import { applyVmRules, egressEnv, readCounters } from './nft.js';
-import { groupSet } from './plan.js';
+import { applyVmRules, egressEnv, readCounters, removeVmRules } from './nft.js';
+import { groupSet, type VmRulesInput } from './plan.js';
 import { allowNames, type NetworkPolicy } from './policy.js';
 import { NftSession } from './session.js';
 import { applyLimits, type LimitTarget } from './limits.js';
 
 export interface VmEgressTarget {
   ip: string;
+  /** For the source check: a TAP's MAC (null: a clone's veth, checked by interface only). */
+  mac: string | null;
   /** Where to shape its traffic: the TAP (or a clone's VM-side veth) in the VM namespace. */
   ifname: string;
   index: number;
@@ -29,6 +31,8 @@ export interface Egress {
   attach(vm: VmEgressTarget, policy: NetworkPolicy): Promise<Undo>;
   /** Replaces a running VM's policy (one nft transaction, then netd, then tc); within ~10-20 ms. */
   change(vm: VmEgressTarget, from: NetworkPolicy, to: NetworkPolicy): Promise<void>;
+  /** Removes whatever is left of a VM's rules, DNS policy and shaping (idempotent; its attach undo was lost). */
+  forget(vm: VmEgressTarget, group: string | null): Promise<void>;
   counters(): Promise<EgressCounters>;
   netdStats(): Promise<NetdStats | null>;
   close(): Promise<void>;
@@ -48,10 +52,13 @@ export async function createEgress(cfg: NetConfig, o: { stateDir: string; netd?:
   const env = egressEnv(cfg);
   const netd: Netd | null = o.netd === false ? null : await startNetd({ cfg, stateDir: o.stateDir, ...(o.dnsPort ? { dnsPort: o.dnsPort } : {}) });
   const limitTarget = (vm: VmEgressTarget): LimitTarget => ({ netns: ns, ifname: vm.ifname, index: vm.index });
+  const rules = (vm: VmEgressTarget, policy: NetworkPolicy, flushDns: boolean): VmRulesInput => ({
+    ip: vm.ip, policy, flushDns, port: vm.mac ? { kind: 'tap', ifname: vm.ifname, mac: vm.mac } : { kind: 'veth', ifname: vm.ifname },
+  });
 
   return {
     attach: async (vm, policy) => {
-      const undoRules = await applyVmRules(cfg, { ip: vm.ip, policy, flushDns: true }, session.apply, env);
+      const undoRules = await applyVmRules(cfg, rules(vm, policy, true), session.apply, env);
       await netd?.setPolicy(vm.ip, policy);
       const undoLimits = await applyLimits(limitTarget(vm), policy.limits.bandwidthMbit);
       return async () => {
@@ -63,10 +70,15 @@ export async function createEgress(cfg: NetConfig, o: { stateDir: string; netd?:
     change: async (vm, from, to) => {
       // The new rules first (closing what must close), then the DNS daemon (which re-opens names still allowed as
       // guests ask again), then the shaping.
-      await applyVmRules(cfg, { ip: vm.ip, policy: to, flushDns: mustFlushDns(from, to) }, session.apply, env);
+      await applyVmRules(cfg, rules(vm, to, mustFlushDns(from, to)), session.apply, env);
       if (from.group && from.group !== to.group) await removeGroupMembership(session, vm.ip, from.group);
       await netd?.setPolicy(vm.ip, to);
       if (from.limits.bandwidthMbit !== to.limits.bandwidthMbit) await applyLimits(limitTarget(vm), to.limits.bandwidthMbit);
+    },
+    forget: async (vm, group) => {
+      await applyLimits(limitTarget(vm), null);
+      await netd?.forget(vm.ip).catch(() => undefined);
+      await removeVmRules(cfg, vm.ip, group, vm.mac ? vm.ifname : undefined, session.apply);
     },
     counters: async () => {
       const c = await readCounters(cfg);

@@ -84,11 +84,11 @@ export async function applyVmRules(cfg: NetConfig, v: VmRulesInput, apply?: NftA
   const ns = vmSideOf(cfg);
   const exec = apply ?? ((s: string) => nft(ns, s));
   await exec(vmScript(env, v));
-  return () => exec(vmRemoveScript(v.ip, v.policy.group));
+  return () => exec(vmRemoveScript(v.ip, v.policy.group, v.port?.kind === 'tap' ? v.port.ifname : undefined));
 }
 
-export async function removeVmRules(cfg: NetConfig, ip: string, group: string | null, apply?: NftApply): Promise<void> {
-  await (apply ?? ((s: string) => nft(vmSideOf(cfg), s)))(vmRemoveScript(ip, group));
+export async function removeVmRules(cfg: NetConfig, ip: string, group: string | null, tap?: string, apply?: NftApply): Promise<void> {
+  await (apply ?? ((s: string) => nft(vmSideOf(cfg), s)))(vmRemoveScript(ip, group, tap));
 }
 
 /** Named counters of the table, by name (packets, bytes): denials, per-VM bytes. */

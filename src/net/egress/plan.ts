@@ -46,6 +46,11 @@ export interface EgressEnv {
 /** One VM's rules. */
 export interface VmRulesInput {
   ip: string;
+  /**
+   * Where the VM's packets come from (anti-spoofing): a TAP on the bridge (its frames must carry its MAC and its
+   * address), or a clone's VM-side veth (its packets must arrive there). Without it, no source check.
+   */
+  port?: { kind: 'tap'; ifname: string; mac: string } | { kind: 'veth'; ifname: string };
   policy: NetworkPolicy;
   /** Flush the addresses earlier DNS answers opened (the allowlist lost names); the DNS daemon re-adds the rest. */
   flushDns: boolean;
@@ -65,6 +70,7 @@ export const groupSet = (g: string): string => `grp_${g.replace(/-/g, '_')}`;
 const q = (s: string): string => JSON.stringify(s);
 const elements = (list: readonly string[]): string => `{ ${list.join(', ')} }`;
 const T = `inet ${TABLE}`;
+const B = `bridge ${TABLE}`;
 
 /** Sorts and merges nothing: nft's interval sets with auto-merge take overlapping ranges. */
 function blocked(env: EgressEnv): string[] {
@@ -124,6 +130,14 @@ export function baseScript(env: EgressEnv): string {
     // Packets of a proxied connection after the first: the socket lookup finds the relay's accepted socket.
     L.push(`add rule ${T} prerouting meta l4proto tcp socket transparent 1 meta mark set ${PROXY_MARK} accept`);
   }
+  // Layer 2 (bridge family): each TAP's frames must carry its own MAC and address (IPv4 and ARP), no IPv6.
+  L.push(
+    `add table ${B}`,
+    `add map ${B} ports { type ifname : verdict; }`,
+    `add chain ${B} prerouting { type filter hook prerouting priority -200; policy accept; }`,
+    `flush chain ${B} prerouting`,
+    `add rule ${B} prerouting iifname vmap @ports`,
+  );
   return `${L.join('\n')}\n`;
 }
 
@@ -169,6 +183,10 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
   }
   // Concurrent connections: a per-VM conntrack count (a dynamic set keyed by the source, as nft's docs do it).
   L.push(`add set ${T} conns_${k} { type ipv4_addr; flags dynamic; size 16; }`);
+  if (v.port) {
+    const l3 = v.port.kind === 'tap' ? env.bridge : v.port.ifname;
+    L.push(`add rule ${T} ${chain} iifname != ${q(l3)} counter name denied_${k} drop`);
+  }
   if (p.limits.connections !== null) L.push(`add rule ${T} ${chain} ct state new add @conns_${k} { ip saddr ct count over ${p.limits.connections} } counter name denied_${k} drop`);
   for (const r of decisions(v.ip, p, 'accept', `counter name denied_${k} drop`)) L.push(`add rule ${T} ${chain} ${r}`);
   L.push(
@@ -176,6 +194,17 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
     `add element ${T} bytes_in { ${v.ip} : "in_${k}" }`,
     `add element ${T} from_vm { ${v.ip} : jump ${chain} }`,
   );
+  if (v.port?.kind === 'tap') {
+    const pc = `port_${k}`;
+    L.push(
+      `add chain ${B} ${pc}`, `flush chain ${B} ${pc}`,
+      `add rule ${B} ${pc} ether saddr != ${v.port.mac} drop`,
+      `add rule ${B} ${pc} ether type ip ip saddr != ${v.ip} drop`,
+      `add rule ${B} ${pc} ether type arp arp saddr ip != ${v.ip} drop`,
+      `add rule ${B} ${pc} ether type ip6 drop`,
+      `add element ${B} ports { ${q(v.port.ifname)} : jump ${pc} }`,
+    );
+  }
   // The proxy chain exists only while the VM has a proxy; its map entry goes first so the chain can be deleted.
   const px = vmProxyChain(v.ip);
   L.push(`add chain ${T} ${px}`, `add element ${T} proxy_vm { ${v.ip} : jump ${px} }`, `delete element ${T} proxy_vm { ${v.ip} }`, `delete chain ${T} ${px}`);
@@ -190,7 +219,7 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
 }
 
 /** Removes one VM's rules (idempotent: each object is added before it is deleted, in the same transaction). */
-export function vmRemoveScript(ip: string, group: string | null): string {
+export function vmRemoveScript(ip: string, group: string | null, tap?: string): string {
   const k = vmKey(ip);
   const chain = vmChain(ip);
   const px = vmProxyChain(ip);
@@ -209,6 +238,10 @@ export function vmRemoveScript(ip: string, group: string | null): string {
   L.push(`add set ${T} conns_${k} { type ipv4_addr; flags dynamic; size 16; }`, `delete set ${T} conns_${k}`);
   for (const c of ['denied', 'out', 'in']) L.push(`add counter ${T} ${c}_${k}`, `delete counter ${T} ${c}_${k}`);
   if (group) L.push(`add set ${T} ${groupSet(group)} { type ipv4_addr; }`, `add element ${T} ${groupSet(group)} { ${ip} }`, `delete element ${T} ${groupSet(group)} { ${ip} }`);
+  if (tap) {
+    const pc = `port_${k}`;
+    L.push(`add chain ${B} ${pc}`, `add element ${B} ports { ${q(tap)} : jump ${pc} }`, `delete element ${B} ports { ${q(tap)} }`, `delete chain ${B} ${pc}`);
+  }
   return `${L.join('\n')}\n`;
 }
 
@@ -228,7 +261,7 @@ export function dnsAddScript(vmIp: string, addrs: readonly { ip: string; ttlS: n
 
 /** The whole table gone (host network teardown). */
 export function removeTableScript(): string {
-  return `add table ${T}\ndelete table ${T}\n`;
+  return `add table ${T}\ndelete table ${T}\nadd table ${B}\ndelete table ${B}\n`;
 }
 
 /** True when an address is in one of the always-blocked ranges (for doctor and the DNS daemon's logs). */

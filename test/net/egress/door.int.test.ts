@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createEgress, type Egress } from '../../../src/net/egress/egress.js';
+import { createEgress, type Egress, type VmEgressTarget } from '../../../src/net/egress/egress.js';
 import { normalisePolicy, type NetworkPolicy, type NetworkPolicyInput } from '../../../src/net/egress/policy.js';
 import { which } from '../../../src/util/exec.js';
 import { skipUnlessRoot } from '../../support/env.js';
@@ -23,7 +23,7 @@ let g: FakeGuest;
 let dir: string;
 let current: NetworkPolicy;
 const IP = '10.213.0.2';
-const target = (): { ip: string; ifname: string; index: number } => ({ ip: IP, ifname: g.ifname, index: 900 });
+const target = (): VmEgressTarget => ({ ip: IP, ifname: g.ifname, index: 900, mac: g.mac });
 
 async function policy(p: NetworkPolicyInput): Promise<number> {
   const next = normalisePolicy(p);

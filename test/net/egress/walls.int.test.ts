@@ -27,7 +27,8 @@ const B = '10.213.0.3';
 
 async function policy(ip: string, p: NetworkPolicyInput): Promise<number> {
   const t0 = performance.now();
-  await applyVmRules(net.cfg, { ip, policy: normalisePolicy(p), flushDns: true }, session.apply);
+  const g = ip === A ? a : b;
+  await applyVmRules(net.cfg, { ip, policy: normalisePolicy(p), flushDns: true, port: { kind: 'tap', ifname: g.ifname, mac: g.mac } }, session.apply);
   return performance.now() - t0;
 }
 
@@ -110,6 +111,15 @@ test('a CIDR allow opens exactly that range; a deny CIDR wins over internet', { 
   assert.equal(await tcpOpen(a.run, WORLD.web, 80), true);
   await policy(A, { egress: { mode: 'internet' } });
   await policy(B, { egress: { mode: 'none' } });
+});
+
+test('a guest cannot take another VM\'s address (and its policy): frames must carry the port\'s own MAC and address', { skip }, async () => {
+  // B (egress none) claims A's address (egress internet) with its own MAC.
+  await run('ip', ['-n', b.netns, 'addr', 'add', `${A}/32`, 'dev', 'eth0'], { timeoutMs: 5000 });
+  const r = await b.run(['curl', '-sS', '-m', '1', '--interface', A, `http://${WORLD.web}/`]);
+  await run('ip', ['-n', b.netns, 'addr', 'del', `${A}/32`, 'dev', 'eth0'], { timeoutMs: 5000 });
+  assert.notEqual(r.code, 0, 'B must not reach the world as A');
+  assert.equal((await httpGet(a.run, `http://${WORLD.web}/`)).ok, true, 'A still does');
 });
 
 test('a spoofed source address gets nowhere', { skip }, async () => {
