@@ -16,6 +16,8 @@ import { VNC_PORT } from '../guest-protocol.js';
 import { listImages, resolveImage } from '../image/store.js';
 import { HangarMetrics } from '../metrics.js';
 import { listNetns, setupHostNetwork } from '../net/host.js';
+import { createEgress, type Egress } from '../net/egress/egress.js';
+import { networkRoutes } from './network-routes.js';
 import { SnapshotStore } from '../snapshot/store.js';
 import { Store } from '../store/store.js';
 import { run } from '../util/exec.js';
@@ -53,6 +55,8 @@ export interface ControllerHooks {
   /** Log destination (default: stdout as JSON lines). */
   logStream?: NodeJS.WritableStream;
   logLevel?: string;
+  /** false: no netd and no per-VM egress (the walls of the host network still stand). */
+  egress?: false;
 }
 
 /**
@@ -104,7 +108,7 @@ export const CONTROLLER_UMASK = 0o077;
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
   // Here rather than in `hangar up`: every way a controller starts (the CLI, systemd's --foreground, tests) gets it.
   process.umask(CONTROLLER_UMASK);
-  const ctx = {} as { store: Store; manager: VmManager; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void };
+  const ctx = {} as { store: Store; manager: VmManager; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void; egress?: Egress };
   const metrics = new HangarMetrics();
   const logger = pino(
     {
@@ -131,6 +135,15 @@ export async function startController(config: ControllerConfig, hooks: Controlle
     },
     { name: `host network (${net.mode})`, run: () => setupHostNetwork(net) },
     {
+      // Walls and door: netd (guest DNS, proxy relay) where the bridge lives; never in the real root namespace.
+      name: 'VM egress (netd)',
+      run: async (c) => {
+        if (net.mode !== 'netns' && !net.hostNetns) return;
+        c.egress = hooks.egress === false ? undefined : await createEgress(net, { stateDir: config.paths.stateDir });
+        return async () => { await c.egress?.close(); };
+      },
+    },
+    {
       name: 'VM manager',
       run: (c) => {
         // QEMU guests get the agent channel: snapshots and hibernation resync their clock and entropy through it.
@@ -143,6 +156,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           images: { resolve: (ref) => resolveImage(ref, config.paths), list: () => listImages(config.paths) },
           readyTimeoutMs: config.readyTimeoutMs, maxVms: config.maxVms, metrics,
           snapshotStore: new SnapshotStore(config.paths.snapshotsDir),
+          ...(c.egress ? { egress: c.egress } : {}),
           ...(hooks.progress ? { progress: hooks.progress } : {}),
           log: (msg, data) => logger.info(data ?? {}, msg),
         });
@@ -156,7 +170,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager)];
+        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), () => doctorRoutes(c.manager), () => networkRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
@@ -199,6 +213,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       ctx.detach?.();
       await ctx.app.close();
       await ctx.manager.detachAll();
+      await ctx.egress?.close();
       ctx.store.close();
       logger.info('controller stopped; VMs keep running');
     },

@@ -4,6 +4,7 @@
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { PROFILES, type Profile } from '../image/plan.js';
+import { networkPolicySchema, type NetworkPolicyBody } from '../net/egress/schema.js';
 import { VMM_KINDS, type VmmKind } from '../vmm/types.js';
 
 import { schemaError } from '../util/schema-error.js';
@@ -44,6 +45,7 @@ export function createVmSchema(limits: VmLimits = DEFAULT_LIMITS) {
     ttlSeconds: Type.Optional(Type.Integer({ minimum: l.ttlSeconds.min, maximum: l.ttlSeconds.max, description: 'destroyed this long after creation (default: never)' })),
     vmm: Type.Optional(Type.Enum(VMM_KINDS, { description: 'default: the controller\'s defaultVmm' })),
     fromSnapshot: Type.Optional(refString('a golden snapshot id: restore a clone of it instead of booting')),
+    network: Type.Optional(networkPolicySchema),
   }, { additionalProperties: false });
 }
 
@@ -59,6 +61,8 @@ export interface CreateVmRequest {
   ttlSeconds: number | null;
   vmm: VmmKind | null;
   fromSnapshot: string | null;
+  /** The network policy asked for (over the config's default), or null for the default. */
+  network: NetworkPolicyBody | null;
   /** Which options the request gave (the rest are defaults): a clone refuses given ones its snapshot fixes. */
   given: { vcpus: boolean; memMiB: boolean; profile: boolean };
 }
@@ -93,6 +97,7 @@ export function normalizeCreate(input: CreateVmInput, limits: VmLimits = DEFAULT
     ttlSeconds: input.ttlSeconds ?? null,
     vmm: input.vmm ?? null,
     fromSnapshot: input.fromSnapshot ?? null,
+    network: input.network ?? null,
     given: { vcpus: input.vcpus !== undefined, memMiB: input.memMiB !== undefined, profile: input.profile !== undefined },
   };
 }

@@ -18,6 +18,8 @@ import type { SnapshotManifest } from '../../src/snapshot/manifest.js';
 import { Store, type VmRecord } from '../../src/store/store.js';
 import type { CreateVmRequest, VmLimits } from '../../src/vm/input.js';
 import type { VmService } from '../../src/vm/service.js';
+import { networkRoutes, type NetworkPolicyPort } from '../../src/api/network-routes.js';
+import { DEFAULT_POLICY } from '../../src/net/egress/policy.js';
 import type { DoctorTarget } from '../../src/doctor/doctor.js';
 import { normaliseNetConfig } from '../../src/net/config.js';
 
@@ -25,7 +27,7 @@ export const FAKE_TOKEN = 'fake-token-0123456789abcdef0123456789abcdef';
 export const fakeAuth = { authorization: `Bearer ${FAKE_TOKEN}` };
 
 /** Methods that change something: none may run for a request answered 4xx. */
-export const MUTATING = new Set(['create', 'action', 'destroy', 'hibernate', 'snapshots.create', 'snapshots.remove']);
+export const MUTATING = new Set(['create', 'action', 'destroy', 'hibernate', 'snapshots.create', 'snapshots.remove', 'setNetworkPolicy']);
 
 export interface Call {
   method: string;
@@ -105,7 +107,12 @@ export async function createFakeApi(opts: { limits?: VmLimits; stubStreams?: boo
     dial: (): Promise<Duplex> => Promise.reject(new HangarError('VM_UNREACHABLE', 'fake')),
     metrics, secret: newViewerSecret(),
   };
-  const extra = (c: ApiContext): ApiRoute[] => [...desktopRoutes(c, desk), ...doctorRoutes(service)];
+  const netPort: NetworkPolicyPort = {
+    get: known,
+    networkPolicy: rec('networkPolicy', () => DEFAULT_POLICY),
+    setNetworkPolicy: rec('setNetworkPolicy', async (id: string) => fakeVm(id)),
+  };
+  const extra = (c: ApiContext): ApiRoute[] => [...desktopRoutes(c, desk), ...doctorRoutes(service), ...networkRoutes(netPort)];
   const app = await buildServer(ctx, { extraRoutes: extra, ...(opts.limits ? { limits: opts.limits } : {}) });
   if (opts.stubStreams) {
     // Hooks added now still apply: Fastify builds each route's hooks when the server becomes ready.
