@@ -14,7 +14,7 @@ import { doctorRoutes } from '../doctor/routes.js';
 import { HangarError } from '../errors.js';
 import { VNC_PORT } from '../guest-protocol.js';
 import { listImages, resolveImage } from '../image/store.js';
-import { HangarMetrics } from '../metrics.js';
+import { HangarMetrics, wireEgressMetrics } from '../metrics.js';
 import { listNetns, setupHostNetwork } from '../net/host.js';
 import { createEgress, type Egress } from '../net/egress/egress.js';
 import { networkRoutes } from './network-routes.js';
@@ -164,6 +164,19 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       },
     },
     { name: 'reconcile', run: async (c) => { c.reconcile = await c.manager.reconcile(); } },
+    {
+      name: 'egress metrics',
+      run: (c) => {
+        const eg = c.egress;
+        if (!eg) return;
+        wireEgressMetrics(metrics, async () => {
+          const byIp = new Map(c.store.listVms().flatMap((v) => (v.net ? [[v.net.ip, v.id] as const] : [])));
+          const [counters, st] = await Promise.all([eg.counters(), eg.netdStats().catch(() => null)]);
+          const perVm = [...counters.perVm].flatMap(([ip, v]) => (byIp.has(ip) ? [{ vm: byIp.get(ip)!, ...v }] : []));
+          return { perVm, dns: st ? st.dns : null };
+        });
+      },
+    },
     {
       name: 'HTTP server',
       run: async (c) => {
