@@ -3,24 +3,11 @@
 // refused, destinations its policy blocked. Pure: the facts come from the egress layer (nft counters and ruleset,
 // netd's stats) and the VM's record; the most fundamental cause is named first (causality in model.ts).
 import type { Severity } from '../findings.js';
-import type { NetworkPolicy } from '../net/egress/policy.js';
+import type { VmEgressFacts } from '../net/egress/egress.js';
 import type { DoctorCode, DoctorFinding, Verdict } from './model.js';
 
-export interface EgressFacts {
-  vm: { id: string; ip: string; policy: NetworkPolicy };
-  /** The configured uplink (null: none configured) and what the VM namespace shows of it. */
-  uplink: { name: string | null; exists: boolean; up: boolean; defaultRoute: boolean };
-  /** A masquerade rule out of the uplink is in Hangar's table. */
-  nat: boolean;
-  /** netd's numbers (null: not running). */
-  netd: { resolvers: string[]; upstreamFailures: number; forwarded: number } | null;
-  /** Names this VM's policy refused recently (newest last). */
-  refusedNames: { name: string; reason: string; at: string }[];
-  /** Packets the VM's chain dropped (its blocked destinations and connection limit). */
-  deniedPackets: number;
-  /** The last failure of the VM's upstream proxy, if any. */
-  proxyFailure: { at: string; proxy: string; error: string } | null;
-}
+/** What the judge reads: the VM's policy and the egress layer's evidence (nft, netd, the uplink). */
+export type EgressFacts = VmEgressFacts;
 
 type F = Omit<DoctorFinding, 'check'>;
 const f = (code: DoctorCode, severity: Severity, message: string, fix: string, evidence: string[]): F =>

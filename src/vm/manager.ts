@@ -34,7 +34,7 @@ import { CONSOLE_TAIL_LINES, LiveVms } from './live.js';
 import { KeyedLock } from './lock.js';
 import { hostVmNetwork, type VmNetwork } from './network.js';
 import { changeNetworkPolicy, currentPolicy } from './network-policy.js';
-import type { Egress } from '../net/egress/egress.js';
+import type { Egress, VmEgressFacts } from '../net/egress/egress.js';
 import type { NetworkPolicy } from '../net/egress/policy.js';
 import type { NetworkPolicyBody } from '../net/egress/schema.js';
 import { reconcile, stopVmmIn, type ReconcileReport } from './reconcile.js';
@@ -299,6 +299,13 @@ export class VmManager implements VmService {
   /** The policy a VM runs under (its own, or the config's default). */
   networkPolicy(idOrName: string): NetworkPolicy {
     return currentPolicy(this.get(idOrName), this.network);
+  }
+
+  /** The doctor's evidence of a VM's way out (null: no egress layer or no network). */
+  async egressFacts(idOrName: string): Promise<VmEgressFacts | null> {
+    const vm = this.get(idOrName);
+    if (!this.o.egress || !vm.net) return null;
+    return { vm: { id: vm.id, ip: vm.net.ip, policy: currentPolicy(vm, this.network) }, ...(await this.o.egress.evidence(vm.net.ip)) };
   }
 
   /** Hibernation as its own call (the hibernator, POST /v1/vms/:id/hibernate). */

@@ -6,7 +6,8 @@ import type { NetConfig } from '../config.js';
 import { vmSideOf } from '../clone.js';
 import { startNetd, type Netd, type NetdStats } from '../netd/client.js';
 import { applyVmRules, egressEnv, readCounters, removeVmRules } from './nft.js';
-import { groupSet, type VmRulesInput } from './plan.js';
+import { deniedCounter, groupSet, TABLE, type VmRulesInput } from './plan.js';
+import { run } from '../../util/exec.js';
 import { allowNames, type NetworkPolicy } from './policy.js';
 import { NftSession } from './session.js';
 import { applyLimits, type LimitTarget } from './limits.js';
@@ -27,6 +28,18 @@ export interface EgressCounters {
   deniedInput: number;
 }
 
+export interface EgressEvidence {
+  uplink: { name: string | null; exists: boolean; up: boolean; defaultRoute: boolean };
+  nat: boolean;
+  netd: { resolvers: string[]; upstreamFailures: number; forwarded: number } | null;
+  refusedNames: { name: string; reason: string; at: string }[];
+  deniedPackets: number;
+  proxyFailure: { at: string; proxy: string; error: string } | null;
+}
+
+/** A VM's way out as the doctor's egress judge sees it (src/doctor/egress.ts). */
+export type VmEgressFacts = EgressEvidence & { vm: { id: string; ip: string; policy: NetworkPolicy } };
+
 export interface Egress {
   attach(vm: VmEgressTarget, policy: NetworkPolicy): Promise<Undo>;
   /** Replaces a running VM's policy (one nft transaction, then netd, then tc); within ~10-20 ms. */
@@ -35,6 +48,8 @@ export interface Egress {
   forget(vm: VmEgressTarget, group: string | null): Promise<void>;
   counters(): Promise<EgressCounters>;
   netdStats(): Promise<NetdStats | null>;
+  /** What the doctor's egress judge needs to know about one VM's way out (src/doctor/egress.ts). */
+  evidence(ip: string): Promise<EgressEvidence>;
   close(): Promise<void>;
 }
 
@@ -97,6 +112,25 @@ export async function createEgress(cfg: NetConfig, o: { stateDir: string; netd?:
       return { perVm, deniedUnknown: n('denied_unknown'), deniedInbound: n('denied_inbound'), deniedInput: n('denied_input') };
     },
     netdStats: async () => (netd ? netd.stats() : null),
+    evidence: async (ip) => {
+      const up = cfg.egress.uplink;
+      const ipIn = (args: string[]) => run('ip', ns ? ['-n', ns, ...args] : args, { allowFailure: true, timeoutMs: 10_000 });
+      const link = up ? await ipIn(['-j', 'link', 'show', 'dev', up]) : null;
+      const flags = link?.code === 0 ? ((JSON.parse(link.stdout || '[]') as { flags?: string[] }[])[0]?.flags ?? []) : [];
+      const route = up ? await ipIn(['-j', 'route', 'show', 'default']) : null;
+      const defaultRoute = route?.code === 0 && (JSON.parse(route.stdout || '[]') as { dev?: string }[]).some((r) => r.dev === up);
+      const post = await run('nft', ['list', 'chain', 'inet', TABLE, 'postrouting'], { netns: ns, allowFailure: true, timeoutMs: 10_000 });
+      const st = netd ? await netd.stats().catch(() => null) : null;
+      const counters = await readCounters(cfg);
+      return {
+        uplink: { name: up, exists: link?.code === 0, up: flags.includes('UP'), defaultRoute },
+        nat: post.code === 0 && up !== null && post.stdout.includes(`oifname "${up}"`) && post.stdout.includes('masquerade'),
+        netd: st ? { resolvers: st.resolvers, upstreamFailures: st.dns.upstreamFailures, forwarded: st.dns.forwarded } : null,
+        refusedNames: st ? st.dns.recentDenials.filter((d) => d.vm === ip).map((d) => ({ name: d.name, reason: d.reason, at: d.at })) : [],
+        deniedPackets: counters.get(deniedCounter(ip))?.packets ?? 0,
+        proxyFailure: st?.relay.lastFailure[ip] ?? null,
+      };
+    },
     close: async () => {
       session.close();
       await netd?.stop();
