@@ -139,7 +139,14 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       name: 'VM egress (netd)',
       run: async (c) => {
         if (net.mode !== 'netns' && !net.hostNetns) return;
-        c.egress = hooks.egress === false ? undefined : await createEgress(net, { stateDir: config.paths.stateDir });
+        if (hooks.egress === false) return;
+        try {
+          c.egress = await createEgress(net, { stateDir: config.paths.stateDir });
+        } catch (e) {
+          // Fails closed: without per-VM rules, the walls drop every guest's traffic but the host's own.
+          logger.error({ err: (e as Error).message }, 'netd did not start: VMs get no egress (the host still reaches them)');
+          return;
+        }
         return async () => { await c.egress?.close(); };
       },
     },
