@@ -14,6 +14,12 @@ export interface MetricsReaders {
   vmLimits?: () => { vm: string; cpuCores: number; memMiB: number; pids: number }[];
 }
 
+/** The egress layer's numbers at scrape time (nft counters and netd's): per VM id, and DNS by outcome. */
+export interface EgressSample {
+  perVm: { vm: string; bytesIn: number; bytesOut: number; denied: number }[];
+  dns: { queries: number; refused: number; forwarded: number; upstreamFailures: number } | null;
+}
+
 export interface MetricsOptions {
   /** prom-client's default process_* and nodejs_* metrics (default true). */
   defaultMetrics?: boolean;
@@ -70,6 +76,33 @@ export class HangarMetrics {
     limit('hangar_vm_limit_pids', "A running VM's limit on its VMM's processes and threads", (l) => l.pids);
     new Gauge({ name: 'hangar_ip_pool_size', help: 'Guest addresses in the pool', registers: [this.registry], collect() { this.set(readers().poolSize()); } });
   }
+}
+
+/** Egress gauges read at scrape time: the values are the kernel's and netd's counters (they reset with them). */
+export function wireEgressMetrics(m: HangarMetrics, read: () => Promise<EgressSample>): void {
+  let last: Promise<EgressSample> | null = null;
+  // One read per scrape for all three gauges.
+  const sample = (): Promise<EgressSample> => (last ??= read().finally(() => { setTimeout(() => { last = null; }, 100); }));
+  new Gauge({
+    name: 'hangar_vm_network_bytes', help: 'Bytes a VM sent (out) and received (in) through its gateway, by VM id', labelNames: ['vm', 'direction'], registers: [m.registry],
+    async collect() {
+      this.reset();
+      for (const v of (await sample()).perVm) { this.set({ vm: v.vm, direction: 'out' }, v.bytesOut); this.set({ vm: v.vm, direction: 'in' }, v.bytesIn); }
+    },
+  });
+  new Gauge({
+    name: 'hangar_vm_denied_packets', help: 'Packets a VM\'s policy refused (blocked destinations, connection limit), by VM id', labelNames: ['vm'], registers: [m.registry],
+    async collect() { this.reset(); for (const v of (await sample()).perVm) this.set({ vm: v.vm }, v.denied); },
+  });
+  new Gauge({
+    name: 'hangar_dns_queries', help: 'Guest DNS queries at the gateway, by result (refused: by policy)', labelNames: ['result'], registers: [m.registry],
+    async collect() {
+      this.reset();
+      const d = (await sample()).dns;
+      if (!d) return;
+      this.set({ result: 'all' }, d.queries); this.set({ result: 'refused' }, d.refused); this.set({ result: 'forwarded' }, d.forwarded); this.set({ result: 'upstream_failed' }, d.upstreamFailures);
+    },
+  });
 }
 
 /** The current value of a counter or gauge for exactly these labels (0 if never set): for tests and checks. */

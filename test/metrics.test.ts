@@ -2,7 +2,7 @@
 // default process and event-loop metrics, and one registry per instance.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HangarMetrics, metricValue } from '../src/metrics.js';
+import { HangarMetrics, metricValue, wireEgressMetrics } from '../src/metrics.js';
 
 function wired(m: HangarMetrics, state: { byState: Record<string, number>; free: number; size: number }): HangarMetrics {
   m.wire({ vmsByState: () => state.byState, poolFree: () => state.free, poolSize: () => state.size });
@@ -115,4 +115,19 @@ test("a running VM's cgroup limits are gauges by VM, read at scrape time", async
   limits = [];
   text = await m.render();
   assert.doesNotMatch(text, /vm="vm-1"/, 'a VM that no longer runs is not exported');
+});
+
+test('egress gauges: bytes in/out and denials per VM id, DNS queries by result, read once per scrape', async () => {
+  const m = new HangarMetrics({ defaultMetrics: false });
+  let reads = 0;
+  wireEgressMetrics(m, async () => {
+    reads++;
+    return { perVm: [{ vm: 'vm-1', bytesIn: 2000, bytesOut: 300, denied: 4 }], dns: { queries: 9, refused: 2, forwarded: 7, upstreamFailures: 0 } };
+  });
+  const text = await m.render();
+  assert.match(text, /hangar_vm_network_bytes\{vm="vm-1",direction="in"\} 2000/);
+  assert.match(text, /hangar_vm_network_bytes\{vm="vm-1",direction="out"\} 300/);
+  assert.match(text, /hangar_vm_denied_packets\{vm="vm-1"\} 4/);
+  assert.match(text, /hangar_dns_queries\{result="refused"\} 2/);
+  assert.equal(reads, 1);
 });

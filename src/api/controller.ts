@@ -23,8 +23,10 @@ import { doctorRoutes } from '../doctor/routes.js';
 import { HangarError } from '../errors.js';
 import { VNC_PORT } from '../guest-protocol.js';
 import { listImages, resolveImage } from '../image/store.js';
-import { HangarMetrics } from '../metrics.js';
+import { HangarMetrics, wireEgressMetrics } from '../metrics.js';
 import { listNetns, setupHostNetwork } from '../net/host.js';
+import { createEgress, type Egress } from '../net/egress/egress.js';
+import { networkRoutes } from './network-routes.js';
 import { SnapshotStore } from '../snapshot/store.js';
 import { Store } from '../store/store.js';
 import { hashKey, newKeyId } from '../tenancy/keys.js';
@@ -68,6 +70,8 @@ export interface ControllerHooks {
   /** Log destination (default: stdout as JSON lines). */
   logStream?: NodeJS.WritableStream;
   logLevel?: string;
+  /** false: no netd and no per-VM egress (the walls of the host network still stand). */
+  egress?: false;
 }
 
 /**
@@ -120,7 +124,7 @@ export const CONTROLLER_UMASK = 0o077;
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
   // Here rather than in `hangar up`: every way a controller starts (the CLI, systemd's --foreground, tests) gets it.
   process.umask(CONTROLLER_UMASK);
-  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void };
+  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void; egress?: Egress };
   const metrics = new HangarMetrics();
   const logger = pino(
     {
@@ -162,6 +166,22 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       },
     },
     {
+      // Walls and door: netd (guest DNS, proxy relay) where the bridge lives; never in the real root namespace.
+      name: 'VM egress (netd)',
+      run: async (c) => {
+        if (net.mode !== 'netns' && !net.hostNetns) return;
+        if (hooks.egress === false) return;
+        try {
+          c.egress = await createEgress(net, { stateDir: config.paths.stateDir });
+        } catch (e) {
+          // Fails closed: without per-VM rules, the walls drop every guest's traffic but the host's own.
+          logger.error({ err: (e as Error).message }, 'netd did not start: VMs get no egress (the host still reaches them)');
+          return;
+        }
+        return async () => { await c.egress?.close(); };
+      },
+    },
+    {
       name: 'VM manager',
       run: (c) => {
         // QEMU guests get the agent channel: snapshots and hibernation resync their clock and entropy through it.
@@ -177,6 +197,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           images: { resolve: (ref) => resolveImage(ref, config.paths), list: () => listImages(config.paths) },
           readyTimeoutMs: config.readyTimeoutMs, maxVms: config.maxVms, metrics,
           snapshotStore: new SnapshotStore(config.paths.snapshotsDir),
+          ...(c.egress ? { egress: c.egress } : {}),
           ...(hooks.progress ? { progress: hooks.progress } : {}),
           log: (msg, data) => logger.info(data ?? {}, msg),
         });
@@ -184,6 +205,19 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       },
     },
     { name: 'reconcile', run: async (c) => { c.reconcile = await c.manager.reconcile(); } },
+    {
+      name: 'egress metrics',
+      run: (c) => {
+        const eg = c.egress;
+        if (!eg) return;
+        wireEgressMetrics(metrics, async () => {
+          const byIp = new Map(c.store.listVms().flatMap((v) => (v.net ? [[v.net.ip, v.id] as const] : [])));
+          const [counters, st] = await Promise.all([eg.counters(), eg.netdStats().catch(() => null)]);
+          const perVm = [...counters.perVm].flatMap(([ip, v]) => (byIp.has(ip) ? [{ vm: byIp.get(ip)!, ...v }] : []));
+          return { perVm, dns: st ? st.dns : null };
+        });
+      },
+    },
     {
       name: 'HTTP server',
       run: async (c) => {
@@ -218,7 +252,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const pruner = setInterval(() => { try { recordings.prune(); } catch (e) { logger.warn({ err: String(e) }, 'recording prune failed'); } }, 3_600_000);
         pruner.unref();
         const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: (id: string) => desk.dial(id) };
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents)];
+        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
@@ -269,6 +303,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       ctx.detach?.();
       await ctx.app.close();
       await ctx.manager.detachAll();
+      await ctx.egress?.close();
       ctx.store.close();
       logger.info('controller stopped; VMs keep running');
     },

@@ -1,5 +1,6 @@
 // `hangar doctor`: runs the host, image and VM checks (independent probes in parallel), judges each from what its
 // probes saw, and orders every finding so the most likely cause comes first. Read-only: it never changes the host.
+import { judgeEgress, type EgressFacts } from './egress.js';
 import { join } from 'node:path';
 import type { AgentPort } from '../agent/port.js';
 import { isHangarError } from '../errors.js';
@@ -36,6 +37,8 @@ export interface DoctorTarget {
   get(idOrName: string): VmRecord;
   consolePath(idOrName: string): string;
   host(): Promise<HostInfo>;
+  /** The evidence of a VM's way out (absent: no egress layer, the check is skipped). */
+  egressFacts?(idOrName: string): Promise<EgressFacts | null>;
 }
 
 export interface DoctorDeps {
@@ -194,7 +197,11 @@ export async function runDoctor(deps: DoctorDeps, opts: DoctorOptions = {}): Pro
 
   const vmChecks = target ? checkVm(target, vms, { cfg, dialer: m.vmDialer, consolePath: m.consolePath(target.vm.id), now: now(), graceMs, vmLinks: p.vmLinks, procs: p.procs, namespaces: async () => (await p.namespaces()), ...(deps.agents ? { agents: deps.agents } : {}) }) : Promise.resolve([]);
 
-  const checks = [...(await Promise.all(hostChecks)), ...(await imageChecks), ...(await vmChecks)];
+  const egressCheck = target && m.egressFacts ? [check('vm.egress', 'vm', 'Egress (uplink, NAT, DNS, proxy, policy)', async () => {
+    const facts = await m.egressFacts!(target.vm.id);
+    return { ran: ['nft counters and postrouting', 'netd stats', 'ip link/route of the uplink'], verdict: facts ? judgeEgress(facts) : { saw: 'no network', findings: [], skipped: 'the VM has no network' } };
+  })] : [];
+  const checks = [...(await Promise.all(hostChecks)), ...(await imageChecks), ...(await vmChecks), ...(await Promise.all(egressCheck))];
   const findings = orderDoctorFindings(mergeByCode(checks.flatMap((c) => c.findings)));
   const t = target?.vm;
   return {

@@ -2,6 +2,7 @@
 // its network, its saved state while hibernated. Types only, plus tiny pure helpers; store and vm import it.
 import { HangarError } from '../errors.js';
 import type { CloneNetPlan } from '../net/clone.js';
+import type { NetworkPolicy } from '../net/egress/policy.js';
 import type { VmNetPlan } from '../net/plan.js';
 import type { FileInfo } from '../util/files.js';
 import type { MachineSpec, ProcessExit, VmmKind } from '../vmm/types.js';
@@ -56,11 +57,13 @@ export interface VmRecord {
   tenantId?: string;
   /** The VM's disk as created, MiB (the tenant's disk quota counts it); null when unknown. */
   diskMiB?: number | null;
+  /** Its network policy (egress, group, limits); null: the configuration's default. */
+  netPolicy?: NetworkPolicy | null;
 }
 
-export type NewVm = Omit<VmRecord, 'createdAt' | 'updatedAt' | 'pid' | 'bootMs' | 'lastError' | 'exit' | 'snapshotId' | 'hibernation' | 'spec' | 'net'>
-  & { snapshotId?: string | null; spec?: MachineSpec | null; net?: VmNet | null };
-export type VmPatch = Partial<Pick<VmRecord, 'pid' | 'spec' | 'net' | 'bootMs' | 'lastError' | 'exit' | 'expiresAt' | 'hibernation'>>;
+export type NewVm = Omit<VmRecord, 'createdAt' | 'updatedAt' | 'pid' | 'bootMs' | 'lastError' | 'exit' | 'snapshotId' | 'hibernation' | 'spec' | 'net' | 'netPolicy'>
+  & { snapshotId?: string | null; spec?: MachineSpec | null; net?: VmNet | null; netPolicy?: NetworkPolicy | null };
+export type VmPatch = Partial<Pick<VmRecord, 'pid' | 'spec' | 'net' | 'bootMs' | 'lastError' | 'exit' | 'expiresAt' | 'hibernation' | 'netPolicy'>>;
 
 /**
  * Bytes of a VM's viewer nonce. The store keeps one per VM (column viewer_nonce, set at create, rotated on revoke,

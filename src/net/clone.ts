@@ -128,9 +128,14 @@ export function planCloneNetwork(cfg: NetConfig, alloc: Pick<NetAllocation, 'ind
   return plan;
 }
 
-/** The iptables rules of a clone namespace (nat table), as argument arrays after `iptables -w -t nat -A`. Pure. */
+/**
+ * The iptables rules of a clone namespace (nat table), as argument arrays after `iptables -w -t nat -A`. Pure.
+ * The guest's DNS (to its gateway, which is local here) goes on to the VM side's end of the link, where Hangar's
+ * DNS answers it under the clone's policy (its source is the clone's pool address by then).
+ */
 export function cloneNatRules(p: CloneNetPlan): string[][] {
   return [
+    ...['udp', 'tcp'].map((proto) => ['PREROUTING', '-i', p.guest.tap, '-d', `${p.guest.gateway}/32`, '-p', proto, '--dport', '53', '-j', 'DNAT', '--to-destination', p.link.hostAddress]),
     ['PREROUTING', '-i', p.cloneIfname, '-d', `${p.address}/32`, '-j', 'DNAT', '--to-destination', p.guest.ip],
     ['POSTROUTING', '-o', p.cloneIfname, '-s', `${p.guest.ip}/32`, '-j', 'SNAT', '--to-source', p.address],
   ];

@@ -1,6 +1,7 @@
 // Hangar's host network configuration, normalised and validated once. Everything downstream (planner, executor)
 // takes a NetConfig and never re-checks it.
 import { HangarError } from '../errors.js';
+import { DEFAULT_POLICY, normalisePolicy, type NetworkPolicy, type NetworkPolicyInput } from './egress/policy.js';
 import { cidrContains, cidrsOverlap, formatIpv4, parseCidr, parseIpv4, type Ipv4Cidr } from './ipv4.js';
 
 export type NetMode = 'bridge' | 'netns';
@@ -25,7 +26,29 @@ export interface NetConfigInput {
   hostNetns?: string;
   /** TAP names are this prefix + a per-VM index; at most 8 characters so the index has room. */
   tapPrefix?: string;
+  /** Guests' way out (src/net/egress/): the uplink, the resolvers the gateway's DNS forwards to, the default policy. */
+  egress?: EgressConfigInput;
 }
+
+export interface EgressConfigInput {
+  /** An interface where the bridge lives (the VM namespace in netns mode) that leads out; null: no internet. */
+  uplink?: string | null;
+  /** Upstream DNS resolvers (IPv4); default: the nameservers of /etc/resolv.conf. */
+  resolvers?: string[];
+  /** The policy of a VM whose create request names none. */
+  default?: NetworkPolicyInput;
+  /** The transparent relay's port in the VM namespace (proxied TCP is delivered there). */
+  proxyPort?: number;
+}
+
+export interface EgressConfig {
+  uplink: string | null;
+  resolvers: string[];
+  default: NetworkPolicy;
+  proxyPort: number;
+}
+
+export const DEFAULT_PROXY_PORT = 15001;
 
 export interface HostLink {
   cidr: string;
@@ -51,6 +74,7 @@ export interface NetConfig {
   nat: false;
   hostNetns?: string;
   tapPrefix: string;
+  egress: EgressConfig;
   /** Who may open the VMs' TAPs: the unprivileged user VMMs run as (set by the controller, not the config file). */
   tapOwner?: { uid: number; gid: number };
 }
@@ -139,6 +163,7 @@ export function normaliseNetConfig(input: NetConfigInput): NetConfig {
     reserved: reserved.map(formatIpv4),
     nat: false,
     tapPrefix,
+    egress: normaliseEgress(input.egress),
   };
   if (hostNetns !== undefined) cfg.hostNetns = hostNetns;
 
@@ -167,4 +192,22 @@ export function normaliseNetConfig(input: NetConfigInput): NetConfig {
     nsAddress: formatIpv4(lc.network + 2),
   };
   return cfg;
+}
+
+function normaliseEgress(e: EgressConfigInput | undefined): EgressConfig {
+  const i = e ?? {};
+  const uplink = i.uplink === undefined || i.uplink === null ? null : validIfname(i.uplink, 'egress.uplink');
+  const resolvers = i.resolvers ?? [];
+  if (!Array.isArray(resolvers) || resolvers.some((r) => typeof r !== 'string' || parseIpv4(r) === null)) {
+    throw bad('egress.resolvers must be a list of IPv4 addresses', 'egress.resolvers');
+  }
+  const port = i.proxyPort ?? DEFAULT_PROXY_PORT;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad('egress.proxyPort must be a port number', 'egress.proxyPort');
+  let def: NetworkPolicy;
+  try {
+    def = normalisePolicy(i.default, DEFAULT_POLICY);
+  } catch (err) {
+    throw bad(`egress.default: ${(err as Error).message}`, 'egress.default');
+  }
+  return { uplink, resolvers: [...resolvers], default: def, proxyPort: port };
 }

@@ -8,6 +8,7 @@ import { run } from '../util/exec.js';
 import type { Progress } from '../util/progress.js';
 import { runSteps, type Step, type Undo, type UndoStack } from '../util/steps.js';
 import { tapOwnerArgs, type NetConfig } from './config.js';
+import { isolatePort, setupWalls } from './egress/nft.js';
 import type { VmNetPlan } from './plan.js';
 
 export interface NetExecOptions {
@@ -102,6 +103,11 @@ function bridgeSteps(cfg: NetConfig, ns: string | undefined): Step<null>[] {
   ];
 }
 
+/** Hangar's firewall table where the bridge lives (src/net/egress/): VMs isolated, egress by policy. */
+function wallsStep(cfg: NetConfig): Step<null> {
+  return { name: `VM firewall (nft table inet hangar) on ${cfg.bridge}`, run: () => setupWalls(cfg) };
+}
+
 /**
  * Creates what is missing of the host network and returns the undo of exactly what it created (idempotent: an
  * existing namespace/bridge/veth from a running Hangar is adopted, not recreated, and its undo leaves it alone).
@@ -119,7 +125,7 @@ export async function setupHostNetwork(cfg: NetConfig, opts: NetExecOptions = {}
     });
   }
   if (cfg.mode === 'bridge') {
-    steps.push(...bridgeSteps(cfg, cfg.hostNetns));
+    steps.push(...bridgeSteps(cfg, cfg.hostNetns), wallsStep(cfg));
     return undoOf(await runNetSteps(steps, opts), 'the host bridge');
   }
 
@@ -173,6 +179,7 @@ export async function setupHostNetwork(cfg: NetConfig, opts: NetExecOptions = {}
       name: `forwarding inside ${ns}`,
       run: async () => { await run('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'], { netns: ns, timeoutMs: 15_000 }); },
     },
+    wallsStep(cfg),
   );
   return undoOf(await runNetSteps(steps, opts), 'the host network');
 }
@@ -199,6 +206,8 @@ export async function attachVm(cfg: NetConfig, plan: Pick<VmNetPlan, 'tap'> & { 
       },
     },
     { name: `TAP ${tap} on ${cfg.bridge}`, run: async () => { await ip(ns, ['link', 'set', tap, 'master', cfg.bridge]); } },
+    // An isolated port's frames reach only the bridge itself: no VM reaches another at layer 2.
+    { name: `TAP ${tap} isolated`, run: async () => { await isolatePort(ns, tap); } },
     { name: `TAP ${tap} up`, run: async () => { await ip(ns, ['link', 'set', tap, 'up']); } },
     {
       // A neighbour entry left by an earlier VM with this address (and another MAC) would blackhole the new one

@@ -101,6 +101,14 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 4,
+    name: 'network policy',
+    // JSON NetworkPolicy (src/net/egress/policy.ts): egress, group, limits. NULL: the config's default.
+    sql: `
+      ALTER TABLE vms ADD COLUMN net_policy TEXT;
+    `,
+  },
+  {
     version: 5,
     name: 'tenants, API keys, snapshot owners, tenant columns, audit log',
     sql: `

@@ -7,6 +7,7 @@ import { HangarError } from '../errors.js';
 import { assertTransition, type VmState } from '../domain/states.js';
 import type { LastError, NewVm, VmNet, VmPatch, VmRecord } from '../domain/vm.js';
 import type { MachineSpec, ProcessExit, VmmKind } from '../vmm/types.js';
+import type { NetworkPolicy } from '../net/egress/policy.js';
 import { VIEWER_NONCE_BYTES, type Hibernation } from '../domain/vm.js';
 import { openDb, type Db } from './db.js';
 import { TenancyStore } from './tenancy.js';
@@ -35,6 +36,7 @@ interface VmRow {
   pid: number | null; run_dir: string; spec: string; net: string | null; boot_ms: number | null;
   last_error: string | null; exit: string | null; snapshot_id: string | null; hibernation: string | null;
   tenant_id: string; disk_mib: number | null;
+  net_policy?: string | null;
 }
 
 /** The codec of one JSON column: what Hangar wrote is what it reads back (an empty object means "none yet"). */
@@ -51,7 +53,7 @@ function toRecord(r: VmRow): VmRecord {
     vcpus: r.vcpus, memMiB: r.mem_mib, ttlS: r.ttl_s, createdAt: r.created_at, updatedAt: r.updated_at,
     expiresAt: r.expires_at, pid: r.pid, runDir: r.run_dir, spec: json<MachineSpec>(r.spec), net: json<VmNet>(r.net),
     bootMs: r.boot_ms, lastError: json<LastError>(r.last_error), exit: json<ProcessExit>(r.exit), snapshotId: r.snapshot_id ?? null,
-    hibernation: json<Hibernation>(r.hibernation ?? null), tenantId: r.tenant_id, diskMiB: r.disk_mib ?? null,
+    hibernation: json<Hibernation>(r.hibernation ?? null), tenantId: r.tenant_id, diskMiB: r.disk_mib ?? null, netPolicy: json<NetworkPolicy>(r.net_policy ?? null),
   };
 }
 
@@ -131,10 +133,10 @@ export class Store implements StateStore {
     const t = now();
     try {
       this.db.prepare(`INSERT INTO vms (id, name, state, image_id, profile, vmm, vcpus, mem_mib, ttl_s, created_at, updated_at,
-        expires_at, run_dir, spec, net, snapshot_id, viewer_nonce, tenant_id, disk_mib) VALUES (@id, @name, @state, @imageId, @profile, @vmm, @vcpus, @memMiB, @ttlS, @t, @t,
-        @expiresAt, @runDir, @spec, @net, @snapshotId, @viewerNonce, @tenantId, @diskMiB)`).run({
+        expires_at, run_dir, spec, net, snapshot_id, viewer_nonce, tenant_id, disk_mib, net_policy) VALUES (@id, @name, @state, @imageId, @profile, @vmm, @vcpus, @memMiB, @ttlS, @t, @t,
+        @expiresAt, @runDir, @spec, @net, @snapshotId, @viewerNonce, @tenantId, @diskMiB, @netPolicy)`).run({
         ...vm, t, spec: enc(vm.spec) ?? '{}', net: enc(vm.net), snapshotId: vm.snapshotId ?? null, viewerNonce: randomBytes(VIEWER_NONCE_BYTES),
-        tenantId: vm.tenantId ?? 'default', diskMiB: vm.diskMiB ?? null,
+        tenantId: vm.tenantId ?? 'default', diskMiB: vm.diskMiB ?? null, netPolicy: enc(vm.netPolicy),
       });
     } catch (e) {
       if (/UNIQUE constraint failed: vms\.(tenant_id, vms\.)?name/.test(String((e as Error).message))) {
@@ -189,8 +191,9 @@ export class Store implements StateStore {
     this.writes++;
     const cols: Record<keyof VmPatch, string> = {
       pid: 'pid', spec: 'spec', net: 'net', bootMs: 'boot_ms', lastError: 'last_error', exit: 'exit', expiresAt: 'expires_at', hibernation: 'hibernation',
+      netPolicy: 'net_policy',
     };
-    const jsonCols = new Set(['spec', 'net', 'lastError', 'exit', 'hibernation']);
+    const jsonCols = new Set(['spec', 'net', 'lastError', 'exit', 'hibernation', 'netPolicy']);
     for (const [k, v] of Object.entries(patch) as [keyof VmPatch, unknown][]) {
       if (v === undefined) continue;
       const value = jsonCols.has(k) ? (k === 'spec' ? enc(v as object | null) ?? '{}' : enc(v as object | null)) : v;

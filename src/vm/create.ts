@@ -17,6 +17,7 @@ import type { MachineSpec, VmmKind } from '../vmm/types.js';
 import type { BootFrom } from './boot.js';
 import type { CreateVmRequest } from './input.js';
 import { vmmNic, type VmNetwork } from './network.js';
+import { normalisePolicy, type NetworkPolicy } from '../net/egress/policy.js';
 
 export interface CreatePlan {
   vm: NewVm;
@@ -50,6 +51,11 @@ function expiry(req: CreateVmRequest, now: number): string | null {
   return req.ttlSeconds ? new Date(now + req.ttlSeconds * 1000).toISOString() : null;
 }
 
+/** The policy a request asks for over the config's default (null: the default itself). Throws on bad entries. Pure. */
+function policyOf(req: CreateVmRequest, network: VmNetwork): NetworkPolicy | null {
+  return req.network ? normalisePolicy(req.network, network.config.egress.default) : null;
+}
+
 /** The machine of a VM booted from an image, with its network. Pure. */
 export function coldMachineSpec(vm: VmRecord, image: Pick<ImageInfo, 'kernelPath'>, network: VmNetwork): MachineSpec {
   const net = vm.net!;
@@ -80,7 +86,7 @@ export async function planColdCreate(req: CreateVmRequest, image: ImageInfo, vmm
   return {
     vm: {
       id: c.id, name: req.name ?? c.id, state: 'creating', imageId: image.id, profile: image.profile, vmm, vcpus: req.vcpus, memMiB: req.memMiB,
-      ttlS: req.ttlSeconds, expiresAt: expiry(req, c.now), runDir: c.runDir, diskMiB: diskMiB(image.sizes?.rootfs), ...owner(c),
+      ttlS: req.ttlSeconds, expiresAt: expiry(req, c.now), runDir: c.runDir, diskMiB: diskMiB(image.sizes?.rootfs), ...owner(c), netPolicy: policyOf(req, c.network),
     },
     plan: c.network.poolPlan(c.id),
     driver,
@@ -125,7 +131,7 @@ export async function planClone(req: CreateVmRequest, snap: StoredSnapshot, c: C
     vm: {
       id: c.id, name: req.name ?? c.id, state: 'creating', imageId: m.image.id, profile: m.image.profile, vmm: m.vmm.kind,
       vcpus: m.machine.vcpus, memMiB: m.machine.memMiB, ttlS: req.ttlSeconds, expiresAt: expiry(req, c.now), runDir: c.runDir, snapshotId: m.id,
-      diskMiB: diskMiB(m.files[SNAPSHOT_DISK]?.size), ...owner(c),
+      diskMiB: diskMiB(m.files[SNAPSHOT_DISK]?.size), ...owner(c), netPolicy: policyOf(req, c.network),
     },
     plan: c.network.clonePlan(c.id, m.guestNet),
     driver,

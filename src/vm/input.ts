@@ -5,6 +5,7 @@ import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { PROFILES, type Profile } from '../image/plan.js';
 import type { VmResources } from '../vmm/cgroup/plan.js';
+import { networkPolicySchema, type NetworkPolicyBody } from '../net/egress/schema.js';
 import { VMM_KINDS, type VmmKind } from '../vmm/types.js';
 
 import { schemaError } from '../util/schema-error.js';
@@ -53,6 +54,7 @@ export function createVmSchema(limits: VmLimits = DEFAULT_LIMITS) {
     vmm: Type.Optional(Type.Enum(VMM_KINDS, { description: 'default: the controller\'s defaultVmm' })),
     fromSnapshot: Type.Optional(refString('a golden snapshot id: restore a clone of it instead of booting')),
     resources: Type.Optional(resourcesSchema),
+    network: Type.Optional(networkPolicySchema),
   }, { additionalProperties: false });
 }
 
@@ -70,6 +72,8 @@ export interface CreateVmRequest {
   fromSnapshot: string | null;
   /** The VM's own cgroup limits (absent: all derived). */
   resources?: VmResources;
+  /** The network policy asked for (over the config's default), or null for the default. */
+  network: NetworkPolicyBody | null;
   /** Which options the request gave (the rest are defaults): a clone refuses given ones its snapshot fixes. */
   given: { vcpus: boolean; memMiB: boolean; profile: boolean };
 }
@@ -105,6 +109,7 @@ export function normalizeCreate(input: CreateVmInput, limits: VmLimits = DEFAULT
     vmm: input.vmm ?? null,
     fromSnapshot: input.fromSnapshot ?? null,
     ...(input.resources ? { resources: input.resources } : {}),
+    network: input.network ?? null,
     given: { vcpus: input.vcpus !== undefined, memMiB: input.memMiB !== undefined, profile: input.profile !== undefined },
   };
 }

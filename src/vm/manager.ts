@@ -34,6 +34,10 @@ import type { CreateVmRequest } from './input.js';
 import { CONSOLE_TAIL_LINES, LiveVms } from './live.js';
 import { KeyedLock } from './lock.js';
 import { hostVmNetwork, type VmNetwork } from './network.js';
+import { changeNetworkPolicy, currentPolicy } from './network-policy.js';
+import type { Egress, VmEgressFacts } from '../net/egress/egress.js';
+import type { NetworkPolicy } from '../net/egress/policy.js';
+import type { NetworkPolicyBody } from '../net/egress/schema.js';
 import { reconcile, stopVmmIn, type ReconcileReport } from './reconcile.js';
 import { captureVm, hibernateVm, hibernationBoot, type CapturedVm } from './saved-state.js';
 import type { HostInfo, ImageSource, ImageSummary, VmOwner, VmService } from './service.js';
@@ -67,6 +71,8 @@ export interface ManagerOptions {
   cloneLinkCidr?: string;
   /** The VM's network (default: the host's, from `net`); tests pass a fake. */
   network?: VmNetwork;
+  /** Walls and door (src/net/egress/): with it, each VM's policy is enforced on its network. */
+  egress?: Egress;
   disks?: Disks;
   /** Test seam (fault injection): rewrites a cold-booted VM's machine spec just before its VMM starts. */
   specOverride?: (spec: MachineSpec, vm: VmRecord) => MachineSpec;
@@ -90,7 +96,7 @@ export class VmManager implements VmService {
 
   constructor(private readonly o: ManagerOptions) {
     this.dialer = o.dialer ?? createDialer(o.net);
-    this.network = o.network ?? hostVmNetwork(o.net, o.cloneLinkCidr);
+    this.network = o.network ?? hostVmNetwork(o.net, o.cloneLinkCidr, o.egress ? { egress: o.egress, policyOf: (id) => o.store.getVm(id)?.netPolicy ?? null } : undefined);
     this.disks = o.disks ?? hostDisks;
     this.live = new LiveVms(o.store, (id) => this.consoleTail(id), (m, d) => this.log(m, d));
     this.booter = new Booter({
@@ -291,6 +297,23 @@ export class VmManager implements VmService {
   /** Records a VM's machine spec as changed outside a boot (a clone made independent of its snapshot). */
   updateSpec(id: string, spec: MachineSpec): void {
     this.o.store.patchVm(this.get(id).id, { spec });
+  }
+
+  /** PATCH /v1/vms/:id/network: not behind the per-VM lock (a boot holds it for minutes; this takes milliseconds). */
+  setNetworkPolicy(idOrName: string, body: NetworkPolicyBody): Promise<VmRecord> {
+    return changeNetworkPolicy({ store: this.o.store, network: this.network }, this.get(idOrName), body);
+  }
+
+  /** The policy a VM runs under (its own, or the config's default). */
+  networkPolicy(idOrName: string): NetworkPolicy {
+    return currentPolicy(this.get(idOrName), this.network);
+  }
+
+  /** The doctor's evidence of a VM's way out (null: no egress layer or no network). */
+  async egressFacts(idOrName: string): Promise<VmEgressFacts | null> {
+    const vm = this.get(idOrName);
+    if (!this.o.egress || !vm.net) return null;
+    return { vm: { id: vm.id, ip: vm.net.ip, policy: currentPolicy(vm, this.network) }, ...(await this.o.egress.evidence(vm.net.ip)) };
   }
 
   /** Hibernation as its own call (the hibernator, POST /v1/vms/:id/hibernate). */

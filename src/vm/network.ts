@@ -4,6 +4,8 @@
 // (`hostVmNetwork`) is a thin layer over src/net.
 import { gatewayMac, listCloneNetns, planCloneNetwork, removeCloneNetwork, setupCloneNetwork, type GuestNetIdentity } from '../net/clone.js';
 import type { NetConfig } from '../net/config.js';
+import type { Egress, VmEgressTarget } from '../net/egress/egress.js';
+import type { NetworkPolicy } from '../net/egress/policy.js';
 import { attachVm, detachVm, listHangarTaps } from '../net/host.js';
 import { planVmNetwork, poolCapacity, type NetAllocation } from '../net/plan.js';
 import type { Allocation, NetPlanner } from '../store/store.js';
@@ -74,8 +76,10 @@ export interface VmNetwork {
   readonly config: NetConfig;
   poolPlan(id: string): NetPlanner;
   clonePlan(id: string, guest: GuestNetIdentity): NetPlanner;
-  /** Brings the VM's network up while it runs; returns the undo. */
+  /** Brings the VM's network up while it runs (its walls and door too, from its policy); returns the undo. */
   attach(net: VmNet): Promise<Undo>;
+  /** Replaces a VM's policy on its live network (a no-op without egress). */
+  setPolicy(net: VmNet, from: NetworkPolicy, to: NetworkPolicy): Promise<void>;
   /** Removes whatever is left of it (idempotent). */
   detach(net: VmNet | null): Promise<void>;
   gatewayMac(): Promise<string | null>;
@@ -85,13 +89,36 @@ export interface VmNetwork {
   removeOrphans(o: { taps: string[]; netns: string[] }): Promise<void>;
 }
 
-export function hostVmNetwork(cfg: NetConfig, cloneLinkCidr?: string): VmNetwork {
+/** What the egress layer needs to know of a VM's network: its address, its interface in the VM namespace. Pure. */
+export function egressTarget(net: VmNet): VmEgressTarget {
+  // A clone's VM-side veth carries its allocation's name (net.tap) and its pool address (net.ip).
+  return { ip: net.ip, ifname: net.tap, index: net.index, mac: net.clone ? null : net.mac };
+}
+
+/** With `egress`, each VM's policy (`policyOf`, else the config's default) is applied on attach. */
+export function hostVmNetwork(cfg: NetConfig, cloneLinkCidr?: string, egress?: { egress: Egress; policyOf(vmId: string): NetworkPolicy | null }): VmNetwork {
+  const policy = (net: VmNet): NetworkPolicy => egress?.policyOf(net.vmId) ?? cfg.egress.default;
   return {
     config: cfg,
     poolPlan: (id) => planPoolNet(cfg, id),
     clonePlan: (id, guest) => planCloneNet(cfg, id, guest, cloneLinkCidr),
-    attach: (net) => (net.clone ? setupCloneNetwork(net.clone) : attachVm(cfg, net)),
+    attach: async (net) => {
+      const undoNet = net.clone ? await setupCloneNetwork(net.clone) : await attachVm(cfg, net);
+      if (!egress) return undoNet;
+      try {
+        const undoEgress = await egress.egress.attach(egressTarget(net), policy(net));
+        return async () => {
+          try { await undoEgress(); } catch { /* the TAP's removal below matters more */ }
+          await undoNet();
+        };
+      } catch (e) {
+        try { await undoNet(); } catch { /* report the attach failure */ }
+        throw e;
+      }
+    },
+    setPolicy: async (net, from, to) => { await egress?.egress.change(egressTarget(net), from, to); },
     detach: async (net) => {
+      if (net && egress) await egress.egress.forget(egressTarget(net), policy(net).group).catch(() => undefined);
       if (net?.clone) await removeCloneNetwork(net.clone);
       else if (net?.tap) await detachVm(cfg, net.tap);
     },

@@ -22,6 +22,8 @@ import type { SnapshotManifest } from '../../src/snapshot/manifest.js';
 import { Store, type VmRecord } from '../../src/store/store.js';
 import type { CreateVmRequest, VmLimits } from '../../src/vm/input.js';
 import type { VmService } from '../../src/vm/service.js';
+import { networkRoutes, type NetworkPolicyPort } from '../../src/api/network-routes.js';
+import { DEFAULT_POLICY } from '../../src/net/egress/policy.js';
 import type { DoctorTarget } from '../../src/doctor/doctor.js';
 import { normaliseNetConfig } from '../../src/net/config.js';
 import { hashKey, newKeyId } from '../../src/tenancy/keys.js';
@@ -30,7 +32,7 @@ export const FAKE_TOKEN = 'fake-token-0123456789abcdef0123456789abcdef';
 export const fakeAuth = { authorization: `Bearer ${FAKE_TOKEN}` };
 
 /** Methods that change something: none may run for a request answered 4xx. */
-export const MUTATING = new Set(['create', 'action', 'destroy', 'hibernate', 'snapshots.create', 'snapshots.remove']);
+export const MUTATING = new Set(['create', 'action', 'destroy', 'hibernate', 'snapshots.create', 'snapshots.remove', 'setNetworkPolicy']);
 
 export interface Call {
   method: string;
@@ -114,7 +116,12 @@ export async function createFakeApi(opts: { limits?: VmLimits; stubStreams?: boo
   };
   // A FAKE agent that runs nothing (spawn: false): fuzzed commands never reach the host; files stay under `dir`.
   const agent = createFakeAgent({ root: join(dir, 'agent'), spawn: false });
-  const extra = (c: ApiContext): ApiRoute[] => [...desktopRoutes(c, desk), ...terminalRoutes(c, desk), ...agentRoutes({ ...c, agents: agent }), ...doctorRoutes(service)];
+  const netPort: NetworkPolicyPort = {
+    get: known,
+    networkPolicy: rec('networkPolicy', () => DEFAULT_POLICY),
+    setNetworkPolicy: rec('setNetworkPolicy', async (id: string) => fakeVm(id)),
+  };
+  const extra = (c: ApiContext): ApiRoute[] => [...desktopRoutes(c, desk), ...terminalRoutes(c, desk), ...agentRoutes({ ...c, agents: agent }), ...doctorRoutes(service), ...networkRoutes(netPort)];
   const app = await buildServer(ctx, { extraRoutes: extra, ...(opts.limits ? { limits: opts.limits } : {}) });
   if (opts.stubStreams) {
     // Hooks added now still apply: Fastify builds each route's hooks when the server becomes ready.

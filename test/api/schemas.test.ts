@@ -94,7 +94,7 @@ describe('JSON bodies are validated as sent, without coercion', () => {
     const { status } = await post(api, '/v1/vms', { name: 'ok', profile: 'browser' });
     assert.equal(status, 202);
     assert.equal(api.mutations(before).length, 1);
-    assert.deepEqual(api.created().at(-1), { image: 'browser', profile: 'browser', vcpus: 1, memMiB: 1024, name: 'ok', ttlSeconds: null, vmm: null, fromSnapshot: null, given: { vcpus: false, memMiB: false, profile: true } });
+    assert.deepEqual(api.created().at(-1), { image: 'browser', profile: 'browser', vcpus: 1, memMiB: 1024, name: 'ok', ttlSeconds: null, vmm: null, fromSnapshot: null, network: null, given: { vcpus: false, memMiB: false, profile: true } });
   });
 });
 

@@ -24,9 +24,12 @@ test('a clone lives in its own namespace beside the VM side, reached at its pool
   assert.equal(cloneNetnsName(netns, 12), 'hangar-c12');
 });
 
-test('the rewrites exist only between the clone address and the guest address, on the clone side of the veth', () => {
+test('the rewrites exist only between the clone address and the guest address, on the clone side of the veth; the guest\'s DNS goes on to the VM side', () => {
   const p = planCloneNetwork(netns, { index: 1, ip: '10.242.0.7', tap: 'hgtap1' }, guest);
+  const link = p.link.hostAddress;
   assert.deepEqual(cloneNatRules(p), [
+    ['PREROUTING', '-i', guest.tap, '-d', `${guest.gateway}/32`, '-p', 'udp', '--dport', '53', '-j', 'DNAT', '--to-destination', link],
+    ['PREROUTING', '-i', guest.tap, '-d', `${guest.gateway}/32`, '-p', 'tcp', '--dport', '53', '-j', 'DNAT', '--to-destination', link],
     ['PREROUTING', '-i', 'hgclone0', '-d', '10.242.0.7/32', '-j', 'DNAT', '--to-destination', '10.242.0.2'],
     ['POSTROUTING', '-o', 'hgclone0', '-s', '10.242.0.2/32', '-j', 'SNAT', '--to-source', '10.242.0.7'],
   ]);

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isHangarError } from '../../src/errors.js';
-import { normaliseNetConfig, type NetConfigInput } from '../../src/net/config.js';
+import { DEFAULT_PROXY_PORT, normaliseNetConfig, type NetConfigInput } from '../../src/net/config.js';
+import { DEFAULT_POLICY } from '../../src/net/egress/policy.js';
 
 const base: NetConfigInput = { mode: 'netns', netns: 'hangar-vms', bridge: 'hgbr0', cidr: '10.77.0.0/24' };
 
@@ -20,7 +21,19 @@ test('netns mode: defaults filled in (gateway = first host, link-local host link
     mode: 'netns', netns: 'hangar-vms', bridge: 'hgbr0', cidr: '10.77.0.0/24', network: '10.77.0.0', prefix: 24,
     netmask: '255.255.255.0', broadcast: '10.77.0.255', gateway: '10.77.0.1', reserved: [], nat: false, tapPrefix: 'hgtap',
     hostLink: { cidr: '169.254.77.0/30', prefix: 30, hostIfname: 'hgveth-h', nsIfname: 'hgveth-n', hostAddress: '169.254.77.1', nsAddress: '169.254.77.2' },
+    egress: { uplink: null, resolvers: [], default: DEFAULT_POLICY, proxyPort: DEFAULT_PROXY_PORT },
   });
+});
+
+test('egress: uplink, resolvers and the default policy are checked with the field named', () => {
+  const c = normaliseNetConfig({ ...base, egress: { uplink: 'eth1', resolvers: ['192.0.2.53'], default: { egress: { mode: 'allowlist', allow: ['*.example.com'] } } } });
+  assert.equal(c.egress.uplink, 'eth1');
+  assert.equal(c.egress.default.egress.mode, 'allowlist');
+  assert.deepEqual(c.egress.default.egress.allow, ['*.example.com']);
+  rejects({ ...base, egress: { uplink: 'bad/name' } }, 'egress.uplink');
+  rejects({ ...base, egress: { resolvers: ['dns.example'] } }, 'egress.resolvers');
+  rejects({ ...base, egress: { default: { egress: { mode: 'everything' as never } } } }, 'egress.default');
+  rejects({ ...base, egress: { proxyPort: 70000 } }, 'egress.proxyPort');
 });
 
 test('bridge mode keeps no namespace fields; reserved are de-duplicated and sorted', () => {

@@ -142,3 +142,13 @@ test('migration 3 gives VMs that existed before it a random viewer nonce each', 
   assert.ok(!rows[0]!.n.equals(rows[1]!.n));
   db.close();
 });
+
+test('migration 4: existing VMs have no network policy of their own (the config default applies)', () => {
+  const db = new Database(':memory:');
+  migrate(db, MIGRATIONS.filter((m) => m.version < 4));
+  db.prepare(`INSERT INTO vms (id, name, state, image_id, profile, vmm, vcpus, mem_mib, created_at, updated_at, run_dir, spec)
+    VALUES ('vm-a', 'a', 'ready', 'img', 'desktop', 'qemu', 1, 512, 't', 't', '/run', '{}')`).run();
+  assert.deepEqual(migrate(db), [4]);
+  assert.deepEqual(db.prepare('SELECT net_policy AS p FROM vms').all(), [{ p: null }]);
+  db.close();
+});

@@ -27,6 +27,7 @@ export function fakeNetwork(log: string[] = []): FakeNetwork {
       return () => { log.push('net detach'); };
     },
     detach: async (n) => { if (n) log.push(`detach ${name(n)}`); },
+    setPolicy: async (n, _from, to) => { log.push(`policy ${name(n)} ${to.egress.mode}`); },
     gatewayMac: async () => '02:00:00:00:00:01',
     poolSize: planner.poolSize,
     orphans: async (keep) => ({

@@ -17,7 +17,7 @@ const details = (fn: () => unknown): Record<string, unknown> => {
 };
 
 test('defaults are filled once at the edge', () => {
-  assert.deepEqual(normalizeCreate({}), { image: 'desktop', profile: 'desktop', vcpus: 1, memMiB: 512, name: null, ttlSeconds: null, vmm: null, fromSnapshot: null, given: { vcpus: false, memMiB: false, profile: false } });
+  assert.deepEqual(normalizeCreate({}), { image: 'desktop', profile: 'desktop', vcpus: 1, memMiB: 512, name: null, ttlSeconds: null, vmm: null, fromSnapshot: null, network: null, given: { vcpus: false, memMiB: false, profile: false } });
   assert.deepEqual(normalizeCreate({ vcpus: 2, profile: 'browser' }).given, { vcpus: true, memMiB: false, profile: true });
   assert.equal(normalizeCreate({ profile: 'browser' }).memMiB, 1024);
 });
@@ -27,6 +27,7 @@ test('absurd sizes, shell metacharacters and unknown enums are refused with INVA
     { vcpus: 0 }, { vcpus: 999 }, { vcpus: 1.5 }, { memMiB: 1 }, { memMiB: 10_000_000 }, { ttlSeconds: 1 },
     { name: 'a;rm -rf /' }, { name: '$(reboot)' }, { name: 'UPPER' }, { name: '-lead' }, { name: 'x'.repeat(64) },
     { image: '../etc/passwd' }, { image: 'a b' }, { profile: 'server' }, { vmm: 'xen' }, { fromSnapshot: 'a/b' },
+    { network: { egress: { mode: 'everything' } } }, { network: { group: 'Bad Group' } }, { network: { limits: { bandwidthMbit: 0 } } },
   ];
   for (const input of bad) {
     assert.throws(() => normalizeCreate(input as never), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'), JSON.stringify(input));

@@ -1,0 +1,79 @@
+// The nft planner: what each VM's chain says, in which order, and that every script is one idempotent transaction.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { baseScript, dnsAddScript, vmRemoveScript, vmScript, type EgressEnv } from '../../../src/net/egress/plan.js';
+import { normalisePolicy } from '../../../src/net/egress/policy.js';
+
+const env: EgressEnv = {
+  bridge: 'hgbr0', tapPrefix: 'hgtap', cidr: '10.242.0.0/24', hostLink: { nsIfname: 'hgveth-n', cidr: '169.254.77.0/30' },
+  extraBlocked: ['169.254.128.0/17'], uplink: 'eth1', proxyPort: 15001,
+};
+const rules = (script: string, chain: string): string[] => script.split('\n').filter((l) => l.startsWith(`add rule inet hangar ${chain} `)).map((l) => l.slice(`add rule inet hangar ${chain} `.length));
+
+test('base: the host link opens connections to VMs, VM traffic goes to its own chain, the rest from or to a VM is dropped', () => {
+  const s = baseScript(env);
+  const fwd = rules(s, 'forward');
+  const i = (r: string): number => fwd.findIndex((x) => x === r);
+  assert.ok(i('ct state established,related accept') >= 0);
+  assert.ok(i('iifname "hgveth-n" ip daddr 10.242.0.0/24 accept') > i('ct state established,related accept'));
+  assert.ok(i('iifname "hgbr0" ip saddr vmap @from_vm') > i('iifname "hgveth-n" ip daddr 10.242.0.0/24 accept'));
+  assert.ok(i('iifname "hgbr0" counter name denied_unknown drop') > i('iifname "hgbr0" ip saddr vmap @from_vm'));
+  assert.ok(i('oifname "hgbr0" counter name denied_inbound drop') > 0);
+  assert.ok(i('iifname "hgtap*" ip saddr vmap @from_vm') > 0, 'clone veths too');
+  const inp = rules(s, 'input');
+  assert.ok(inp.includes('iifname "hgbr0" meta l4proto { tcp, udp } th dport 53 accept'));
+  assert.ok(inp.includes('iifname "hgbr0" counter name denied_input drop'));
+  assert.ok(inp.includes('iifname "eth1" counter name denied_input drop'));
+  assert.deepEqual(rules(s, 'postrouting'), ['oifname "eth1" ip saddr 10.242.0.0/24 masquerade']);
+  const blocked = /add element inet hangar blocked \{ (.*) \}/.exec(s)![1]!.split(', ');
+  for (const c of ['10.0.0.0/8', '169.254.0.0/16', '192.168.0.0/16', '172.16.0.0/12', '224.0.0.0/4', '10.242.0.0/24', '169.254.77.0/30', '169.254.128.0/17']) assert.ok(blocked.includes(c), c);
+  assert.equal(rules(baseScript({ ...env, uplink: null }), 'postrouting').length, 0, 'no uplink: no NAT');
+});
+
+test('a VM chain: limit, deny, allow CIDRs, group, blocked ranges, then its mode', () => {
+  const p = normalisePolicy({ egress: { mode: 'allowlist', allow: ['allowed.test', '192.168.5.0/24'], deny: ['203.0.113.66'] }, group: 'g1', limits: { connections: 50 } });
+  const s = vmScript(env, { ip: '10.242.0.3', policy: p, flushDns: true });
+  assert.deepEqual(rules(s, 'vm_10_242_0_3'), [
+    'ct state new add @conns_10_242_0_3 { ip saddr ct count over 50 } counter name denied_10_242_0_3 drop',
+    'ip daddr @deny_10_242_0_3 counter name denied_10_242_0_3 drop',
+    'ip daddr @allow_10_242_0_3 accept',
+    'ip daddr @grp_g1 ip daddr != 10.242.0.3 accept',
+    'ip daddr @blocked counter name denied_10_242_0_3 drop',
+    'ip daddr @dns_10_242_0_3 accept',
+    'counter name denied_10_242_0_3 drop',
+  ]);
+  assert.ok(s.includes('add element inet hangar allow_10_242_0_3 { 192.168.5.0/24 }'), 'an allow CIDR may name a private range');
+  assert.ok(s.includes('flush set inet hangar dns_10_242_0_3'));
+  assert.ok(s.includes('add element inet hangar from_vm { 10.242.0.3 : jump vm_10_242_0_3 }'));
+  assert.ok(!vmScript(env, { ip: '10.242.0.3', policy: p, flushDns: false }).includes('flush set inet hangar dns_'));
+  const none = rules(vmScript(env, { ip: '10.242.0.4', policy: normalisePolicy({}), flushDns: true }), 'vm_10_242_0_4');
+  assert.deepEqual(none, ['ip daddr @blocked counter name denied_10_242_0_4 drop', 'counter name denied_10_242_0_4 drop'], 'none: nothing accepted');
+  const net = rules(vmScript(env, { ip: '10.242.0.5', policy: normalisePolicy({ egress: { mode: 'internet' } }), flushDns: true }), 'vm_10_242_0_5');
+  assert.deepEqual(net, ['ip daddr @blocked counter name denied_10_242_0_5 drop', 'accept']);
+});
+
+test('a proxied VM: its allowed TCP is redirected to the relay, the rest returns to the filter; no proxy, no chain', () => {
+  const p = normalisePolicy({ egress: { mode: 'internet', deny: ['203.0.113.66'], proxy: 'http://u:p@203.0.113.20:3128' } });
+  const s = vmScript(env, { ip: '10.242.0.3', policy: p, flushDns: true });
+  assert.deepEqual(rules(s, 'px_10_242_0_3'), [
+    'ip daddr @deny_10_242_0_3 return',
+    'ip daddr @blocked return',
+    'meta l4proto tcp tproxy ip to :15001 meta mark set 18503 accept',
+  ]);
+  assert.ok(s.trimEnd().endsWith('add element inet hangar proxy_vm { 10.242.0.3 : jump px_10_242_0_3 }'));
+  assert.ok(!s.includes('u:p'), 'the proxy\'s credentials are not in the ruleset');
+  const plain = vmScript(env, { ip: '10.242.0.3', policy: normalisePolicy({ egress: { mode: 'internet' } }), flushDns: true });
+  assert.equal(rules(plain, 'px_10_242_0_3').length, 0);
+  assert.ok(plain.includes('delete chain inet hangar px_10_242_0_3'), 'a proxy removed at runtime takes its chain along');
+});
+
+test('removal and DNS additions are idempotent transactions', () => {
+  const r = vmRemoveScript('10.242.0.3', 'g1');
+  for (const obj of ['chain inet hangar vm_10_242_0_3', 'set inet hangar dns_10_242_0_3', 'counter inet hangar denied_10_242_0_3']) {
+    assert.ok(r.indexOf(`add ${obj}`) >= 0 && r.indexOf(`add ${obj}`) < r.indexOf(`delete ${obj}`), obj);
+  }
+  assert.ok(r.includes('delete element inet hangar grp_g1 { 10.242.0.3 }'));
+  const d = dnsAddScript('10.242.0.3', [{ ip: '203.0.113.11', ttlS: 60 }, { ip: 'nonsense', ttlS: 5 }, { ip: '203.0.113.12', ttlS: 0 }]);
+  assert.ok(d.includes('add element inet hangar dns_10_242_0_3 { 203.0.113.11 timeout 60s, 203.0.113.12 timeout 1s }'));
+  assert.equal(dnsAddScript('10.242.0.3', []), '');
+});
