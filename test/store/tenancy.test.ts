@@ -26,15 +26,15 @@ function withStore(fn: (s: Store, path: string) => void): void {
 test('migration 5 gives existing VMs, allocations and events to the default tenant and keeps them', () => {
   const db = new Database(':memory:');
   db.pragma('foreign_keys = ON');
-  migrate(db, MIGRATIONS.filter((m) => m.version <= 3));
+  migrate(db, MIGRATIONS.filter((m) => m.version <= 4));
   db.prepare(`INSERT INTO vms (id, name, state, image_id, profile, vmm, vcpus, mem_mib, created_at, updated_at, run_dir, spec)
     VALUES ('vm-a', 'alice', 'ready', 'img', 'desktop', 'qemu', 2, 512, 't', 't', '/run', '{}')`).run();
   db.prepare("INSERT INTO allocations (vm_id, kind, value) VALUES ('vm-a', 'ip', '10.0.0.2')").run();
   db.prepare("INSERT INTO events (at, vm_id, type) VALUES ('t', 'vm-a', 'vm.created'), ('t', NULL, 'host.thing')").run();
-  assert.deepEqual(migrate(db), [5]);
+  assert.deepEqual(migrate(db, MIGRATIONS.filter((m) => m.version <= 5)), [5]);
   assert.deepEqual(db.prepare('SELECT id, name, tenant_id, vcpus FROM vms').all(), [{ id: 'vm-a', name: 'alice', tenant_id: 'default', vcpus: 2 }]);
   assert.equal((db.prepare('SELECT COUNT(*) AS n FROM allocations').get() as { n: number }).n, 1, 'the rebuild did not cascade');
-  assert.ok(Object.hasOwn(db.prepare('SELECT * FROM vms').get() as object, 'viewer_nonce'), 'columns of earlier migrations kept');
+  assert.ok(Object.hasOwn(db.prepare('SELECT * FROM vms').get() as object, 'viewer_nonce') && Object.hasOwn(db.prepare('SELECT * FROM vms').get() as object, 'net_policy'), 'columns of earlier migrations kept');
   assert.deepEqual(db.prepare('SELECT type, tenant_id FROM events ORDER BY seq').all(), [{ type: 'vm.created', tenant_id: 'default' }, { type: 'host.thing', tenant_id: null }]);
   assert.equal(db.pragma('foreign_keys', { simple: true }), 1, 'foreign keys back on');
   // The foreign key of allocations still points at vms: deleting the VM cascades.
