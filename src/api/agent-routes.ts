@@ -13,7 +13,7 @@ export function agentRoutes(ctx: ApiContext): ApiRoute[] {
   return [
     ...execRoutes(ctx, agents),
     {
-      method: 'GET', url: EXEC_WS_ROUTE, auth: 'bearer', websocket: true,
+      method: 'GET', url: EXEC_WS_ROUTE, auth: 'bearer', scope: 'write', websocket: true,
       summary: 'WebSocket for interactive exec: {"type":"start",…} or {"type":"attach","proc"}, then stdin (binary), eof, signal, resize, detach; output as binary messages (first byte 1 stdout, 2 stderr), then {"type":"exit"}',
       schema: { params: idParams },
       handler: () => { throw new HangarError('NOT_FOUND', 'a WebSocket: served on upgrade'); },

@@ -27,7 +27,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { AgentPort, ExecHandle, ExecRequest } from '../agent/port.js';
 import { HangarError, toHangarError } from '../errors.js';
 import { agentFor, bareSignal, execBody, toExecRequest, type ExecBody } from './agent-common.js';
-import { bearer, tokenMatches } from './auth.js';
+import { authorizeBearerForVm } from './tenancy.js';
 import type { ApiContext } from './routes.js';
 import { httpError, redactUrl } from './server.js';
 
@@ -42,7 +42,7 @@ const HIGH_WATER = 1024 * 1024;
 const MAX_MESSAGE = 1024 * 1024;
 
 export interface AgentSocketsDeps {
-  ctx: Pick<ApiContext, 'vms' | 'token'>;
+  ctx: Pick<ApiContext, 'vms' | 'token' | 'tenancy'>;
   agents: () => AgentPort | undefined;
   /** Admits a terminal page's socket (token, Origin, Host) for a VM id, or throws the refusal. */
   admitTerminal?: (req: IncomingMessage, vmId: string, token: string | undefined) => void;
@@ -205,8 +205,10 @@ export function attachAgentSockets(server: Server, deps: AgentSocketsDeps): Agen
   const accept = async (req: IncomingMessage, socket: Duplex, head: Buffer, t: NonNullable<ReturnType<typeof parseAgentSocket>>): Promise<void> => {
     if (req.headers.upgrade?.toLowerCase() !== 'websocket' || !req.headers['sec-websocket-key']) throw new HangarError('INVALID_ARGUMENT', 'only WebSocket upgrades are served here');
     let first: Msg | null = null;
+    let vmRef = t.vmId;
     if (t.kind === 'exec') {
-      if (!tokenMatches(bearer(req.headers.authorization), deps.ctx.token)) throw new HangarError('UNAUTHORIZED', 'a valid bearer token is required (Authorization: Bearer …)');
+      // The key's scope and tenant: another tenant's VM is not found.
+      vmRef = authorizeBearerForVm(deps.ctx, req.headers.authorization, t.vmId, 'write').vmId;
     } else {
       if (!deps.admitTerminal) throw new HangarError('NOT_FOUND', 'this controller serves no terminal');
       const tokens = t.query.getAll('token');
@@ -215,7 +217,7 @@ export function attachAgentSockets(server: Server, deps: AgentSocketsDeps): Agen
       first = { type: 'start', argv: deps.terminalArgv ?? ['/bin/bash', '-l'], pty: { cols: n('cols', 80), rows: n('rows', 24) } };
     }
     // The VM and its agent are reached before the upgrade: a VM that is not running is a plain 409.
-    const { vm, session } = await agentFor(deps.ctx.vms, deps.agents(), t.vmId);
+    const { vm, session } = await agentFor(deps.ctx.vms, deps.agents(), vmRef);
     if (t.kind === 'terminal' && vm.id !== t.vmId) throw new HangarError('VM_NOT_FOUND', `no VM ${t.vmId}`, { id: t.vmId });
     if (socket.destroyed || closing) return;
     wss.handleUpgrade(req, socket, head, (ws) => {

@@ -40,6 +40,7 @@ import { setupConfinement, type Confinement } from '../vmm/confine.js';
 import { createDrivers } from '../vmm/registry.js';
 import type { VmmKind } from '../vmm/types.js';
 import { agentRoutes } from './agent-routes.js';
+import { authorizeBearerForVm } from './tenancy.js';
 import { attachAgentSockets } from './agent-ws.js';
 import { loadOrCreateToken } from './auth.js';
 import type { ControllerConfig } from './config.js';
@@ -256,7 +257,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
-        const cdp = attachCdpBridge(c.app.server, { ...control, apiToken: c.token, origins: () => publicOrigins(desk).origins, log: c.app.log });
+        const cdp = attachCdpBridge(c.app.server, { ...control, authorizeBearer: (h, id) => authorizeBearerForVm(ports, h, id, 'write').vmId, origins: () => publicOrigins(desk).origins, log: c.app.log });
         const sockets = attachAgentSockets(c.app.server, { ctx: ports, agents: () => ports.agents, admitTerminal: terminalAdmission(desk), log: c.app.log });
         // Viewers of a VM that pauses, stops or goes away are told so at once instead of hanging.
         const off = c.store.onEvent((e) => {

@@ -125,7 +125,7 @@ export function execRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
   const reach = (id: string, signal?: AbortSignal) => agentFor(ctx.vms, agents(), id, signal ? { signal } : {});
   return [
     {
-      method: 'POST', url: '/v1/vms/:id/exec', auth: 'bearer',
+      method: 'POST', url: '/v1/vms/:id/exec', auth: 'bearer', scope: 'write',
       summary: 'Run a command in the VM through its guest agent: buffered JSON, Server-Sent Events (?stream=sse: start, stdout, stderr, exit), or background (202)',
       schema: { params: idParams, querystring: execQuery, body: execBody, response: { 200: execResult, 202: started, ...errors } },
       produces: 'text/event-stream',
@@ -163,7 +163,7 @@ export function execRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
       },
     },
     {
-      method: 'GET', url: '/v1/vms/:id/procs', summary: "The guest agent's processes (running and ended background ones)", auth: 'bearer',
+      method: 'GET', url: '/v1/vms/:id/procs', summary: "The guest agent's processes (running and ended background ones)", auth: 'bearer', scope: 'read',
       schema: { params: idParams, response: { 200: { type: 'object', required: ['procs'], properties: { procs: { type: 'array', items: procSchema } } }, ...errors } },
       handler: async (req) => {
         const { session } = await reach((req as FastifyRequest<{ Params: IdParams }>).params.id);
@@ -171,7 +171,7 @@ export function execRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
       },
     },
     {
-      method: 'GET', url: '/v1/vms/:id/procs/:proc/wait', summary: 'Waits until a guest process ends; its exit status', auth: 'bearer',
+      method: 'GET', url: '/v1/vms/:id/procs/:proc/wait', summary: 'Waits until a guest process ends; its exit status', auth: 'bearer', scope: 'read',
       schema: { params: procParams, response: { 200: exitSchema, ...errors } },
       handler: async (req, reply) => {
         const p = (req as FastifyRequest<{ Params: ProcParams }>).params;
@@ -180,7 +180,7 @@ export function execRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
       },
     },
     {
-      method: 'POST', url: '/v1/vms/:id/procs/:proc/signal', summary: 'Sends a signal to a guest process', auth: 'bearer',
+      method: 'POST', url: '/v1/vms/:id/procs/:proc/signal', summary: 'Sends a signal to a guest process', auth: 'bearer', scope: 'write',
       schema: { params: procParams, body: signalBody, response: { 200: { type: 'object', properties: { proc: { type: 'string' }, signal: { type: 'string' } } }, ...errors } },
       handler: async (req) => {
         const r = req as FastifyRequest<{ Params: ProcParams; Body: Static<typeof signalBody> }>;
@@ -191,7 +191,7 @@ export function execRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
       },
     },
     {
-      method: 'DELETE', url: '/v1/vms/:id/procs/:proc', summary: 'Kills a guest process (KILL)', auth: 'bearer',
+      method: 'DELETE', url: '/v1/vms/:id/procs/:proc', summary: 'Kills a guest process (KILL)', auth: 'bearer', scope: 'write',
       schema: { params: procParams, response: { 204: { type: 'null' }, ...errors } },
       handler: async (req, reply) => {
         const p = (req as FastifyRequest<{ Params: ProcParams }>).params;

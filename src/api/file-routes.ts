@@ -74,7 +74,7 @@ export function fileRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
   const gate = new StreamGate(DEFAULT_STREAM_LIMITS);
   const reach = (id: string, signal?: AbortSignal) => agentFor(ctx.vms, agents(), id, signal ? { signal } : {});
   const op = <T extends object>(name: string, summary: string, body: object, fn: (s: Awaited<ReturnType<typeof reach>>['session'], b: T) => Promise<void>): ApiRoute => ({
-    method: 'POST', url: `/v1/vms/:id/files/${name}`, summary, auth: 'bearer',
+    method: 'POST', url: `/v1/vms/:id/files/${name}`, summary, auth: 'bearer', scope: 'write',
     schema: { params: idParams, body, response: { 200: okSchema, ...errors } },
     handler: async (req) => {
       const { session } = await reach((req as FastifyRequest<{ Params: IdParams }>).params.id);
@@ -84,7 +84,7 @@ export function fileRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
   });
   return [
     {
-      method: 'GET', url: '/v1/vms/:id/files', summary: 'Downloads a guest file (streamed; Content-Length from its size)', auth: 'bearer', produces: 'application/octet-stream',
+      method: 'GET', url: '/v1/vms/:id/files', summary: 'Downloads a guest file (streamed; Content-Length from its size)', auth: 'bearer', scope: 'read', produces: 'application/octet-stream',
       schema: { params: idParams, querystring: readQuery },
       handler: async (req, reply) => {
         const r = req as Q<Static<typeof readQuery>>;
@@ -95,7 +95,7 @@ export function fileRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
       },
     },
     {
-      method: 'PUT', url: '/v1/vms/:id/files', summary: 'Uploads a guest file from the request body (application/octet-stream, streamed, no size limit; replaced atomically)', auth: 'bearer',
+      method: 'PUT', url: '/v1/vms/:id/files', summary: 'Uploads a guest file from the request body (application/octet-stream, streamed, no size limit; replaced atomically)', auth: 'bearer', scope: 'write',
       rawBody: true,
       schema: { params: idParams, querystring: writeQuery, response: { 200: { type: 'object', required: ['path', 'size'], properties: { path: { type: 'string' }, size: { type: 'integer' } } }, ...errors } },
       handler: async (req, reply) => {
@@ -108,7 +108,7 @@ export function fileRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
       },
     },
     {
-      method: 'GET', url: '/v1/vms/:id/files/stat', summary: 'Type, size, mode, owner and mtime of a guest path', auth: 'bearer',
+      method: 'GET', url: '/v1/vms/:id/files/stat', summary: 'Type, size, mode, owner and mtime of a guest path', auth: 'bearer', scope: 'read',
       schema: { params: idParams, querystring: pathQuery, response: { 200: statSchema, ...errors } },
       handler: async (req) => {
         const r = req as Q<Static<typeof pathQuery>>;
@@ -116,7 +116,7 @@ export function fileRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
       },
     },
     {
-      method: 'GET', url: '/v1/vms/:id/files/list', summary: 'The entries of a guest directory', auth: 'bearer',
+      method: 'GET', url: '/v1/vms/:id/files/list', summary: 'The entries of a guest directory', auth: 'bearer', scope: 'read',
       schema: { params: idParams, querystring: listQuery, response: { 200: { type: 'object', required: ['entries'], properties: { entries: { type: 'array', items: entrySchema } } }, ...errors } },
       handler: async (req) => {
         const r = req as Q<Static<typeof listQuery>>;
@@ -130,7 +130,7 @@ export function fileRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
     op<Static<typeof chmodBody>>('chmod', 'Sets the mode of a guest path', chmodBody, (s, b) => s.chmod(b.path, parseMode(b.mode))),
     op<Static<typeof chownBody>>('chown', 'Sets the owner of a guest path', chownBody, (s, b) => s.chown(b.path, b.uid, b.gid)),
     {
-      method: 'GET', url: '/v1/vms/:id/files/watch', summary: 'Changes under a guest directory as Server-Sent Events (`change` {type, path}) until the client leaves', auth: 'bearer',
+      method: 'GET', url: '/v1/vms/:id/files/watch', summary: 'Changes under a guest directory as Server-Sent Events (`change` {type, path}) until the client leaves', auth: 'bearer', scope: 'read',
       produces: 'text/event-stream',
       schema: { params: idParams, querystring: watchQuery },
       handler: async (req, reply) => {
@@ -163,7 +163,7 @@ export function fileRoutes(ctx: ApiContext, agents: () => AgentPort | undefined)
       },
     },
     {
-      method: 'POST', url: '/v1/vms/:id/files/copy', summary: 'Copies a file from this VM into another VM in one call, streamed guest to guest', auth: 'bearer',
+      method: 'POST', url: '/v1/vms/:id/files/copy', summary: 'Copies a file from this VM into another VM in one call, streamed guest to guest', auth: 'bearer', scope: 'write',
       schema: { params: idParams, body: copyBody, response: { 200: { type: 'object', required: ['fromVm', 'from', 'toVm', 'to', 'size'], properties: { fromVm: { type: 'string' }, from: { type: 'string' }, toVm: { type: 'string' }, to: { type: 'string' }, size: { type: 'integer' } } }, ...errors } },
       handler: async (req, reply) => {
         const r = req as B<Static<typeof copyBody>>;

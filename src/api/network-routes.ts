@@ -45,7 +45,7 @@ function view(vm: VmRecord, p: NetworkPolicy): Record<string, unknown> {
 export function networkRoutes(port: NetworkPolicyPort): ApiRoute[] {
   return [
     {
-      method: 'GET', url: '/v1/vms/:id/network', summary: 'The VM\'s network policy (egress, group, limits)', auth: 'bearer',
+      method: 'GET', url: '/v1/vms/:id/network', summary: 'The VM\'s network policy (egress, group, limits)', auth: 'bearer', scope: 'read',
       schema: { params: idParams, response: { 200: networkPolicyView, '4xx': errorSchema } },
       handler: (req) => {
         const id = (req as FastifyRequest<{ Params: IdParams }>).params.id;
@@ -53,7 +53,7 @@ export function networkRoutes(port: NetworkPolicyPort): ApiRoute[] {
       },
     },
     {
-      method: 'PATCH', url: '/v1/vms/:id/network', summary: 'Change the VM\'s network policy; a running VM\'s takes effect at once', auth: 'bearer',
+      method: 'PATCH', url: '/v1/vms/:id/network', summary: 'Change the VM\'s network policy; a running VM\'s takes effect at once', auth: 'bearer', scope: 'write',
       schema: { params: idParams, body: networkPolicySchema, response: { 200: networkPolicyView, '4xx': errorSchema, '5xx': errorSchema } },
       handler: async (req) => {
         const r = req as PatchReq;

@@ -52,6 +52,21 @@ export function authenticate(ctx: Pick<ApiContext, 'token' | 'tenancy'>, header:
   return { keyId: k.id, tenant: k.tenant, scope: k.scope };
 }
 
+/**
+ * A bearer on a path the onRequest hook does not authenticate (raw WebSockets; routes that also take a viewer
+ * token): the key's principal with its scope checked, and the VM `ref` resolved in the key's tenant (another
+ * tenant's VM is VM_NOT_FOUND, exactly as a missing one). Answers the canonical VM id (`ref` without tenancy).
+ */
+export function authorizeBearerForVm(ctx: Pick<ApiContext, 'token' | 'tenancy'>, header: string | undefined, ref: string, need: RouteScope, now = Date.now()): { principal: Principal; vmId: string } {
+  const p = authenticate(ctx, header, now);
+  if (!allows(p.scope, need)) throw new HangarError('FORBIDDEN', `this API key (scope ${p.scope}) may not do this: it needs scope ${need}`, { scope: p.scope, need });
+  if (!ctx.tenancy) return { principal: p, vmId: ref };
+  const hit = ctx.tenancy.findVm(ref, p, isAdmin(p));
+  if (hit) return { principal: p, vmId: hit.id };
+  if (!isAdmin(p)) throw new HangarError('VM_NOT_FOUND', `no VM ${ref}`, { id: ref });
+  return { principal: p, vmId: ref };
+}
+
 /** The scope a route needs: its declaration, else admin (a route that forgot to declare one is not opened to tenants). */
 export const routeScope = (r: Pick<ApiRoute, 'scope'>): RouteScope => r.scope ?? 'admin';
 

@@ -5,7 +5,6 @@
 // and Chromium's own 101 answer goes back to the client: no WebSocket framing is redone here.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { bearer, tokenMatches } from '../api/auth.js';
 import type { AgentPort } from '../agent/port.js';
 import { originAllowed, parseVncRequest, refuse } from '../desktop/bridge.js';
 import { scopeError, tokenError, verifyViewerToken } from '../desktop/token.js';
@@ -15,7 +14,8 @@ import { browserPath, cdpGetJson, CDP_WS_PATH, checkCdpVm, dialCdp, upgradeReque
 export interface CdpBridgeDeps {
   lookup(vmId: string): (CdpVm & { viewerNonce: Buffer }) | null;
   secret: Buffer;
-  apiToken: string;
+  /** Checks an API key presented as a bearer for this VM (scope, tenant) and answers the VM's canonical id, or throws. */
+  authorizeBearer: (header: string, vmId: string) => string;
   agents: AgentPort | null;
   /** Browser origins allowed to open CDP (the controller's public origins); no Origin (not a browser) is fine. */
   origins?(): ReadonlySet<string>;
@@ -43,8 +43,9 @@ export function admitCdp(req: Pick<IncomingMessage, 'headers'>, vmId: string, to
   if (req.headers.origin !== undefined && !originAllowed(req.headers.origin, deps.origins?.() ?? new Set())) {
     throw new HangarError('VIEWER_ORIGIN_REFUSED', 'a page from another origin may not open CDP', { vmId, origin: req.headers.origin });
   }
+  if (req.headers.authorization !== undefined) vmId = deps.authorizeBearer(req.headers.authorization, vmId);
   const vm = deps.lookup(vmId);
-  if (!tokenMatches(bearer(req.headers.authorization), deps.apiToken)) {
+  if (req.headers.authorization === undefined) {
     if (token === undefined) throw new HangarError('UNAUTHORIZED', 'a bearer token or a CDP token (?token=) is required');
     const check = verifyViewerToken(deps.secret, vmId, vm?.viewerNonce ?? null, token, Date.now());
     if (!check.ok) throw tokenError(check.reason);

@@ -43,7 +43,7 @@ export function recordingRoutes(ctx: ApiContext, deps: RecordingDeps): ApiRoute[
   const running = new Map<string, ApiRecording>();
   /** The VM's canonical id after auth (bearer: by id or name; a token: its own VM's id, not view-blocked). */
   const vmFor = (r: Req): string => {
-    const who = authorise(r, ctx.token, deps);
+    const who = authorise(r, ctx, deps, r.method === 'GET' ? 'read' : 'write');
     if (who === 'cdp') throw scopeError(who, 'recordings');
     return who === 'api' ? ctx.vms.get(r.params.id).id : r.params.id;
   };
@@ -52,7 +52,7 @@ export function recordingRoutes(ctx: ApiContext, deps: RecordingDeps): ApiRoute[
   };
   return [
     {
-      method: 'POST', url: '/v1/vms/:id/recordings', auth: 'bearer', summary: "Record the VM's screen for durationS seconds (a session recording, replayable in the viewer page)",
+      method: 'POST', url: '/v1/vms/:id/recordings', auth: 'bearer', scope: 'write', summary: "Record the VM's screen for durationS seconds (a session recording, replayable in the viewer page)",
       schema: { params: idParams, body: startBody, response: { 200: { type: 'object', properties: { id: { type: 'string' }, durationS: { type: 'integer' } } }, '4xx': errorSchema, '5xx': errorSchema } },
       handler: async (req) => {
         const r = req as Req;
@@ -84,7 +84,7 @@ export function recordingRoutes(ctx: ApiContext, deps: RecordingDeps): ApiRoute[
       },
     },
     {
-      method: 'DELETE', url: '/v1/vms/:id/recordings/:rid', auth: 'bearer', summary: 'Deletes a recording',
+      method: 'DELETE', url: '/v1/vms/:id/recordings/:rid', auth: 'bearer', scope: 'write', summary: 'Deletes a recording',
       schema: { params: recParams, response: { 200: { type: 'object', properties: { id: { type: 'string' }, deleted: { type: 'boolean' } } }, '4xx': errorSchema, '5xx': errorSchema } },
       handler: (req) => {
         const r = req as Req;

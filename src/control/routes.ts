@@ -4,12 +4,13 @@
 // anything reaches the VM: nothing is dialled for a refused request.
 import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
-import { bearer, tokenMatches } from '../api/auth.js';
+import { authorizeBearerForVm } from '../api/tenancy.js';
 import type { ApiContext, ApiRoute } from '../api/routes.js';
 import { errorSchema, idParams, type IdParams } from '../api/schemas.js';
 import { scopeError, signViewerToken, tokenError, verifyViewerToken, type TokenScope } from '../desktop/token.js';
 import { HangarError } from '../errors.js';
 import type { AgentPort } from '../agent/port.js';
+import type { RouteScope } from '../tenancy/keys.js';
 import { ACTIONS, isInput, parseAction } from './actions.js';
 import { cdpGetJson, cdpWsUrl, checkCdpVm, dialCdp, rewriteVersion } from './cdp.js';
 import type { ComputerService } from './computer.js';
@@ -81,8 +82,12 @@ const computerResponse = {
  * Who is asking: 'api' for the bearer, else the scope of a valid viewer token for this VM (by id). Refusals:
  * UNAUTHORIZED with neither, VIEWER_TOKEN_INVALID for a bad token.
  */
-export function authorise(req: { headers: { authorization?: string | undefined }; params: { id: string }; query: { token?: string | undefined } }, apiToken: string, deps: Pick<ControlDeps, 'lookup' | 'secret'>): 'api' | TokenScope {
-  if (tokenMatches(bearer(req.headers.authorization), apiToken)) return 'api';
+export function authorise(req: { headers: { authorization?: string | undefined }; params: { id: string }; query: { token?: string | undefined } }, ctx: Pick<ApiContext, 'token' | 'tenancy'>, deps: Pick<ControlDeps, 'lookup' | 'secret'>, need: RouteScope = 'write'): 'api' | TokenScope {
+  // A bearer is an API key: its scope and tenant decide (another tenant's VM is not found); the path then names the canonical id.
+  if (req.headers.authorization !== undefined) {
+    req.params.id = authorizeBearerForVm(ctx, req.headers.authorization, req.params.id, need).vmId;
+    return 'api';
+  }
   if (req.query.token === undefined) throw new HangarError('UNAUTHORIZED', 'a bearer token or a viewer token (?token=) is required');
   const vm = deps.lookup(req.params.id);
   const check = verifyViewerToken(deps.secret, req.params.id, vm?.viewerNonce ?? null, req.query.token, Date.now());
@@ -125,7 +130,7 @@ export function controlRoutes(ctx: ApiContext, deps: ControlDeps): ApiRoute[] {
   const origin = (req: FastifyRequest): string => `${req.protocol}://${req.headers.host ?? 'localhost'}`;
   /** The VM for CDP and a CDP token to hand out: the one presented, or a new one for the bearer. */
   const cdpAccess = (r: Req): { id: string; token: string; expiresAt: number } => {
-    const who = authorise(r, ctx.token, deps);
+    const who = authorise(r, ctx, deps);
     if (who !== 'api' && who !== 'cdp') throw scopeError(who, 'CDP');
     const id = who === 'api' ? ctx.vms.get(r.params.id).id : r.params.id;
     const vm = deps.lookup(id);
@@ -149,7 +154,7 @@ export function controlRoutes(ctx: ApiContext, deps: ControlDeps): ApiRoute[] {
   });
   return [
     {
-      method: 'POST', url: '/v1/vms/:id/cdp/token', auth: 'bearer', summary: 'A short-lived CDP token and the URLs Playwright and Puppeteer connect to (browser-profile VMs)',
+      method: 'POST', url: '/v1/vms/:id/cdp/token', auth: 'bearer', scope: 'write', summary: 'A short-lived CDP token and the URLs Playwright and Puppeteer connect to (browser-profile VMs)',
       schema: { params: idParams, response: { 200: cdpTokenResponse, '4xx': errorSchema, '5xx': errorSchema } },
       handler: (req) => {
         const a = cdpAccess(req as Req);
@@ -171,7 +176,7 @@ export function controlRoutes(ctx: ApiContext, deps: ControlDeps): ApiRoute[] {
       schema: { params: idParams, querystring: tokenQuery, body: computerBody, response: { 200: computerResponse, '4xx': errorSchema, '5xx': errorSchema } },
       handler: async (req) => {
         const r = req as Req;
-        const who = authorise(r, ctx.token, deps);
+        const who = authorise(r, ctx, deps);
         const action = parseAction(r.body);
         if (who === 'cdp') throw scopeError(who, 'desktop actions');
         if (who === 'view' && isInput(action)) throw scopeError(who, `input (${action.action})`);

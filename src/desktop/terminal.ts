@@ -71,7 +71,7 @@ export function terminalRoutes(ctx: ApiContext, desk: DesktopDeps): ApiRoute[] {
   const limits = checkDeps(desk);
   return [
     {
-      method: 'POST', url: '/v1/vms/:id/terminal', summary: 'A short-lived terminal token and the URL of the browser terminal (a PTY shell in the VM)', auth: 'bearer',
+      method: 'POST', url: '/v1/vms/:id/terminal', summary: 'A short-lived terminal token and the URL of the browser terminal (a PTY shell in the VM)', auth: 'bearer', scope: 'write',
       schema: {
         params: idParams, body: ttlBody(Math.floor(limits.maxTokenTtlMs / 1000)),
         response: { 200: { type: 'object', required: ['token', 'url', 'expiresAt'], properties: { token: { type: 'string' }, url: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }, '4xx': errorSchema, '5xx': errorSchema },

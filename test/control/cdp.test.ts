@@ -15,12 +15,13 @@ import type { Duplex } from 'node:stream';
 import { chromium } from 'playwright-core';
 import { WebSocket } from 'ws';
 import type { AgentPort, AgentSession } from '../../src/agent/port.js';
+import { authorizeBearerForVm } from '../../src/api/tenancy.js';
 import { attachCdpBridge, type CdpBridge } from '../../src/control/cdp-bridge.js';
 import { rewriteVersion, upgradeRequest } from '../../src/control/cdp.js';
 import { ComputerService } from '../../src/control/computer.js';
 import { controlRoutes, type ControlDeps } from '../../src/control/routes.js';
 import { newViewerSecret, signViewerToken, type TokenScope } from '../../src/desktop/token.js';
-import { auth, createApiHarness, TEST_TOKEN, type ApiHarness } from '../support/api.js';
+import { auth, createApiHarness, type ApiHarness } from '../support/api.js';
 import { freePort } from '../support/rfb.js';
 import { CHROMIUM, CHROMIUM_ARGS, skipUnlessChromium } from '../support/viewer.js';
 
@@ -87,7 +88,7 @@ describe('CDP through Hangar (fake agent, host Chromium)', { skip }, () => {
     h.store.setState('vm-bbbbbbbb', 'ready');
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(h.app.server.address() as net.AddressInfo).port}`;
-    bridge = attachCdpBridge(h.app.server, { ...deps, apiToken: TEST_TOKEN, origins: () => new Set([base]) });
+    bridge = attachCdpBridge(h.app.server, { ...deps, authorizeBearer: (hdr, id) => authorizeBearerForVm(h.ctx, hdr, id, 'write').vmId, origins: () => new Set([base]) });
   });
   after(async () => {
     bridge?.close();
