@@ -25,6 +25,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { AgentPort, ExecHandle, ExecRequest } from '../agent/port.js';
+import { claimUpgrades } from '../util/upgrades.js';
 import { HangarError, toHangarError } from '../errors.js';
 import { agentFor, bareSignal, execBody, toExecRequest, type ExecBody } from './agent-common.js';
 import { authorizeBearerForVm } from './tenancy.js';
@@ -34,8 +35,6 @@ import { httpError, redactUrl } from './server.js';
 export const EXEC_WS_ROUTE = '/v1/vms/:id/exec/ws';
 export const TERMINAL_WS_ROUTE = '/v1/vms/:id/terminal/ws';
 const PATH = /^\/v1\/vms\/([^/?#]+)\/(exec|terminal)\/ws$/;
-/** Paths another upgrade listener serves (the VNC bridge): left alone. */
-const OTHERS = /^\/v1\/vms\/[^/?#]+\/vnc$/;
 export const STDOUT = 1;
 export const STDERR = 2;
 const HIGH_WATER = 1024 * 1024;
@@ -237,8 +236,7 @@ export function attachAgentSockets(server: Server, deps: AgentSocketsDeps): Agen
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const t = parseAgentSocket(req.url);
     if (!t) {
-      const path = (req.url ?? '').split('?')[0]!;
-      if (!OTHERS.test(path)) refuse(socket, new HangarError('NOT_FOUND', `no WebSocket route ${redactUrl(req.url ?? '')}`));
+      if (claim.refusesUnclaimed(req.url)) refuse(socket, new HangarError('NOT_FOUND', `no WebSocket route ${redactUrl(req.url ?? '')}`));
       return;
     }
     socket.on('error', () => undefined);
@@ -248,12 +246,14 @@ export function attachAgentSockets(server: Server, deps: AgentSocketsDeps): Agen
       refuse(socket, e);
     });
   };
+  const claim = claimUpgrades(server, (url) => parseAgentSocket(url) !== null);
   server.on('upgrade', onUpgrade);
   return {
     count: () => live.size,
     close: async () => {
       closing = true;
       server.off('upgrade', onUpgrade);
+      claim.release();
       for (const ws of live) ws.close(1001, 'the controller is shutting down');
       await new Promise((r) => setTimeout(r, live.size ? 200 : 0));
       for (const ws of live) ws.terminate();

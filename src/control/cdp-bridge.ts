@@ -6,8 +6,9 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AgentPort } from '../agent/port.js';
-import { originAllowed, parseVncRequest, refuse } from '../desktop/bridge.js';
+import { originAllowed, refuse } from '../desktop/bridge.js';
 import { scopeError, tokenError, verifyViewerToken } from '../desktop/token.js';
+import { claimUpgrades } from '../util/upgrades.js';
 import { HangarError, toHangarError } from '../errors.js';
 import { browserPath, cdpGetJson, CDP_WS_PATH, checkCdpVm, dialCdp, upgradeRequest, type CdpVm } from './cdp.js';
 
@@ -78,8 +79,7 @@ export function attachCdpBridge(server: Server, deps: CdpBridgeDeps): CdpBridge 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const t = parseCdpRequest(req.url);
     if (!t) {
-      // Neither ours nor the VNC bridge's: someone must answer (the VNC bridge only does when it is alone).
-      if (!parseVncRequest(req.url)) refuse(socket, new HangarError('NOT_FOUND', 'no WebSocket route here'));
+      if (claim.refusesUnclaimed(req.url)) refuse(socket, new HangarError('NOT_FOUND', 'no WebSocket route here'));
       return;
     }
     socket.on('error', () => undefined);
@@ -89,9 +89,10 @@ export function attachCdpBridge(server: Server, deps: CdpBridgeDeps): CdpBridge 
       refuse(socket, err);
     });
   };
+  const claim = claimUpgrades(server, (url) => parseCdpRequest(url) !== null);
   server.on('upgrade', onUpgrade);
   return {
     sessions: () => open.size,
-    close: () => { server.off('upgrade', onUpgrade); for (const s of open) s.destroy(); },
+    close: () => { server.off('upgrade', onUpgrade); claim.release(); for (const s of open) s.destroy(); },
   };
 }

@@ -17,6 +17,7 @@ import { STATUS_CODES } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
+import { claimUpgrades } from '../util/upgrades.js';
 import { HangarError, toHangarError } from '../errors.js';
 import { httpError, redactUrl } from '../api/server.js';
 import { waitAtMost, withTimeout } from '../util/timeout.js';
@@ -367,13 +368,14 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const target = parseVncRequest(req.url);
     if (!target) {
-      if (server.listenerCount('upgrade') === 1) refuseAndCount(socket, new HangarError('NOT_FOUND', `no WebSocket route ${redactUrl(req.url ?? '')}`));
+      if (claim.refusesUnclaimed(req.url)) refuseAndCount(socket, new HangarError('NOT_FOUND', `no WebSocket route ${redactUrl(req.url ?? '')}`));
       return;
     }
     socket.on('error', () => undefined); // a viewer vanishing mid-handshake is not a controller error
     if (closing) { refuseAndCount(socket, new HangarError('CANCELLED', 'the controller is shutting down'), target.vmId); return; }
     accept(req, socket, head, target.vmId, target.token, target.viewer).catch((e: unknown) => refuseAndCount(socket, e, target.vmId));
   };
+  const claim = claimUpgrades(server, (url) => parseVncRequest(url) !== null);
   server.on('upgrade', onUpgrade);
   const disconnect = (vmId: string, reason: string): number => {
     let n = 0;
@@ -391,6 +393,7 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
       closing = true;
       offRevoke();
       server.off('upgrade', onUpgrade);
+      claim.release();
       const all = [...sessions.keys()];
       for (const s of all) s.close(CLOSE.SHUTDOWN, 'the controller is shutting down');
       await waitAtMost(Promise.all(all.map((s) => s.done)), 2_000, null);
