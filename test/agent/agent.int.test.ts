@@ -75,6 +75,11 @@ describe('hangar-agent in a booted guest', { skip, concurrency: false }, () => {
 
   test('with eth0 down in the guest, exec still works', async () => {
     const s = await live.c.agents.session(vmId);
+    // A link taken down loses its routes: the default route the kernel's ip= made is put back afterwards (the
+    // clone below is made from this VM, and the host reaches a clone through its default route).
+    const route = await s.exec({ argv: ['ip', 'route', 'show', 'default'] });
+    const defaultRoute = (await collect(route.stdout)).toString().trim();
+    assert.match(defaultRoute, /^default via \S+ dev eth0/);
     const down = await s.exec({ argv: ['ip', 'link', 'set', 'eth0', 'down'], user: 0 });
     assert.equal((await down.exit).code, 0);
     const h = await s.exec({ argv: ['cat', '/sys/class/net/eth0/operstate'] });
@@ -83,6 +88,8 @@ describe('hangar-agent in a booted guest', { skip, concurrency: false }, () => {
     assert.equal(info.ifaces.find((i) => i.name === 'eth0')?.up, false);
     const up = await s.exec({ argv: ['ip', 'link', 'set', 'eth0', 'up'], user: 0 });
     assert.equal((await up.exit).code, 0);
+    const back = await s.exec({ argv: ['ip', 'route', 'replace', ...defaultRoute.split(/\s+/)], user: 0 });
+    assert.equal((await back.exit).code, 0);
   });
 
   test('after a snapshot restore, a clone answers with a new session and its own hostname', async () => {
