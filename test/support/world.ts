@@ -133,7 +133,9 @@ export async function createFakeGuest(cfg: NetConfig, ip: string): Promise<FakeG
   const link = JSON.parse((await run('ip', ['-n', ns, '-j', 'link', 'show', 'eth0'], { timeoutMs: 10_000 })).stdout) as { address: string }[];
   const mac = link[0]!.address;
   const runner: Runner = async (argv, timeoutMs = 10_000) => {
-    const r = await run('ip', ['netns', 'exec', ns, ...argv], { allowFailure: true, timeoutMs });
+    // A guest's environment, not the test runner's (a CI host may set http_proxy/no_proxy for itself).
+    const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8' };
+    const r = await run('ip', ['netns', 'exec', ns, ...argv], { allowFailure: true, timeoutMs, env });
     return { code: r.code, stdout: r.stdout, stderr: r.stderr };
   };
   return {
