@@ -227,9 +227,13 @@ test('real finder: a VMM that ignores SIGTERM gets SIGKILL after the grace time'
   const root = mkdtempSync(join(tmpdir(), 'hangar-rundirs-'));
   const runDir = join(root, 'vm-deaf');
   mkdirSync(runDir);
-  const vmm = await fakeVmmIn(runDir, [join(runDir, 'console.log')], "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)");
+  const ready = join(runDir, 'handler-installed');
+  const script = `process.on('SIGTERM', () => {}); require('fs').writeFileSync(${JSON.stringify(ready)}, ''); setInterval(() => {}, 1000)`;
+  const vmm = await fakeVmmIn(runDir, [join(runDir, 'console.log')], script);
   try {
-    await new Promise((r) => setTimeout(r, 200)); // its SIGTERM handler is installed
+    // Wait until its SIGTERM handler is installed (a fixed sleep was too short on a loaded host).
+    for (let i = 0; i < 200 && !existsSync(ready); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(existsSync(ready), 'the fake VMM installed its SIGTERM handler');
     const t0 = Date.now();
     assert.deepEqual(await stopVmmIn(runDir, { graceMs: 300 }), { pid: vmm.pid, gone: true });
     assert.ok(Date.now() - t0 >= 300, 'SIGTERM was given its grace time');
