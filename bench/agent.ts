@@ -24,6 +24,7 @@ const RTT_RUNS = Number(process.env.HANGAR_BENCH_RUNS ?? 50);
 const FILE_MIB = Number(process.env.HANGAR_BENCH_FILE_MIB ?? 64);
 const STREAM_MIB = Number(process.env.HANGAR_BENCH_STREAM_MIB ?? 64);
 const CHUNK = 1024 * 1024;
+const QGA_MAX_OUTPUT_MIB = 16;
 
 const mbps = (bytes: number, ms: number): number => round(bytes / 1e6 / (ms / 1000), 1);
 
@@ -65,21 +66,28 @@ async function hangarSide(s: AgentSession): Promise<Record<string, number>> {
 class Qga {
   private buf = '';
   private waiters: ((v: { return?: unknown; error?: { desc: string } }) => void)[] = [];
+  /** While syncing: every answer but the sync's own is stale (or the parser's complaint about the 0xff) and dropped. */
+  private syncId: number | null = null;
   private constructor(private readonly sock: Socket) {
-    sock.setEncoding('utf8');
+    sock.setEncoding('latin1'); // the answers are ASCII JSON (base64 data); 0xff sentinels stay one char
     sock.on('data', (d: string) => {
       this.buf += d;
       for (let i = this.buf.indexOf('\n'); i >= 0; i = this.buf.indexOf('\n')) {
-        const line = this.buf.slice(0, i).replace(/^\xff/, '');
+        const line = this.buf.slice(0, i).replace(/^\xff+/, '');
         this.buf = this.buf.slice(i + 1);
-        if (line.trim()) this.waiters.shift()?.(JSON.parse(line));
+        if (!line.trim()) continue;
+        const v = JSON.parse(line) as { return?: unknown; error?: { desc: string } };
+        if (this.syncId !== null) { if (v.return !== this.syncId) continue; this.syncId = null; }
+        this.waiters.shift()?.(v);
       }
     });
   }
   static async open(path: string): Promise<Qga> {
     const sock = await new Promise<Socket>((res, rej) => { const s = connect(path, () => res(s)); s.once('error', rej); });
     const q = new Qga(sock);
-    // guest-sync-delimited: the guest flushes whatever half-read input it had (0xff), then echoes the id.
+    // 0xff resets the agent's JSON parser (it answers a parse error), then guest-sync-delimited echoes the id
+    // after a 0xff of its own: everything before that answer is dropped.
+    q.syncId = 4242;
     sock.write(Buffer.from([0xff]));
     await q.call('guest-sync-delimited', { id: 4242 });
     return q;
@@ -108,7 +116,8 @@ async function qgaSide(q: Qga): Promise<Record<string, number>> {
     rtt.push(performance.now() - t0);
   }
   let t0 = performance.now();
-  const { out } = await q.exec('/usr/bin/head', ['-c', String(STREAM_MIB * CHUNK), '/dev/zero']);
+  // qemu-ga keeps at most 16 MiB of a command's output (GUEST_EXEC_MAX_OUTPUT) and hands it over only at exit.
+  const { out } = await q.exec('/usr/bin/head', ['-c', String(Math.min(STREAM_MIB, QGA_MAX_OUTPUT_MIB) * CHUNK), '/dev/zero']);
   const streamMs = performance.now() - t0;
   const b64 = Buffer.alloc(CHUNK, 0x5a).toString('base64');
   t0 = performance.now();
@@ -157,6 +166,7 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
       const start = await session.exec({ user: 'root', background: true, cmd: 'for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name)" = org.qemu.guest_agent.0 ] && exec /usr/sbin/qemu-ga -m virtio-serial -p /dev/${p##*/}; done; exit 1' });
       start.detach();
       await new Promise((r) => setTimeout(r, 2000));
+      if (!json) process.stdout.write(`hangar-agent: ${JSON.stringify(mine)}\n`);
       const q = await Qga.open(join(vm.runDir, 'qga.sock'));
       try { peer = await qgaSide(q); } finally { q.close(); }
     }
