@@ -28,10 +28,34 @@ const QGA_MAX_OUTPUT_MIB = 16;
 
 const mbps = (bytes: number, ms: number): number => round(bytes / 1e6 / (ms / 1000), 1);
 
-async function drain(r: Readable): Promise<number> {
+async function drain(r: Readable, text = false): Promise<number> {
   let n = 0;
-  for await (const c of r) n += (c as Buffer).length;
-  return n;
+  let t = '';
+  for await (const c of r) { n += (c as Buffer).length; if (text) t += (c as Buffer).toString(); }
+  return text ? Number(t) : n;
+}
+
+/** p50 of N timings of `f` (ms). */
+async function p50(n: number, f: () => Promise<unknown>): Promise<number> {
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await f();
+    t.push(performance.now() - t0);
+  }
+  return round(percentile(t, 50), 2);
+}
+
+/**
+ * Where an exec's time goes, measured in the guest: the channel's own round trip (PING), and what starting and
+ * reaping `/bin/true` costs the guest with no agent involved (a shell loop timed by the guest's clock). Both agents
+ * pay the spawn; neither can go below it.
+ */
+async function floors(s: AgentSession): Promise<Record<string, number>> {
+  const ping = await p50(RTT_RUNS, () => s.ping());
+  const h = await s.exec({ user: 'root', cmd: 'a=$(date +%s%N); i=0; while [ $i -lt 50 ]; do /bin/true; i=$((i+1)); done; b=$(date +%s%N); echo $(( (b-a)/50000 ))' });
+  const [out] = await Promise.all([drain(h.stdout, true), drain(h.stderr), h.exit]);
+  return { hangar_ping_p50_ms: ping, guest_spawn_true_us: Number(String(out).trim()) };
 }
 
 async function hangarSide(s: AgentSession): Promise<Record<string, number>> {
@@ -109,6 +133,7 @@ class Qga {
 }
 
 async function qgaSide(q: Qga): Promise<Record<string, number>> {
+  const ping = await p50(RTT_RUNS, () => q.call('guest-ping'));
   const rtt: number[] = [];
   for (let i = 0; i < RTT_RUNS; i++) {
     const t0 = performance.now();
@@ -138,6 +163,7 @@ async function qgaSide(q: Qga): Promise<Record<string, number>> {
   return {
     rtt_p50_ms: round(percentile(rtt, 50), 2), rtt_p99_ms: round(percentile(rtt, 99), 2),
     stream_mbps: mbps(out, streamMs), upload_mbps: mbps(FILE_MIB * CHUNK, upMs), download_mbps: mbps(down, downMs),
+    ping_p50_ms: ping,
   };
 }
 
@@ -159,7 +185,10 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
     const vm = await (await tc.manager.create(normalizeCreate({ profile: 'desktop' }))).ready;
     const agents = new Agents({ channel: (id) => tc.manager.guestChannel(id) });
     const session = await agents.session(vm.id, { timeoutMs: 120_000 });
-    const mine = await hangarSide(session);
+    const mine: Record<string, number> = await hangarSide(session);
+    const floor = await floors(session);
+    mine.ping_p50_ms = floor.hangar_ping_p50_ms!;
+    figures.guest_spawn_true_ms = round(floor.guest_spawn_true_us! / 1000, 2);
     let peer: Record<string, number> | null = null;
     if (hasQga) {
       // hangar-init does not start qemu-ga: start it (as root) on its port, found by name as hangar-agent finds its own.
@@ -183,6 +212,7 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
     if (!json) {
       const rows = Object.keys(mine).map((k) => [k, String(mine[k]), peer ? String(peer[k]) : '- (no qemu-ga in the image)', peer ? String(round(mine[k]! / peer[k]!, 2)) : '-']);
       process.stdout.write(table(['figure', 'hangar-agent', 'qemu-guest-agent', 'hangar/qga'], rows));
+      process.stdout.write(`\nthe guest itself spawns and reaps /bin/true in ${figures.guest_spawn_true_ms} ms (a shell loop, no agent): the floor of both round trips\n`);
       process.stdout.write(`\ngoal: exec p50 ≤ 0.5× qga, file MB/s ≥ 2× qga: ${peer ? (figures.goal_met ? 'met' : 'NOT met') : 'not measured'}\n`);
     }
   } finally {
