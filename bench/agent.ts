@@ -24,13 +24,38 @@ const RTT_RUNS = Number(process.env.HANGAR_BENCH_RUNS ?? 50);
 const FILE_MIB = Number(process.env.HANGAR_BENCH_FILE_MIB ?? 64);
 const STREAM_MIB = Number(process.env.HANGAR_BENCH_STREAM_MIB ?? 64);
 const CHUNK = 1024 * 1024;
+const QGA_MAX_OUTPUT_MIB = 16;
 
 const mbps = (bytes: number, ms: number): number => round(bytes / 1e6 / (ms / 1000), 1);
 
-async function drain(r: Readable): Promise<number> {
+async function drain(r: Readable, text = false): Promise<number> {
   let n = 0;
-  for await (const c of r) n += (c as Buffer).length;
-  return n;
+  let t = '';
+  for await (const c of r) { n += (c as Buffer).length; if (text) t += (c as Buffer).toString(); }
+  return text ? Number(t) : n;
+}
+
+/** p50 of N timings of `f` (ms). */
+async function p50(n: number, f: () => Promise<unknown>): Promise<number> {
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await f();
+    t.push(performance.now() - t0);
+  }
+  return round(percentile(t, 50), 2);
+}
+
+/**
+ * Where an exec's time goes, measured in the guest: the channel's own round trip (PING), and what starting and
+ * reaping `/bin/true` costs the guest with no agent involved (a shell loop timed by the guest's clock). Both agents
+ * pay the spawn; neither can go below it.
+ */
+async function floors(s: AgentSession): Promise<Record<string, number>> {
+  const ping = await p50(RTT_RUNS, () => s.ping());
+  const h = await s.exec({ user: 'root', cmd: 'a=$(date +%s%N); i=0; while [ $i -lt 50 ]; do /bin/true; i=$((i+1)); done; b=$(date +%s%N); echo $(( (b-a)/50000 ))' });
+  const [out] = await Promise.all([drain(h.stdout, true), drain(h.stderr), h.exit]);
+  return { hangar_ping_p50_ms: ping, guest_spawn_true_us: Number(String(out).trim()) };
 }
 
 async function hangarSide(s: AgentSession): Promise<Record<string, number>> {
@@ -65,21 +90,28 @@ async function hangarSide(s: AgentSession): Promise<Record<string, number>> {
 class Qga {
   private buf = '';
   private waiters: ((v: { return?: unknown; error?: { desc: string } }) => void)[] = [];
+  /** While syncing: every answer but the sync's own is stale (or the parser's complaint about the 0xff) and dropped. */
+  private syncId: number | null = null;
   private constructor(private readonly sock: Socket) {
-    sock.setEncoding('utf8');
+    sock.setEncoding('latin1'); // the answers are ASCII JSON (base64 data); 0xff sentinels stay one char
     sock.on('data', (d: string) => {
       this.buf += d;
       for (let i = this.buf.indexOf('\n'); i >= 0; i = this.buf.indexOf('\n')) {
-        const line = this.buf.slice(0, i).replace(/^\xff/, '');
+        const line = this.buf.slice(0, i).replace(/^\xff+/, '');
         this.buf = this.buf.slice(i + 1);
-        if (line.trim()) this.waiters.shift()?.(JSON.parse(line));
+        if (!line.trim()) continue;
+        const v = JSON.parse(line) as { return?: unknown; error?: { desc: string } };
+        if (this.syncId !== null) { if (v.return !== this.syncId) continue; this.syncId = null; }
+        this.waiters.shift()?.(v);
       }
     });
   }
   static async open(path: string): Promise<Qga> {
     const sock = await new Promise<Socket>((res, rej) => { const s = connect(path, () => res(s)); s.once('error', rej); });
     const q = new Qga(sock);
-    // guest-sync-delimited: the guest flushes whatever half-read input it had (0xff), then echoes the id.
+    // 0xff resets the agent's JSON parser (it answers a parse error), then guest-sync-delimited echoes the id
+    // after a 0xff of its own: everything before that answer is dropped.
+    q.syncId = 4242;
     sock.write(Buffer.from([0xff]));
     await q.call('guest-sync-delimited', { id: 4242 });
     return q;
@@ -101,6 +133,7 @@ class Qga {
 }
 
 async function qgaSide(q: Qga): Promise<Record<string, number>> {
+  const ping = await p50(RTT_RUNS, () => q.call('guest-ping'));
   const rtt: number[] = [];
   for (let i = 0; i < RTT_RUNS; i++) {
     const t0 = performance.now();
@@ -108,7 +141,8 @@ async function qgaSide(q: Qga): Promise<Record<string, number>> {
     rtt.push(performance.now() - t0);
   }
   let t0 = performance.now();
-  const { out } = await q.exec('/usr/bin/head', ['-c', String(STREAM_MIB * CHUNK), '/dev/zero']);
+  // qemu-ga keeps at most 16 MiB of a command's output (GUEST_EXEC_MAX_OUTPUT) and hands it over only at exit.
+  const { out } = await q.exec('/usr/bin/head', ['-c', String(Math.min(STREAM_MIB, QGA_MAX_OUTPUT_MIB) * CHUNK), '/dev/zero']);
   const streamMs = performance.now() - t0;
   const b64 = Buffer.alloc(CHUNK, 0x5a).toString('base64');
   t0 = performance.now();
@@ -129,6 +163,7 @@ async function qgaSide(q: Qga): Promise<Record<string, number>> {
   return {
     rtt_p50_ms: round(percentile(rtt, 50), 2), rtt_p99_ms: round(percentile(rtt, 99), 2),
     stream_mbps: mbps(out, streamMs), upload_mbps: mbps(FILE_MIB * CHUNK, upMs), download_mbps: mbps(down, downMs),
+    ping_p50_ms: ping,
   };
 }
 
@@ -150,13 +185,17 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
     const vm = await (await tc.manager.create(normalizeCreate({ profile: 'desktop' }))).ready;
     const agents = new Agents({ channel: (id) => tc.manager.guestChannel(id) });
     const session = await agents.session(vm.id, { timeoutMs: 120_000 });
-    const mine = await hangarSide(session);
+    const mine: Record<string, number> = await hangarSide(session);
+    const floor = await floors(session);
+    mine.ping_p50_ms = floor.hangar_ping_p50_ms!;
+    figures.guest_spawn_true_ms = round(floor.guest_spawn_true_us! / 1000, 2);
     let peer: Record<string, number> | null = null;
     if (hasQga) {
       // hangar-init does not start qemu-ga: start it (as root) on its port, found by name as hangar-agent finds its own.
       const start = await session.exec({ user: 'root', background: true, cmd: 'for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name)" = org.qemu.guest_agent.0 ] && exec /usr/sbin/qemu-ga -m virtio-serial -p /dev/${p##*/}; done; exit 1' });
       start.detach();
       await new Promise((r) => setTimeout(r, 2000));
+      if (!json) process.stdout.write(`hangar-agent: ${JSON.stringify(mine)}\n`);
       const q = await Qga.open(join(vm.runDir, 'qga.sock'));
       try { peer = await qgaSide(q); } finally { q.close(); }
     }
@@ -173,6 +212,7 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
     if (!json) {
       const rows = Object.keys(mine).map((k) => [k, String(mine[k]), peer ? String(peer[k]) : '- (no qemu-ga in the image)', peer ? String(round(mine[k]! / peer[k]!, 2)) : '-']);
       process.stdout.write(table(['figure', 'hangar-agent', 'qemu-guest-agent', 'hangar/qga'], rows));
+      process.stdout.write(`\nthe guest itself spawns and reaps /bin/true in ${figures.guest_spawn_true_ms} ms (a shell loop, no agent): the floor of both round trips\n`);
       process.stdout.write(`\ngoal: exec p50 ≤ 0.5× qga, file MB/s ≥ 2× qga: ${peer ? (figures.goal_met ? 'met' : 'NOT met') : 'not measured'}\n`);
     }
   } finally {

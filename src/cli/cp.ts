@@ -69,7 +69,7 @@ export const commands: Command[] = [{
   details: 'VM is an id, unique id prefix or name; guest paths are absolute. VM:path to VM:path copies inside the controller '
     + 'in one call (the bytes never come here). Progress goes to stderr (not with --quiet, --json or HANGAR_QUIET=1).',
   options: { quiet: { type: 'boolean', description: 'no progress on stderr' }, ...jsonOption },
-  examples: ['hangar vm cp ./notes.txt alice:/home/user/notes.txt', 'hangar vm cp alice:/var/log/syslog .', 'hangar vm cp browser:/home/user/.config/token.json cli:/home/user/.config/'],
+  examples: ['hangar vm cp ./notes.txt alice:/home/hangar/notes.txt', 'hangar vm cp alice:/var/log/syslog .', 'hangar vm cp browser:/home/hangar/.config/token.json cli:/home/hangar/.config/'],
   run: async ({ values, positionals }, io) => {
     const src = parseCpSpec(positionals[0]!);
     const dst = parseCpSpec(positionals[1]!);

@@ -1,6 +1,8 @@
 // hangar-agent in a real guest (QEMU under TCG, the real controller): ONE booted VM shared by these tests plus one
-// snapshot and its clone. Exec works after boot; with eth0 down in the guest exec still works (the channel needs no
-// guest network); a clone answers with a new session and its own hostname. Needs an image built with the agent.
+// snapshot and two clones of it. Exec works after boot; with eth0 down in the guest exec still works (the channel
+// needs no guest network); after the VM is restored from its own saved state (hibernate, start) its agent answers
+// with a new session and the guest's memory is the saved one; each clone answers with a new session and its own
+// hostname. Needs an image built with the agent.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -92,16 +94,42 @@ describe('hangar-agent in a booted guest', { skip, concurrency: false }, () => {
     assert.equal((await back.exit).code, 0);
   });
 
-  test('after a snapshot restore, a clone answers with a new session and its own hostname', async () => {
+  test('after the VM is restored from its saved state (hibernate, start), its agent answers with a new session', async () => {
+    const first = await live.c.agents.session(vmId);
+    // A marker in guest RAM (tmpfs): still there after the restore, so this is the saved guest, not a reboot.
+    const mark = await first.exec({ cmd: 'echo restored-$$ > /dev/shm/hangar-marker; cat /dev/shm/hangar-marker' });
+    const marker = (await collect(mark.stdout)).toString().trim();
+    assert.match(marker, /^restored-\d+$/);
+    const hib = await api<{ state: string }>('POST', `/v1/vms/${vmId}/hibernate`);
+    assert.ok(hib.status < 300, JSON.stringify(hib.body));
+    const start = await api<{ state: string }>('POST', `/v1/vms/${vmId}/start?wait=true`);
+    assert.ok(start.status < 300, JSON.stringify(start.body));
+    const s = await live.c.agents.session(vmId, { timeoutMs: 60_000 });
+    assert.notEqual(s.session, first.session, 'a fresh session over the new VMM\'s channel');
+    const h = await s.exec({ argv: ['cat', '/dev/shm/hangar-marker'] });
+    assert.equal((await collect(h.stdout)).toString().trim(), marker);
+    assert.equal((await h.exit).code, 0);
+  });
+
+  test('each clone of a snapshot answers with a new session and its own hostname', async () => {
     const first = await live.c.agents.session(vmId);
     const snap = await api<{ id: string }>('POST', '/v1/snapshots', { vm: vmId });
     assert.ok(snap.status === 201 || snap.status === 200, JSON.stringify(snap.body));
-    const clone = await api<{ id: string }>('POST', '/v1/vms?wait=true', { fromSnapshot: snap.body.id, name: 'agent-clone' });
-    assert.equal(clone.status, 201, JSON.stringify(clone.body));
-    const s = await live.c.agents.session(clone.body.id, { timeoutMs: 60_000 });
-    assert.notEqual(s.session, first.session);
-    const h = await s.exec({ argv: ['hostname'] });
-    assert.equal((await collect(h.stdout)).toString().trim(), 'agent-clone');
-    assert.equal(s.hostname.length > 0, true);
+    const sessions = new Set([first.session]);
+    for (const name of ['agent-clone', 'agent-clone2']) {
+      const clone = await api<{ id: string }>('POST', '/v1/vms?wait=true', { fromSnapshot: snap.body.id, name });
+      assert.equal(clone.status, 201, JSON.stringify(clone.body));
+      const s = await live.c.agents.session(clone.body.id, { timeoutMs: 60_000 });
+      assert.ok(!sessions.has(s.session), `${name}: a session of its own`);
+      sessions.add(s.session);
+      const h = await s.exec({ argv: ['hostname'] });
+      assert.equal((await collect(h.stdout)).toString().trim(), name);
+      assert.equal(live.c.agents.status(clone.body.id).state, 'ready');
+    }
+    // The original still answers on its own session beside its clones.
+    const again = await live.c.agents.session(vmId);
+    assert.equal(again.session, first.session);
+    const h = await again.exec({ argv: ['hostname'] });
+    assert.equal((await collect(h.stdout)).toString().trim(), 'agent-int');
   });
 });

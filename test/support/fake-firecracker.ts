@@ -131,11 +131,15 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
 
   let state: FakeState = 'Not started';
   let vsock: NetServer | undefined;
+  const bindVsock = (uds: string): void => {
+    vsock?.close();
+    vsock = fakeVsock(uds, opts.vsockBackend ?? ((port) => process.env[`FAKE_FIRECRACKER_VSOCK_${port}`] ?? null));
+  };
   let bootPath = false;
   let logPath: string | null = null;
   const config: {
     machine: Record<string, unknown>; boot?: Record<string, unknown>;
-    drives: Map<string, Record<string, unknown>>; nets: Map<string, Record<string, unknown>>; entropy?: boolean;
+    drives: Map<string, Record<string, unknown>>; nets: Map<string, Record<string, unknown>>; entropy?: boolean; vsock?: Record<string, unknown>;
   } = { machine: { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false }, drives: new Map(), nets: new Map() };
 
   const log = (line: string): void => {
@@ -213,8 +217,8 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
         preboot();
         const uds = host(b.uds_path);
         if (existsSync(uds)) throw new Fault(`Cannot create vsock device: the Unix socket ${String(b.uds_path)} exists (Address in use)`);
-        vsock?.close();
-        vsock = fakeVsock(uds, opts.vsockBackend ?? ((port) => process.env[`FAKE_FIRECRACKER_VSOCK_${port}`] ?? null));
+        bindVsock(uds);
+        config.vsock = { ...b };
         bootPath = true;
         return { status: 204 };
       }
@@ -252,7 +256,7 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
       case 'PUT /snapshot/create': {
         postboot();
         if (state !== 'Paused') throw new Fault('Create snapshot error: the microVM must be paused to create a snapshot.');
-        const snap = { magic: FAKE_SNAPSHOT_MAGIC, version, id, machine: config.machine, boot: config.boot, drives: [...config.drives.values()], nets: [...config.nets.values()] };
+        const snap = { magic: FAKE_SNAPSHOT_MAGIC, version, id, machine: config.machine, boot: config.boot, drives: [...config.drives.values()], nets: [...config.nets.values()], vsock: config.vsock };
         writeFileSync(host(b.snapshot_path), JSON.stringify(snap));
         writeFileSync(host(b.mem_file_path), `${FAKE_SNAPSHOT_MAGIC} memory (fake: ${String(config.machine.mem_size_mib)} MiB not written)\n`);
         return { status: 204 };
@@ -262,7 +266,7 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
         if (bootPath) throw new Fault('Load snapshot error: Loading a microVM snapshot not allowed after configuring boot-specific resources.');
         const mem = (b.mem_backend as { backend_path?: string } | undefined)?.backend_path ?? (b.mem_file_path as string | undefined);
         if ((b.mem_backend === undefined) === (b.mem_file_path === undefined)) throw new Fault('Load snapshot error: exactly one of mem_backend and mem_file_path is required', true);
-        let snap: { magic?: string; machine?: Record<string, unknown>; nets?: Record<string, unknown>[]; drives?: Record<string, unknown>[] };
+        let snap: { magic?: string; machine?: Record<string, unknown>; nets?: Record<string, unknown>[]; drives?: Record<string, unknown>[]; vsock?: Record<string, unknown> };
         try {
           snap = JSON.parse(readFileSync(host(b.snapshot_path), 'utf8')) as typeof snap;
           mustExist(host(mem), 'memory file');
@@ -275,6 +279,14 @@ export function startFakeFirecracker(opts: FakeFirecrackerOptions): Promise<Fake
           for (const d of snap.drives ?? []) mustExist(host(String(d.path_on_host)), `drive ${String(d.drive_id)}`, d.is_read_only ? constants.R_OK : constants.R_OK | constants.W_OK);
         } catch (e) {
           throw new Fault(`Load snapshot error: Failed to restore from snapshot: ${(e as Error).message}`, true);
+        }
+        // Like the real VMM: the vsock device binds its Unix socket again, where the snapshot recorded it unless
+        // vsock_override (1.16.1) names another path; a path that exists fails the restore.
+        if (snap.vsock) {
+          const udsPath = String((b.vsock_override as { uds_path?: string } | undefined)?.uds_path ?? snap.vsock.uds_path);
+          if (existsSync(host(udsPath))) throw new Fault(`Load snapshot error: Failed to restore from snapshot: Failed to restore vsock device: the Unix socket ${udsPath} exists (Address in use)`, true);
+          bindVsock(host(udsPath));
+          config.vsock = { ...snap.vsock, uds_path: udsPath };
         }
         config.machine = snap.machine ?? config.machine;
         state = b.resume_vm ? 'Running' : 'Paused';

@@ -139,4 +139,6 @@ export interface SnapshotLoadParams {
   network_overrides?: NetworkOverride[];
   /** Since 1.16.1, x86_64 only. */
   clock_realtime?: boolean;
+  /** Since 1.16.1: the vsock device's Unix socket at another path than the snapshot recorded. */
+  vsock_override?: { uds_path: string };
 }

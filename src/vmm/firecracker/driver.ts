@@ -315,8 +315,10 @@ export class FirecrackerDriver implements VmmDriver {
     const probe = await this.probe();
     // The guest clock jumps forward by the time spent saved, where the VMM can do it (clock_realtime, 1.16.1+).
     const clockRealtime = probe.version ? hasField(apiVersionFor(probe.version), 'snapshot-load.clock_realtime') : false;
+    const ownVsock = probe.version ? hasField(apiVersionFor(probe.version), 'snapshot-load.vsock_override') : false;
     return this.startFirecracker(spec, {
       restore: { snapshotPath: join(dir, FC_VMSTATE_FILE), memFilePath: join(dir, FC_MEMORY_FILE), resume: false, ...(clockRealtime ? { clockRealtime: true } : {}) },
+      ownVsock,
     });
   }
 
@@ -324,14 +326,16 @@ export class FirecrackerDriver implements VmmDriver {
    * start() with the concrete handle type (snapshot calls, API journal). With `restore`, the fresh process loads a
    * snapshot instead of cold-booting: only the logger precedes the load, and the VM is Paused unless `resume`.
    */
-  async startFirecracker(spec: MachineSpec, opts: { restore?: SnapshotLoadInput } = {}): Promise<FirecrackerHandle> {
+  async startFirecracker(spec: MachineSpec, opts: { restore?: SnapshotLoadInput; ownVsock?: boolean } = {}): Promise<FirecrackerHandle> {
     const bins = await this.binaries();
     const restoreFiles = opts.restore ? { snapshotPath: opts.restore.snapshotPath, memFilePath: opts.restore.memFilePath } : undefined;
     const cgroup = bins.jailer && this.opts.confine ? jailerCgroupFor(this.opts.confine, spec) : undefined;
     const jailer = bins.jailer ? { ...bins.jailer, ...(cgroup ? { cgroup } : {}) } : undefined;
     const plan = planLaunch(spec, { binary: bins.firecracker, ...(jailer ? { jailer } : {}), ...(restoreFiles ? { restore: restoreFiles } : {}) });
-    // Jailed, the VMM loads the state from the copies staged in its chroot.
-    const load = opts.restore && plan.jail ? { ...opts.restore, ...IN_JAIL_SNAPSHOT } : opts.restore;
+    // Jailed, the VMM loads the state from the copies staged in its chroot. Where the VMM can be told (1.16.1), its
+    // vsock socket is this VM's own, not the one the snapshot recorded (an unjailed VM's run directory is its own).
+    const staged = opts.restore && plan.jail ? { ...opts.restore, ...IN_JAIL_SNAPSHOT } : opts.restore;
+    const load = staged && opts.ownVsock ? { ...staged, vsockPath: plan.vmmPaths.vsockPath } : staged;
     const conversation = (api: ApiVersion): FirecrackerAction[] => load
       ? [loggerRequest(plan.vmmPaths.logPath, this.opts.logLevel), snapshotLoadRequest(load, api)]
       : bootSequence(spec, plan.vmmPaths, api, this.logOpts());

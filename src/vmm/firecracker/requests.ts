@@ -141,6 +141,8 @@ export interface SnapshotLoadInput {
   networkOverrides?: { ifaceId?: string; tap: string }[];
   /** Advance the guest clock by the time spent snapshotted (since 1.16.1, x86_64). */
   clockRealtime?: boolean;
+  /** The vsock device's Unix socket path for this VMM, not the snapshot's (since 1.16.1): an unjailed clone's own. */
+  vsockPath?: string;
 }
 
 export function snapshotLoadRequest(p: SnapshotLoadInput, api: ApiVersion): FirecrackerAction {
@@ -164,6 +166,10 @@ export function snapshotLoadRequest(p: SnapshotLoadInput, api: ApiVersion): Fire
   if (p.clockRealtime !== undefined) {
     requireField(api, 'snapshot-load.clock_realtime');
     body.clock_realtime = p.clockRealtime;
+  }
+  if (p.vsockPath !== undefined) {
+    requireField(api, 'snapshot-load.vsock_override');
+    body.vsock_override = { uds_path: absPath(p.vsockPath, 'vsockPath') };
   }
   return { kind: 'snapshot-load', body };
 }

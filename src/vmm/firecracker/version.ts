@@ -11,6 +11,7 @@ export const FIELD_SINCE = {
   'snapshot-load.track_dirty_pages': '1.13.1',
   'snapshot-load.network_overrides': '1.13.1',
   'snapshot-load.clock_realtime': '1.16.1',
+  'snapshot-load.vsock_override': '1.16.1',
   'network-interface.mtu': '1.16.1',
 } as const satisfies Record<string, ApiVersion>;
 export type VersionedField = keyof typeof FIELD_SINCE;

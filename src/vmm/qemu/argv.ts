@@ -97,6 +97,14 @@ function validBootArgs(value: unknown, devices: number): string {
   return value;
 }
 
+/**
+ * TCG's translated-code buffer in MiB. QEMU's default is min(1 GiB, host RAM / 8), allocated as the guest runs new
+ * code and charged to the VM's memory cgroup (guest RAM + overheadMiB, 256 by default, src/vmm/cgroup/plan.ts): a
+ * guest that has filled its RAM (a GiB-sized file through its page cache) then grew QEMU past the limit and the
+ * OOM killer ended the VM. 128 MiB keeps QEMU inside the default overhead; a full buffer is flushed and refilled.
+ */
+export const TCG_TB_MIB = 128;
+
 export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[] {
   // Validate everything first: nothing is emitted from an unchecked value.
   const id = validName(spec.id, 'id');
@@ -120,7 +128,7 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
   const argv = [
     '-name', `hangar-${id}`,
     '-M', MICROVM_MACHINE,
-    ...(opts.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg']),
+    ...(opts.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${TCG_TB_MIB}`]),
     '-m', `${memMiB}M`,
     '-smp', String(vcpus),
     '-nodefaults', '-no-user-config', '-display', 'none',

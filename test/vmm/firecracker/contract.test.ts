@@ -72,6 +72,7 @@ function everyRequest(api: ApiVersion): FirecrackerAction[] {
         out.push(snapshotLoadRequest({ ...base, networkOverrides: [{ tap: 'hg-new0' }, { ifaceId: 'eth1', tap: 'hg-new1' }] }, api));
       }
       if (hasField(api, 'snapshot-load.clock_realtime')) out.push(snapshotLoadRequest({ ...base, clockRealtime: true }, api));
+      if (hasField(api, 'snapshot-load.vsock_override')) out.push(snapshotLoadRequest({ ...base, vsockPath: '/var/lib/hangar/vms/b/vsock.sock' }, api));
     }
   }
   return out;
@@ -143,6 +144,7 @@ test('version gates match the definitions: a gated field exists exactly from its
     'snapshot-load.track_dirty_pages': ['SnapshotLoadParams', 'track_dirty_pages'],
     'snapshot-load.network_overrides': ['SnapshotLoadParams', 'network_overrides'],
     'snapshot-load.clock_realtime': ['SnapshotLoadParams', 'clock_realtime'],
+    'snapshot-load.vsock_override': ['SnapshotLoadParams', 'vsock_override'],
     'network-interface.mtu': ['NetworkInterface', 'mtu'],
   };
   for (const field of Object.keys(FIELD_SINCE) as VersionedField[]) {

@@ -61,6 +61,7 @@ test('FAKE Firecracker 1.16.1: save = pause + snapshot/create; restore = logger,
   const load = second.at(-1)!.body as Record<string, unknown>;
   assert.equal(load.resume_vm, false, 'loaded paused: Hangar resumes after its checks');
   assert.equal(load.clock_realtime, true, 'the guest clock is advanced by the VMM (1.16.1)');
+  assert.deepEqual(load.vsock_override, { uds_path: join(spec.runDir, 'vsock.sock') }, 'the vsock socket is this VM\'s own, not the recorded one (1.16.1)');
   assert.deepEqual(load.mem_backend, { backend_type: 'File', backend_path: join(stateDir, FC_MEMORY_FILE) });
   assert.equal(await r.handle.status(), 'paused');
   await r.handle.resume();
@@ -89,5 +90,6 @@ test('FAKE Firecracker 1.13.1: no clock_realtime in that API; a clone at another
   handles.push(ok);
   const load = trace().filter((e) => e.path === '/snapshot/load').at(-1)!.body as Record<string, unknown>;
   assert.equal('clock_realtime' in load, false);
+  assert.equal('vsock_override' in load, false, 'not in the 1.13.1 API');
   await ok.stop({ graceMs: 100 });
 });
