@@ -14,7 +14,7 @@ const invalid = (field?: string) => (e: unknown): boolean =>
 
 test('the full command line, in order', () => {
   assert.equal(buildBootArgs(base),
-    'console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rw init=/sbin/hangar-init ip=172.31.0.2::172.31.0.1:255.255.255.252::eth0:off');
+    'console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rw init=/sbin/hangar-init ip=172.31.0.2::172.31.0.1:255.255.255.252::eth0:off:172.31.0.1');
 });
 
 test('options: PCI transport, read-only root, no root, hostname, device, extras', () => {

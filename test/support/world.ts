@@ -31,6 +31,8 @@ export type Runner = (argv: string[], timeoutMs?: number) => Promise<{ code: num
 export interface World {
   netns: string;
   caCert: string;
+  /** The payloads of the datagrams the world's UDP sink (web:9, web:443) received so far. */
+  datagrams(): Promise<string[]>;
   destroy(): Promise<void>;
 }
 
@@ -83,7 +85,11 @@ export async function createWorld(cfg: NetConfig): Promise<World> {
       child!.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('world ready')) { clearTimeout(timer); resolve(); } });
       child!.once('exit', (c) => { clearTimeout(timer); reject(new Error(`the world server exited (${c})`)); });
     });
-    return { netns: ns, caCert: certs.ca, destroy };
+    const datagrams = async (): Promise<string[]> => {
+      const r = await run('ip', ['netns', 'exec', ns, 'curl', '-sS', '--noproxy', '*', '-m', '3', `http://${WORLD.web}/udp`], { timeoutMs: 10_000 });
+      return (JSON.parse(r.stdout) as { payload: string }[]).map((d) => d.payload);
+    };
+    return { netns: ns, caCert: certs.ca, datagrams, destroy };
   } catch (e) {
     await destroy();
     throw e;

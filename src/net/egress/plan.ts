@@ -6,7 +6,8 @@
 //            connections to VMs, every packet from a VM jumps to its chain (`from_vm` map), anything else from a
 //            VM interface (an address no VM holds: spoofed or stale) and anything else opening a connection into a
 //            VM is dropped.
-//   vm_<a.b.c.d>: connection limit, the VM's deny CIDRs, its allow CIDRs, its group's peers, the always-blocked
+//   vm_<a.b.c.d>: connection limit; with an upstream proxy, everything but group peers (all egress leaves through the
+//            proxy, below); the VM's deny CIDRs, its allow CIDRs, its group's peers, the always-blocked
 //            ranges (private, link-local, multicast, the VM subnet, the host link), then its mode: internet accepts,
 //            allowlist accepts only addresses its DNS answers put in its `dns_` set, none drops. Denials counted.
 //   input:   from VM interfaces only DNS (udp/tcp 53), proxied (marked) TCP and replies; from the uplink only replies.
@@ -156,6 +157,18 @@ function decisions(ip: string, p: NetworkPolicy, pass: string, stop: string): st
   return out;
 }
 
+/**
+ * With an upstream proxy, ALL of a VM's egress goes through it: proxied TCP never reaches the forward hook (TPROXY
+ * delivers it locally), so what a proxied VM forwards is non-TCP (UDP such as QUIC, which then falls back to TCP,
+ * ICMP, ...) or TCP the proxy chain refused: dropped, except to its group's peers. Its DNS goes to the gateway
+ * (input hook), so it still resolves. Replies (established, related) were accepted before the VM's chain.
+ */
+function proxyOnly(ip: string, p: NetworkPolicy, stop: string): string[] {
+  if (!p.egress.proxy) return [];
+  // Without a relay (no proxy port), nothing carries its TCP: it then gets nothing at all (fails closed).
+  return [...(p.group ? [`ip daddr @${groupSet(p.group)} ip daddr != ${ip} accept`] : []), stop];
+}
+
 /** Creates or replaces one VM's chain, sets and map entries, in one transaction. */
 export function vmScript(env: EgressEnv, v: VmRulesInput): string {
   const k = vmKey(v.ip);
@@ -188,6 +201,7 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
     L.push(`add rule ${T} ${chain} iifname != ${q(l3)} counter name denied_${k} drop`);
   }
   if (p.limits.connections !== null) L.push(`add rule ${T} ${chain} ct state new add @conns_${k} { ip saddr ct count over ${p.limits.connections} } counter name denied_${k} drop`);
+  for (const r of proxyOnly(v.ip, p, `counter name denied_${k} drop`)) L.push(`add rule ${T} ${chain} ${r}`);
   for (const r of decisions(v.ip, p, 'accept', `counter name denied_${k} drop`)) L.push(`add rule ${T} ${chain} ${r}`);
   L.push(
     `add element ${T} bytes_out { ${v.ip} : "out_${k}" }`,
@@ -212,6 +226,8 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
     const tp = `meta l4proto tcp tproxy ip to :${env.proxyPort} meta mark set ${PROXY_MARK} accept`;
     L.push(`add chain ${T} ${px}`);
     // Only what the policy would let through is proxied; the rest falls through to the filter, which drops it.
+    // A group's peers are reached directly (not through the proxy): returned to the filter, which accepts them.
+    if (p.group) L.push(`add rule ${T} ${px} ip daddr @${groupSet(p.group)} return`);
     for (const r of decisions(v.ip, p, tp, 'return')) L.push(`add rule ${T} ${px} ${r}`);
     L.push(`add element ${T} proxy_vm { ${v.ip} : jump ${px} }`);
   }

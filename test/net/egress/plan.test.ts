@@ -67,6 +67,19 @@ test('a proxied VM: its allowed TCP is redirected to the relay, the rest returns
   assert.ok(plain.includes('delete chain inet hangar px_10_242_0_3'), 'a proxy removed at runtime takes its chain along');
 });
 
+test('a proxied VM forwards nothing itself (no UDP/QUIC, no ICMP, no unproxied TCP) but to its group\'s peers, which it reaches directly', () => {
+  const proxy = 'http://u:p@203.0.113.20:3128';
+  const f = rules(vmScript(env, { ip: '10.242.0.3', policy: normalisePolicy({ egress: { mode: 'internet', proxy } }), flushDns: true }), 'vm_10_242_0_3');
+  assert.equal(f[0], 'counter name denied_10_242_0_3 drop', 'everything a proxied VM forwards is dropped first');
+  const g = vmScript(env, { ip: '10.242.0.3', policy: normalisePolicy({ egress: { mode: 'internet', proxy }, group: 'g1' }), flushDns: true });
+  assert.deepEqual(rules(g, 'vm_10_242_0_3').slice(0, 2), ['ip daddr @grp_g1 ip daddr != 10.242.0.3 accept', 'counter name denied_10_242_0_3 drop']);
+  assert.equal(rules(g, 'px_10_242_0_3')[0], 'ip daddr @grp_g1 return', 'group peers are not sent through the proxy');
+  const plain = rules(vmScript(env, { ip: '10.242.0.3', policy: normalisePolicy({ egress: { mode: 'internet' } }), flushDns: true }), 'vm_10_242_0_3');
+  assert.deepEqual(plain, ['ip daddr @blocked counter name denied_10_242_0_3 drop', 'accept'], 'without a proxy, UDP goes out as the mode says');
+  const noRelay = rules(vmScript({ ...env, proxyPort: null }, { ip: '10.242.0.3', policy: normalisePolicy({ egress: { mode: 'internet', proxy } }), flushDns: true }), 'vm_10_242_0_3');
+  assert.equal(noRelay[0], 'counter name denied_10_242_0_3 drop', 'no relay: a proxied VM gets nothing rather than a way around its proxy');
+});
+
 test('removal and DNS additions are idempotent transactions', () => {
   const r = vmRemoveScript('10.242.0.3', 'g1');
   for (const obj of ['chain inet hangar vm_10_242_0_3', 'set inet hangar dns_10_242_0_3', 'counter inet hangar denied_10_242_0_3']) {
