@@ -66,6 +66,8 @@ export const vmChain = (ip: string): string => `vm_${vmKey(ip)}`;
 export const vmProxyChain = (ip: string): string => `px_${vmKey(ip)}`;
 export const dnsSet = (ip: string): string => `dns_${vmKey(ip)}`;
 export const deniedCounter = (ip: string): string => `denied_${vmKey(ip)}`;
+/** Frames a TAP sent with another MAC or address (bridge table `bridge hangar`): spoofing attempts, dropped. */
+export const spoofedCounter = (ip: string): string => `spoofed_${vmKey(ip)}`;
 export const groupSet = (g: string): string => `grp_${g.replace(/-/g, '_')}`;
 
 const q = (s: string): string => JSON.stringify(s);
@@ -210,11 +212,12 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
   );
   if (v.port?.kind === 'tap') {
     const pc = `port_${k}`;
+    const sc = `counter name ${spoofedCounter(v.ip)} drop`;
     L.push(
-      `add chain ${B} ${pc}`, `flush chain ${B} ${pc}`,
-      `add rule ${B} ${pc} ether saddr != ${v.port.mac} drop`,
-      `add rule ${B} ${pc} ether type ip ip saddr != ${v.ip} drop`,
-      `add rule ${B} ${pc} ether type arp arp saddr ip != ${v.ip} drop`,
+      `add chain ${B} ${pc}`, `flush chain ${B} ${pc}`, `add counter ${B} ${spoofedCounter(v.ip)}`,
+      `add rule ${B} ${pc} ether saddr != ${v.port.mac} ${sc}`,
+      `add rule ${B} ${pc} ether type ip ip saddr != ${v.ip} ${sc}`,
+      `add rule ${B} ${pc} ether type arp arp saddr ip != ${v.ip} ${sc}`,
       `add rule ${B} ${pc} ether type ip6 drop`,
       `add element ${B} ports { ${q(v.port.ifname)} : jump ${pc} }`,
     );
@@ -256,7 +259,11 @@ export function vmRemoveScript(ip: string, group: string | null, tap?: string): 
   if (group) L.push(`add set ${T} ${groupSet(group)} { type ipv4_addr; }`, `add element ${T} ${groupSet(group)} { ${ip} }`, `delete element ${T} ${groupSet(group)} { ${ip} }`);
   if (tap) {
     const pc = `port_${k}`;
-    L.push(`add chain ${B} ${pc}`, `add element ${B} ports { ${q(tap)} : jump ${pc} }`, `delete element ${B} ports { ${q(tap)} }`, `delete chain ${B} ${pc}`);
+    const sc = spoofedCounter(ip);
+    L.push(
+      `add chain ${B} ${pc}`, `add element ${B} ports { ${q(tap)} : jump ${pc} }`, `delete element ${B} ports { ${q(tap)} }`, `delete chain ${B} ${pc}`,
+      `add counter ${B} ${sc}`, `delete counter ${B} ${sc}`,
+    );
   }
   return `${L.join('\n')}\n`;
 }

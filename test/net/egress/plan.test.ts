@@ -80,6 +80,20 @@ test('a proxied VM forwards nothing itself (no UDP/QUIC, no ICMP, no unproxied T
   assert.equal(noRelay[0], 'counter name denied_10_242_0_3 drop', 'no relay: a proxied VM gets nothing rather than a way around its proxy');
 });
 
+test('a TAP\'s port chain drops and counts frames with another MAC or address; its removal takes the counter along', () => {
+  const s = vmScript(env, { ip: '10.242.0.3', policy: normalisePolicy({}), flushDns: true, port: { kind: 'tap', ifname: 'hgtap3', mac: '02:00:00:00:00:03' } });
+  const port = s.split('\n').filter((l) => l.startsWith('add rule bridge hangar port_10_242_0_3 ')).map((l) => l.slice('add rule bridge hangar port_10_242_0_3 '.length));
+  assert.deepEqual(port, [
+    'ether saddr != 02:00:00:00:00:03 counter name spoofed_10_242_0_3 drop',
+    'ether type ip ip saddr != 10.242.0.3 counter name spoofed_10_242_0_3 drop',
+    'ether type arp arp saddr ip != 10.242.0.3 counter name spoofed_10_242_0_3 drop',
+    'ether type ip6 drop',
+  ]);
+  assert.ok(s.indexOf('add counter bridge hangar spoofed_10_242_0_3') < s.indexOf('add rule bridge hangar port_10_242_0_3'), 'the counter exists before a rule names it');
+  const r = vmRemoveScript('10.242.0.3', null, 'hgtap3');
+  assert.ok(r.indexOf('delete chain bridge hangar port_10_242_0_3') < r.indexOf('delete counter bridge hangar spoofed_10_242_0_3'));
+});
+
 test('removal and DNS additions are idempotent transactions', () => {
   const r = vmRemoveScript('10.242.0.3', 'g1');
   for (const obj of ['chain inet hangar vm_10_242_0_3', 'set inet hangar dns_10_242_0_3', 'counter inet hangar denied_10_242_0_3']) {
