@@ -3,14 +3,14 @@
 // They use only tools a Debian guest has: curl (or busybox wget), ping, bash's /dev/tcp and /dev/udp, getent.
 import type { Runner } from './world.js';
 
-export interface HttpResult { ok: boolean; code: number | null; body: string }
+export interface HttpResult { ok: boolean; code: number | null; body: string; stderr: string }
 
 export async function httpGet(r: Runner, url: string, o: { caCert?: string; timeoutS?: number } = {}): Promise<HttpResult> {
   const t = String(o.timeoutS ?? 3);
   // curl where the guest has it (fake guests), else busybox wget (the desktop image: HTTP only).
   const script = 'if command -v curl >/dev/null 2>&1; then exec curl -sS --noproxy "*" -m "$1" ${3:+--cacert "$3"} "$2"; else exec busybox wget -q -O - -T "$1" "$2"; fi';
   const res = await r(['sh', '-c', script, 'http', t, url, ...(o.caCert ? [o.caCert] : [])], ((o.timeoutS ?? 3) + 5) * 1000);
-  return { ok: res.code === 0, code: res.code, body: res.stdout };
+  return { ok: res.code === 0, code: res.code, body: res.stdout, stderr: res.stderr };
 }
 
 /** True when a TCP connection to host:port is established within timeoutS. */

@@ -30,6 +30,9 @@ export function egressEnv(cfg: NetConfig, cloneLinkCidr = DEFAULT_CLONE_LINK_CID
     extraBlocked: [cloneLinkCidr],
     uplink: cfg.egress.uplink,
     proxyPort: cfg.egress.proxyPort,
+    gateway: cfg.gateway,
+    cloneLinkCidr,
+    hostNamespace: cfg.mode === 'bridge',
   };
 }
 

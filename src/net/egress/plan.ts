@@ -10,7 +10,10 @@
 //            proxy, below); the VM's deny CIDRs, its allow CIDRs, its group's peers, the always-blocked
 //            ranges (private, link-local, multicast, the VM subnet, the host link), then its mode: internet accepts,
 //            allowlist accepts only addresses its DNS answers put in its `dns_` set, none drops. Denials counted.
-//   input:   from VM interfaces only DNS (udp/tcp 53), proxied (marked) TCP and replies; from the uplink only replies.
+//   input:   from VM interfaces only DNS (udp/tcp 53), proxied (marked) TCP and replies; from the uplink only replies
+//            (netns mode: Hangar's own namespace); bridge mode (the host's namespace): netd's ports on the gateway only
+//            from VM interfaces, the host's own services left alone.
+//   natpre (nat): a clone's DNS, sent to its link's VM-side address, goes to the gateway (where netd listens).
 //   prerouting (mangle): a VM with an upstream proxy has its allowed TCP redirected (TPROXY) to the relay.
 //   postrouting (nat): masquerade of the VM subnet out of the uplink.
 import { parseCidr, parseIpv4 } from '../ipv4.js';
@@ -42,6 +45,16 @@ export interface EgressEnv {
   uplink: string | null;
   /** The transparent relay's port (proxied TCP is delivered there), or null when there is no relay. */
   proxyPort: number | null;
+  /** The bridge's address: the guests' gateway, where netd answers DNS. */
+  gateway?: string;
+  /** The clone link pool: a clone's namespace sends its guest's DNS to its link's VM-side address (clone.ts). */
+  cloneLinkCidr?: string | null;
+  /**
+   * True in bridge mode: the VM side is the host's own namespace. Then Hangar leaves the uplink's input (the host's
+   * own services) alone, netd listens on the gateway address only, and the gateway's DNS and relay answer VM
+   * interfaces only.
+   */
+  hostNamespace?: boolean;
 }
 
 /** One VM's rules. */
@@ -102,9 +115,10 @@ export function baseScript(env: EgressEnv): string {
     `add chain ${T} input { type filter hook input priority filter; policy accept; }`,
     `add chain ${T} prerouting { type filter hook prerouting priority mangle; policy accept; }`,
     `add chain ${T} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+    `add chain ${T} natpre { type nat hook prerouting priority dstnat; policy accept; }`,
     `flush set ${T} blocked`,
     `add element ${T} blocked ${elements(blocked(env))}`,
-    ...['forward', 'input', 'prerouting', 'postrouting'].map((c) => `flush chain ${T} ${c}`),
+    ...['forward', 'input', 'prerouting', 'postrouting', 'natpre'].map((c) => `flush chain ${T} ${c}`),
   ];
   const fwd = (r: string): number => L.push(`add rule ${T} forward ${r}`);
   const inp = (r: string): number => L.push(`add rule ${T} input ${r}`);
@@ -123,10 +137,19 @@ export function baseScript(env: EgressEnv): string {
     if (env.proxyPort !== null) inp(`iifname ${i} meta mark ${PROXY_MARK} accept`);
     inp(`iifname ${i} counter name denied_input drop`);
   }
-  if (env.uplink) {
+  if (env.hostNamespace && env.gateway) {
+    // The host's namespace: netd's ports on the gateway are for VMs only (not the host's other interfaces).
+    const ports = [53, ...(env.proxyPort !== null ? [env.proxyPort] : [])].join(', ');
+    inp(`iifname != "lo" ip daddr ${env.gateway} meta l4proto { tcp, udp } th dport { ${ports} } counter name denied_input drop`);
+  }
+  if (env.uplink && !env.hostNamespace) {
     inp(`iifname ${q(env.uplink)} ct state established,related accept`);
     inp(`iifname ${q(env.uplink)} counter name denied_input drop`);
-    L.push(`add rule ${T} postrouting oifname ${q(env.uplink)} ip saddr ${env.cidr} masquerade`);
+  }
+  if (env.uplink) L.push(`add rule ${T} postrouting oifname ${q(env.uplink)} ip saddr ${env.cidr} masquerade`);
+  if (env.gateway && env.cloneLinkCidr) {
+    // A clone's DNS arrives at its link's VM-side address: to the gateway, where netd listens in every mode.
+    for (const i of vmIfaces(env).slice(1)) L.push(`add rule ${T} natpre iifname ${i} ip daddr ${env.cloneLinkCidr} meta l4proto { tcp, udp } th dport 53 dnat ip to ${env.gateway}`);
   }
   if (env.proxyPort !== null) {
     for (const i of vmIfaces(env)) L.push(`add rule ${T} prerouting iifname ${i} meta l4proto tcp ct state new ip saddr vmap @proxy_vm`);
@@ -226,7 +249,9 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
   const px = vmProxyChain(v.ip);
   L.push(`add chain ${T} ${px}`, `add element ${T} proxy_vm { ${v.ip} : jump ${px} }`, `delete element ${T} proxy_vm { ${v.ip} }`, `delete chain ${T} ${px}`);
   if (p.egress.proxy && env.proxyPort !== null) {
-    const tp = `meta l4proto tcp tproxy ip to :${env.proxyPort} meta mark set ${PROXY_MARK} accept`;
+    // In the host's namespace the relay listens on the gateway only (relayAddress), elsewhere on any address.
+    const to = env.hostNamespace && env.gateway ? env.gateway : '';
+    const tp = `meta l4proto tcp tproxy ip to ${to}:${env.proxyPort} meta mark set ${PROXY_MARK} accept`;
     L.push(`add chain ${T} ${px}`);
     // Only what the policy would let through is proxied; the rest falls through to the filter, which drops it.
     // A group's peers are reached directly (not through the proxy): returned to the filter, which accepts them.

@@ -94,6 +94,22 @@ test('a TAP\'s port chain drops and counts frames with another MAC or address; i
   assert.ok(r.indexOf('delete chain bridge hangar port_10_242_0_3') < r.indexOf('delete counter bridge hangar spoofed_10_242_0_3'));
 });
 
+test('bridge mode (the host\'s namespace): the uplink\'s input is left alone, netd\'s ports answer VM interfaces only, the relay is on the gateway', () => {
+  const host: EgressEnv = { ...env, gateway: '10.242.0.1', cloneLinkCidr: '169.254.128.0/17', hostNamespace: true };
+  const s = baseScript(host);
+  const inp = rules(s, 'input');
+  assert.ok(!inp.some((r) => r.startsWith('iifname "eth1"')), 'the host\'s own services on its uplink are not Hangar\'s to drop');
+  assert.ok(inp.includes('iifname != "lo" ip daddr 10.242.0.1 meta l4proto { tcp, udp } th dport { 53, 15001 } counter name denied_input drop'));
+  assert.ok(inp.indexOf('iifname "hgbr0" meta l4proto { tcp, udp } th dport 53 accept') < inp.findIndex((r) => r.startsWith('iifname != "lo"')), 'VMs first');
+  assert.deepEqual(rules(s, 'postrouting'), ['oifname "eth1" ip saddr 10.242.0.0/24 masquerade'], 'NAT still');
+  assert.deepEqual(rules(s, 'natpre'), ['iifname "hgtap*" ip daddr 169.254.128.0/17 meta l4proto { tcp, udp } th dport 53 dnat ip to 10.242.0.1'], 'a clone\'s DNS goes to the gateway');
+  const p = normalisePolicy({ egress: { mode: 'internet', proxy: 'http://u:p@203.0.113.20:3128' } });
+  assert.ok(rules(vmScript(host, { ip: '10.242.0.3', policy: p, flushDns: true }), 'px_10_242_0_3').includes('meta l4proto tcp tproxy ip to 10.242.0.1:15001 meta mark set 18503 accept'));
+  const ns = baseScript({ ...host, hostNamespace: false });
+  assert.ok(rules(ns, 'input').includes('iifname "eth1" counter name denied_input drop'), 'netns mode: Hangar\'s own namespace, the uplink takes replies only');
+  assert.ok(!rules(ns, 'input').some((r) => r.startsWith('iifname != "lo"')));
+});
+
 test('removal and DNS additions are idempotent transactions', () => {
   const r = vmRemoveScript('10.242.0.3', 'g1');
   for (const obj of ['chain inet hangar vm_10_242_0_3', 'set inet hangar dns_10_242_0_3', 'counter inet hangar denied_10_242_0_3']) {
