@@ -5,11 +5,29 @@ import type { Runner } from './world.js';
 
 export interface HttpResult { ok: boolean; code: number | null; body: string; stderr: string }
 
+/**
+ * HTTP GET: curl where the guest has it (fake guests), else HTTP/1.0 over bash's /dev/tcp (the desktop image has
+ * no curl and its busybox wget crashes): http:// only there, the status must be 2xx, the body is the answer.
+ */
+const HTTP_SCRIPT = [
+  'if command -v curl >/dev/null 2>&1; then exec curl -sS --noproxy "*" -m "$1" ${4:+--cacert "$4"} "$2"; fi',
+  'case "$2" in http://*) ;; *) echo "without curl only http:// URLs" >&2; exit 2;; esac',
+  'rest=${2#http://}; hp=${rest%%/*}; path=/; [[ $rest == */* ]] && path="/${rest#*/}"',
+  'h=${hp%%:*}; p=80; [[ $hp == *:* ]] && p=${hp#*:}',
+  'exec timeout "$1" bash -c "$3" tcp "$h" "$p" "$path"',
+].join('\n');
+/** The request itself (its own argument, so its quoting stays simple): host, port, path. */
+const HTTP_OVER_TCP = [
+  'exec 3<>"/dev/tcp/$1/$2" || exit 7',
+  "printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n' \"$3\" \"$1\" >&3",
+  "r=$(cat <&3); s=${r%%$'\\r'*}",
+  '[[ $s == HTTP/1.?\\ 2* ]] || { echo "$s" >&2; exit 22; }',
+  "printf %s \"${r#*$'\\r\\n\\r\\n'}\"",
+].join('\n');
+
 export async function httpGet(r: Runner, url: string, o: { caCert?: string; timeoutS?: number } = {}): Promise<HttpResult> {
   const t = String(o.timeoutS ?? 3);
-  // curl where the guest has it (fake guests), else busybox wget (the desktop image: HTTP only).
-  const script = 'if command -v curl >/dev/null 2>&1; then exec curl -sS --noproxy "*" -m "$1" ${3:+--cacert "$3"} "$2"; else exec busybox wget -q -O - -T "$1" "$2"; fi';
-  const res = await r(['sh', '-c', script, 'http', t, url, ...(o.caCert ? [o.caCert] : [])], ((o.timeoutS ?? 3) + 5) * 1000);
+  const res = await r(['bash', '-c', HTTP_SCRIPT, 'http', t, url, HTTP_OVER_TCP, ...(o.caCert ? [o.caCert] : [])], ((o.timeoutS ?? 3) + 5) * 1000);
   return { ok: res.code === 0, code: res.code, body: res.stdout, stderr: res.stderr };
 }
 

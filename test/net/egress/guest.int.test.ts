@@ -2,7 +2,8 @@
 // guest agent's exec): ONE booted VM (A) and ONE clone of it (B, in its own clone namespace), booted once for the
 // whole file; policies change at runtime (PATCH /v1/vms/:id/network) between tests. The "internet" is the test
 // world (test/support/world.ts) joined to this test's VM namespace as the uplink; nothing leaves namespaces this
-// file creates. Guest tools: bash (/dev/tcp, /dev/udp), getent, timeout, busybox (wget, ping); no curl.
+// file creates. Guest tools: bash (/dev/tcp, /dev/udp), getent, timeout, busybox ping; no curl (and the image's
+// busybox wget crashes), so HTTP goes over bash's /dev/tcp (test/support/probes.ts).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -180,17 +181,26 @@ describe('egress from inside real guests (a VM and its clone)', { skip, concurre
     // would take the kernel's 1 s retransmission, so a success in well under that was the first SYN).
     // bash's own clock around the connect only (no fork in between: process start-up under TCG costs ~100 ms).
     const probe = ['bash', '-c', `s=$EPOCHREALTIME; exec 3<>/dev/tcp/${WORLD.web}/80 && echo ok $s $EPOCHREALTIME`];
-    const open = await policy(vm.a.id, { egress: { mode: 'internet' } });
-    const r = await ga(probe, 10_000);
-    const m = /^ok (\d+\.\d+) (\d+\.\d+)/.exec(r.stdout);
-    assert.ok(m, `the first connection after the change must succeed: ${r.stdout}${r.stderr}`);
-    const guestMs = (Number(m[2]) - Number(m[1])) * 1000;
-    const close = await policy(vm.a.id, { egress: { mode: 'none' } });
-    const r2 = await ga(['bash', '-c', `timeout 1 bash -c 'exec 3<>/dev/tcp/${WORLD.web}/80' && echo open || echo closed`]);
-    assert.match(r2.stdout, /closed/, 'and closed again after the next change');
-    console.log(`# PATCH none→internet ${open.toFixed(1)} ms + the guest's first connection ${guestMs.toFixed(1)} ms (inside the guest) = ${(open + guestMs).toFixed(1)} ms; internet→none ${close.toFixed(1)} ms`);
-    assert.ok(open + guestMs < 100, `the flip took ${(open + guestMs).toFixed(1)} ms`);
-    assert.ok(close < 100, `the close took ${close.toFixed(1)} ms`);
+    // Three flips each way; a loaded CI host may stall one PATCH, so the median of three must be within 100 ms.
+    const opens: number[] = [];
+    const closes: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const open = await policy(vm.a.id, { egress: { mode: 'internet' } });
+      const r = await ga(probe, 10_000);
+      const m = /^ok (\d+\.\d+) (\d+\.\d+)/.exec(r.stdout);
+      assert.ok(m, `the first connection after the change must succeed: ${r.stdout}${r.stderr}`);
+      const guestMs = (Number(m[2]) - Number(m[1])) * 1000;
+      assert.ok(guestMs < 1000, `the first SYN got through (${guestMs.toFixed(1)} ms)`);
+      opens.push(open + guestMs);
+      const close = await policy(vm.a.id, { egress: { mode: 'none' } });
+      const r2 = await ga(['bash', '-c', `timeout 1 bash -c 'exec 3<>/dev/tcp/${WORLD.web}/80' && echo open || echo closed`]);
+      assert.match(r2.stdout, /closed/, 'and closed again after the next change');
+      closes.push(close);
+      console.log(`# flip ${i + 1}: PATCH none→internet ${open.toFixed(1)} ms + the guest's first connection ${guestMs.toFixed(1)} ms (inside the guest) = ${(open + guestMs).toFixed(1)} ms; internet→none ${close.toFixed(1)} ms`);
+    }
+    const mid = (l: number[]): number => [...l].sort((x, y) => x - y)[1]!;
+    assert.ok(mid(opens) < 100, `the flip took ${mid(opens).toFixed(1)} ms (median of 3)`);
+    assert.ok(mid(closes) < 100, `the close took ${mid(closes).toFixed(1)} ms (median of 3)`);
   });
 
   test('proxy mode: the world sees the upstream proxy\'s address; the guest has no proxy configured; non-DNS UDP goes nowhere', async () => {
@@ -222,7 +232,9 @@ describe('egress from inside real guests (a VM and its clone)', { skip, concurre
     const n = 3 * 1024 * 1024;
     await policy(vm.a.id, { egress: { mode: 'internet' }, limits: { bandwidthMbit: mbit } });
     const want = (mbit * 1e6) / 8;
-    const down = await ga(['bash', '-c', `s=$(date +%s%N); busybox wget -q -O /dev/null http://${WORLD.web}/bytes/${n} || exit 1; echo $(( ($(date +%s%N) - s) / 1000 ))`], 60_000);
+    // bash's /dev/tcp both ways (the image's busybox wget crashes): the time from connect to the last byte.
+    const downScript = `s=$(date +%s%N); exec 3<>/dev/tcp/${WORLD.web}/80 || exit 1; printf 'GET /bytes/${n} HTTP/1.0\r\nHost: world.test\r\n\r\n' >&3; got=$(cat <&3 | wc -c); [ "$got" -ge ${n} ] || exit 3; echo $(( ($(date +%s%N) - s) / 1000 ))`;
+    const down = await ga(['bash', '-c', downScript], 60_000);
     const upScript = `s=$(date +%s%N); exec 3<>/dev/tcp/${WORLD.web}/80 || exit 1; printf 'PUT /upload HTTP/1.1\\r\\nHost: world.test\\r\\nContent-Length: ${n}\\r\\nConnection: close\\r\\n\\r\\n' >&3; head -c ${n} /dev/zero >&3; cat <&3 >/dev/null; echo $(( ($(date +%s%N) - s) / 1000 ))`;
     const up = await ga(['bash', '-c', upScript], 60_000);
     await policy(vm.a.id, { egress: { mode: 'internet' } });
