@@ -13,7 +13,7 @@
 //   input:   from VM interfaces only DNS (udp/tcp 53), proxied (marked) TCP and replies; from the uplink only replies
 //            (netns mode: Hangar's own namespace); bridge mode (the host's namespace): netd's ports on the gateway only
 //            from VM interfaces, the host's own services left alone.
-//   natpre (nat): a clone's DNS, sent to its link's VM-side address, goes to the gateway (where netd listens).
+//   natpre (nat, bridge mode): a clone's DNS, sent to its link's VM-side address, goes to the gateway (netd).
 //   prerouting (mangle): a VM with an upstream proxy has its allowed TCP redirected (TPROXY) to the relay.
 //   postrouting (nat): masquerade of the VM subnet out of the uplink.
 import { parseCidr, parseIpv4 } from '../ipv4.js';
@@ -115,10 +115,11 @@ export function baseScript(env: EgressEnv): string {
     `add chain ${T} input { type filter hook input priority filter; policy accept; }`,
     `add chain ${T} prerouting { type filter hook prerouting priority mangle; policy accept; }`,
     `add chain ${T} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
-    `add chain ${T} natpre { type nat hook prerouting priority dstnat; policy accept; }`,
     `flush set ${T} blocked`,
     `add element ${T} blocked ${elements(blocked(env))}`,
-    ...['forward', 'input', 'prerouting', 'postrouting', 'natpre'].map((c) => `flush chain ${T} ${c}`),
+    ...['forward', 'input', 'prerouting', 'postrouting'].map((c) => `flush chain ${T} ${c}`),
+    // Bridge mode only: the nat prerouting chain for clones' DNS (below).
+    ...(env.hostNamespace ? [`add chain ${T} natpre { type nat hook prerouting priority dstnat; policy accept; }`, `flush chain ${T} natpre`] : []),
   ];
   const fwd = (r: string): number => L.push(`add rule ${T} forward ${r}`);
   const inp = (r: string): number => L.push(`add rule ${T} input ${r}`);
@@ -147,8 +148,9 @@ export function baseScript(env: EgressEnv): string {
     inp(`iifname ${q(env.uplink)} counter name denied_input drop`);
   }
   if (env.uplink) L.push(`add rule ${T} postrouting oifname ${q(env.uplink)} ip saddr ${env.cidr} masquerade`);
-  if (env.gateway && env.cloneLinkCidr) {
-    // A clone's DNS arrives at its link's VM-side address: to the gateway, where netd listens in every mode.
+  if (env.hostNamespace && env.gateway && env.cloneLinkCidr) {
+    // A clone's DNS arrives at its link's VM-side address: to the gateway, where netd listens in the host's
+    // namespace (in Hangar's own VM namespace netd listens on any address, the link's included).
     for (const i of vmIfaces(env).slice(1)) L.push(`add rule ${T} natpre iifname ${i} ip daddr ${env.cloneLinkCidr} meta l4proto { tcp, udp } th dport 53 dnat ip to ${env.gateway}`);
   }
   if (env.proxyPort !== null) {

@@ -108,6 +108,7 @@ test('bridge mode (the host\'s namespace): the uplink\'s input is left alone, ne
   const ns = baseScript({ ...host, hostNamespace: false });
   assert.ok(rules(ns, 'input').includes('iifname "eth1" counter name denied_input drop'), 'netns mode: Hangar\'s own namespace, the uplink takes replies only');
   assert.ok(!rules(ns, 'input').some((r) => r.startsWith('iifname != "lo"')));
+  assert.ok(!ns.includes('natpre'), 'netns mode: netd listens on the link addresses itself, no NAT chain');
 });
 
 test('removal and DNS additions are idempotent transactions', () => {
