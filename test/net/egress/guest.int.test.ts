@@ -1,6 +1,6 @@
 // The walls and the door seen from inside REAL guests (QEMU under TCG, the real controller, probes through the
-// guest agent's exec): ONE booted VM (A) and ONE clone of it (B, in its own clone namespace), booted once for the
-// whole file; policies change at runtime (PATCH /v1/vms/:id/network) between tests. The "internet" is the test
+// guest agent's exec): ONE booted VM (A) for the whole file and, in the last test, ONE clone of it (B, in its own
+// clone namespace); policies change at runtime (PATCH /v1/vms/:id/network) between tests. The "internet" is the test
 // world (test/support/world.ts) joined to this test's VM namespace as the uplink; nothing leaves namespaces this
 // file creates. Guest tools: bash (/dev/tcp, /dev/udp), getent, timeout, busybox ping; no curl (and the image's
 // busybox wget crashes), so HTTP goes over bash's /dev/tcp (test/support/probes.ts).
@@ -88,17 +88,6 @@ describe('egress from inside real guests (a VM and its clone)', { skip, concurre
     vm.a = { id: a.body.id, ip: live.c.store.getVm(a.body.id)!.net!.ip };
     ga = agentRunner(vm.a.id);
     await live.c.agents.session(vm.a.id, { timeoutMs: 120_000 });
-    const snap = await api<{ id: string }>('POST', '/v1/snapshots', { vm: vm.a.id });
-    assert.ok(snap.status === 201 || snap.status === 200, JSON.stringify(snap.body));
-    const b = await api<{ id: string }>('POST', '/v1/vms?wait=true', { fromSnapshot: snap.body.id, name: 'net-b' });
-    assert.equal(b.status, 201, JSON.stringify(b.body));
-    vm.b = { id: b.body.id, ip: live.c.store.getVm(b.body.id)!.net!.ip };
-    gb = agentRunner(vm.b.id);
-    await live.c.agents.session(vm.b.id, { timeoutMs: 120_000 });
-    assert.notEqual(vm.b.ip, vm.a.ip, 'the clone has a pool address of its own');
-    const links = await run('ip', ['-n', live.net.cfg.netns!, '-br', 'link'], { allowFailure: true, timeoutMs: 5000 });
-    const nets = [vm.a.id, vm.b.id].map((id) => { const n = live.c.store.getVm(id)?.net; return `${id}: ${n?.ip} ${n?.tap} ${n?.clone ? `clone ${n.clone.netns}` : 'tap'}`; });
-    console.log(`# ${nets.join('; ')}\n# VM namespace links: ${links.stdout.replace(/\n/g, ' | ')}`);
   });
   after(async () => {
     try {
@@ -109,46 +98,10 @@ describe('egress from inside real guests (a VM and its clone)', { skip, concurre
     }
   });
 
-  test('the proxy is the only path to VNC: the VM, its clone and a bridge neighbour reach no other\'s 5900 or ICMP; the host does', async () => {
-    await policy(vm.a.id, { egress: { mode: 'internet' } });
-    await policy(vm.b.id, { egress: { mode: 'internet' } });
-    assert.equal(await tcpOpen(host, vm.a.ip, 5900), true, 'the host side reaches A\'s desktop');
-    assert.equal(await tcpOpen(host, vm.b.ip, 5900), true, 'the host side reaches the clone\'s desktop');
-    assert.equal(await tcpOpen(ga, vm.b.ip, 5900, 1), false, 'A must not reach the clone\'s 5900');
-    assert.equal(await pingable(ga, vm.b.ip), false, 'A must not ping the clone');
-    // (The clone keeps A's guest address inside its namespace, so A's pool address is its own there: the clone's
-    // wall is shown against a third party below.) Any namespace on the bridge (what a guest is), even with
-    // internet egress and a desktop of its own, neither reaches nor is reached.
-    const cfg = live.net.cfg;
-    const session = new NftSession(cfg.netns);
-    let fake: FakeGuest | undefined;
-    let desk: ChildProcess | undefined;
-    try {
-      fake = await createFakeGuest(cfg, '10.226.0.13');
-      await applyVmRules(cfg, { ip: fake.ip, policy: normalisePolicy({ egress: { mode: 'internet' } }), flushDns: true, port: { kind: 'tap', ifname: fake.ifname, mac: fake.mac } }, session.apply);
-      desk = spawn('ip', ['netns', 'exec', fake.netns, process.execPath, '-e', "require('net').createServer((s) => s.end('RFB 003.008\\n')).listen(5900)"], { stdio: 'ignore' });
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal(await tcpOpen(fake.run, WORLD.web, 80), true, 'the neighbour has internet (control)');
-      assert.equal(await tcpOpen(host, fake.ip, 5900), true, 'the host reaches the neighbour\'s desktop (control)');
-      for (const ip of [vm.a.ip, vm.b.ip]) {
-        assert.equal(await tcpOpen(fake.run, ip, 5900, 1), false, `a bridge neighbour must not reach ${ip}:5900`);
-        assert.equal(await pingable(fake.run, ip), false, `a bridge neighbour must not ping ${ip}`);
-      }
-      assert.equal(await tcpOpen(ga, fake.ip, 5900, 1), false, 'A must not reach the neighbour\'s 5900');
-      assert.equal(await tcpOpen(gb, fake.ip, 5900, 1), false, 'the clone must not reach the neighbour\'s 5900');
-      assert.equal(await pingable(gb, fake.ip), false, 'the clone must not ping the neighbour');
-    } finally {
-      desk?.kill('SIGKILL');
-      session.close();
-      await fake?.destroy();
-    }
-  });
-
   test('the gateway\'s DNS is reachable; the host\'s addresses, the uplink and link-local are not', async () => {
+    await policy(vm.a.id, { egress: { mode: 'internet' } });
     const cfg = live.net.cfg;
     assert.deepEqual(await resolve(ga, 'world.test'), [WORLD.web], 'the guest resolves through the gateway (its resolv.conf from ip=)');
-    const conf = await gb(['sh', '-c', 'cat /etc/resolv.conf; busybox nslookup world.test 2>&1 | head -5']);
-    assert.deepEqual(await resolve(gb, 'world.test'), [WORLD.web], `the clone too (its namespace forwards DNS to netd): ${conf.stdout}`);
     const hl = cfg.hostLink!;
     for (const addr of [hl.hostAddress, hl.nsAddress, cfg.gateway, WORLD.uplinkAddress, '169.254.169.254']) {
       assert.equal(await tcpOpen(ga, addr, 22, 1), false, `${addr}:22`);
@@ -245,5 +198,49 @@ describe('egress from inside real guests (a VM and its clone)', { skip, concurre
     console.log(`# in the guest, limit ${mbit} Mbit/s: download ${(d * 8 / 1e6).toFixed(2)} Mbit/s, upload ${(u * 8 / 1e6).toFixed(2)} Mbit/s`);
     assert.ok(Math.abs(d - want) / want <= 0.1, `download ${(d * 8 / 1e6).toFixed(2)} Mbit/s vs ${mbit}`);
     assert.ok(Math.abs(u - want) / want <= 0.1, `upload ${(u * 8 / 1e6).toFixed(2)} Mbit/s vs ${mbit}`);
+  });
+
+  // Last: the clone (made from a snapshot of A) is tested after everything on A (A's agent session does not
+  // outlive its clone's creation here).
+  test('the proxy is the only path to VNC, on the VM and on its clone (own namespace): no bridge neighbour reaches their 5900 or ICMP, nor they the neighbour\'s; the host does; the clone resolves through the gateway', async () => {
+    await policy(vm.a.id, { egress: { mode: 'internet' } });
+    const cfg = live.net.cfg;
+    const session = new NftSession(cfg.netns);
+    let fake: FakeGuest | undefined;
+    let desk: ChildProcess | undefined;
+    try {
+      // Any namespace on the bridge (what a guest is), with internet egress and a desktop of its own.
+      fake = await createFakeGuest(cfg, '10.226.0.13');
+      await applyVmRules(cfg, { ip: fake.ip, policy: normalisePolicy({ egress: { mode: 'internet' } }), flushDns: true, port: { kind: 'tap', ifname: fake.ifname, mac: fake.mac } }, session.apply);
+      desk = spawn('ip', ['netns', 'exec', fake.netns, process.execPath, '-e', "require('net').createServer((s) => s.end('RFB 003.008\\n')).listen(5900)"], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(await tcpOpen(host, vm.a.ip, 5900), true, 'the host side reaches A\'s desktop');
+      assert.equal(await tcpOpen(host, fake.ip, 5900), true, 'the host reaches the neighbour\'s desktop (control)');
+      assert.equal(await tcpOpen(fake.run, vm.a.ip, 5900, 1), false, 'a bridge neighbour must not reach A\'s 5900');
+      assert.equal(await pingable(fake.run, vm.a.ip), false, 'nor ping A');
+      assert.equal(await tcpOpen(ga, fake.ip, 5900, 1), false, 'A must not reach the neighbour\'s 5900');
+      assert.equal(await pingable(ga, fake.ip), false, 'nor ping it');
+
+      const snap = await api<{ id: string }>('POST', '/v1/snapshots', { vm: vm.a.id });
+      assert.ok(snap.status === 201 || snap.status === 200, JSON.stringify(snap.body));
+      const b = await api<{ id: string }>('POST', '/v1/vms?wait=true', { fromSnapshot: snap.body.id, name: 'net-b' });
+      assert.equal(b.status, 201, JSON.stringify(b.body));
+      vm.b = { id: b.body.id, ip: live.c.store.getVm(b.body.id)!.net!.ip };
+      assert.notEqual(vm.b.ip, vm.a.ip, 'the clone has a pool address of its own');
+      gb = agentRunner(vm.b.id);
+      await live.c.agents.session(vm.b.id, { timeoutMs: 120_000 });
+      await policy(vm.b.id, { egress: { mode: 'internet' } });
+      assert.equal(await tcpOpen(host, vm.b.ip, 5900), true, 'the host side reaches the clone\'s desktop');
+      assert.equal(await tcpOpen(fake.run, vm.b.ip, 5900, 1), false, 'a bridge neighbour must not reach the clone\'s 5900');
+      assert.equal(await pingable(fake.run, vm.b.ip), false, 'nor ping the clone');
+      assert.equal(await tcpOpen(gb, fake.ip, 5900, 1), false, 'the clone must not reach the neighbour\'s 5900');
+      assert.equal(await pingable(gb, fake.ip), false, 'nor ping it');
+      const conf = await gb(['sh', '-c', 'cat /etc/resolv.conf; busybox nslookup world.test 2>&1 | head -5']);
+      assert.deepEqual(await resolve(gb, 'world.test'), [WORLD.web], `the clone resolves through the gateway (its namespace forwards DNS to netd): ${conf.stdout}`);
+    } finally {
+      desk?.kill('SIGKILL');
+      session.close();
+      await fake?.destroy();
+    }
   });
 });
