@@ -167,10 +167,10 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       },
     },
     {
-      // Walls and door: netd (guest DNS, proxy relay) where the bridge lives; never in the real root namespace.
+      // Walls and door: netd (guest DNS, proxy relay) where the bridge lives: Hangar's VM namespace, or in bridge
+      // mode the host's namespace (there netd listens on the gateway address only, see netdListenHost).
       name: 'VM egress (netd)',
       run: async (c) => {
-        if (net.mode !== 'netns' && !net.hostNetns) return;
         if (hooks.egress === false) return;
         try {
           c.egress = await createEgress(net, { stateDir: config.paths.stateDir });

@@ -8,6 +8,7 @@ import { commandHelp, groupHelp, GROUPS, topHelp, version } from './help.js';
 import { commands as kernelCommands } from './kernel.js';
 import { commands as imageCommands } from './image.js';
 import { commands as vmCommands } from './vm.js';
+import { commands as networkCommands } from './network.js';
 import { commands as computerCommands } from './computer.js';
 import { commands as agentCommands } from './agent.js';
 import { commands as cpCommands } from './cp.js';
@@ -17,7 +18,7 @@ import { commands as snapshotCommands } from './snapshot.js';
 import { commands as eventsCommands } from './events.js';
 import { commands as tenancyCommands } from './tenancy.js';
 
-export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...agentCommands, ...cpCommands, ...computerCommands, ...snapshotCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...eventsCommands, ...tenancyCommands];
+export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...networkCommands, ...agentCommands, ...cpCommands, ...computerCommands, ...snapshotCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...eventsCommands, ...tenancyCommands];
 
 const HELP = new Set(['--help', '-h']);
 const groups = (): string[] => [...new Set(COMMANDS.filter((c) => c.path.length > 1).map((c) => c.path[0]!))];

@@ -8,6 +8,7 @@ import { withFlags } from './flags.js';
 import { resolveSnapshot, resolveVm, VM_ARG } from './resolve.js';
 import { bootFailure, vmDetails, vmTable, type VmInfo } from './vm-view.js';
 import { TerminalSanitizer } from './terminal.js';
+import { isPolicyView, policyText, type NetworkPolicyView } from './network.js';
 import { settle, startLike, type Outcome } from './wait.js';
 
 const waitOptions = {
@@ -110,8 +111,14 @@ export const commands: Command[] = [
       return 0;
     },
   },
-  onVm('show', 'Show everything about a VM, one field per line (--json: the API view)', 'hangar vm show alice', async (_api, vm, { values }, io) => {
-    io.out(values.json ? JSON.stringify(vm) + '\n' : vmDetails(vm));
+  onVm('show', 'Show everything about a VM, one field per line, its network policy too (--json: the API view; the policy: vm network --json)', 'hangar vm show alice', async (api, vm, { values }, io) => {
+    if (values.json) {
+      io.out(JSON.stringify(vm) + '\n');
+      return 0;
+    }
+    // The policy (src/cli/network.ts; the proxy's password redacted); a controller without the route shows none.
+    const policy = await api.request<NetworkPolicyView>('GET', `/v1/vms/${encodeURIComponent(vm.id)}/network`).catch(() => null);
+    io.out(vmDetails(vm) + (isPolicyView(policy) ? policyText(policy, 'network ') : ''));
     return 0;
   }),
   onVm('rm', 'Destroy a VM and everything it holds', 'hangar vm rm alice', async (api, vm, { values }, io) => {

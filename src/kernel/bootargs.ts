@@ -93,8 +93,10 @@ function validateNet(net: BootArgsNet): string {
   if (typeof hostname !== 'string' || (hostname !== '' && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(hostname))) {
     throw bad('net.hostname', 'must be lowercase letters, digits and inner hyphens, at most 63', hostname);
   }
-  // ip=<client>:<server>:<gateway>:<netmask>:<hostname>:<device>:<autoconf> (Documentation/admin-guide/nfs/nfsroot.rst)
-  return `ip=${net.guest}::${net.gateway}:${net.netmask}:${hostname}:${device}:off`;
+  // ip=<client>:<server>:<gateway>:<netmask>:<hostname>:<device>:<autoconf>:<dns0> (Documentation/admin-guide/nfs/
+  // nfsroot.rst). The gateway is the guest's resolver (Hangar's DNS, src/net/netd): the kernel writes it to
+  // /proc/net/pnp, which the image's /etc/resolv.conf links to.
+  return `ip=${net.guest}::${net.gateway}:${net.netmask}:${hostname}:${device}:off:${net.gateway}`;
 }
 
 function validateExtra(token: unknown, index: number, target: LintTarget): string {

@@ -79,6 +79,12 @@ function undoOf(stack: UndoStack, what: string): Undo {
   };
 }
 
+/** The bridge's MAC, from its gateway address: locally administered, stable across restarts. Pure. */
+export function bridgeMac(gateway: string): string {
+  const o = gateway.split('.').map(Number);
+  return ['02', '68', '67', ...o.slice(1).map((n) => n.toString(16).padStart(2, '0'))].join(':');
+}
+
 function bridgeSteps(cfg: NetConfig, ns: string | undefined): Step<null>[] {
   return [
     {
@@ -89,7 +95,9 @@ function bridgeSteps(cfg: NetConfig, ns: string | undefined): Step<null>[] {
           throw new HangarError('NET_SETUP_FAILED', `${cfg.bridge} exists and is not a bridge (${existing.linkinfo?.info_kind ?? 'unknown kind'})`, { link: cfg.bridge });
         }
         if (existing) return; // adopted from an earlier run: not ours to delete
-        await ip(ns, ['link', 'add', cfg.bridge, 'type', 'bridge']);
+        // A fixed MAC: a bridge without one takes its lowest port's, so it changed whenever a TAP came or went and
+        // guests (and snapshots, which keep the gateway's MAC) sent to a MAC nobody answered until ARP re-probed.
+        await ip(ns, ['link', 'add', cfg.bridge, 'address', bridgeMac(cfg.gateway), 'type', 'bridge']);
         return async () => { await ip(ns, ['link', 'del', cfg.bridge], true); };
       },
     },

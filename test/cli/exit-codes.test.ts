@@ -48,7 +48,7 @@ const API_COMMANDS: string[][] = [
   ['vm', 'hibernate', 'alice'], ['snapshot', 'create', '--vm', 'alice'], ['snapshot', 'create', '--image', 'desktop'], ['snapshot', 'ls'],
   ['vm', 'screenshot', 'alice', '-o', '/dev/null'], ['vm', 'type', 'alice', 'hi'], ['vm', 'key', 'alice', 'Return'], ['vm', 'click', 'alice', '1', '2'],
   ['vm', 'move', 'alice', '1', '2'], ['vm', 'scroll', 'alice', '1', '2'], ['vm', 'drag', 'alice', '1', '2', '3', '4'], ['vm', 'clipboard', 'alice'],
-  ['vm', 'computer', 'alice', '{"action":"screenshot"}'],
+  ['vm', 'computer', 'alice', '{"action":"screenshot"}'], ['vm', 'network', 'alice'], ['vm', 'network', 'alice', '--egress', 'none'],
   ['snapshot', 'show', 'snap-0123'], ['snapshot', 'rm', 'snap-0123'], ['events'], ['events', '--vm', 'alice'], ['doctor'], ['doctor', '--vm', 'alice'],
   ['tenant', 'create', 'acme', '--max-vms', '3'], ['tenant', 'ls'], ['tenant', 'show', 'acme'], ['tenant', 'set', 'acme', '--max-vms', 'none'], ['tenant', 'rm', 'acme'],
   ['key', 'create', '--tenant', 'acme', '--scope', 'write', '--expires', '30d'], ['key', 'ls'], ['key', 'rm', 'key-0123abcd'], ['audit', '--since', '1h'],

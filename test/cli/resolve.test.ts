@@ -36,6 +36,7 @@ async function withApi(fn: (api: FakeApi) => Promise<void>): Promise<void> {
   const api = await fakeApi((r) => {
     if (r.path === '/v1/vms' && r.method === 'GET') return ok({ vms: [fakeVm(), fakeVm({ id: 'vm-1a2b9999', name: 'bob' }), fakeVm({ id: 'vm-ffff0000', name: 'carol' })] });
     if (r.path === '/v1/snapshots' && r.method === 'GET') return ok({ snapshots: [fakeSnapshot('snap-0123abcd'), fakeSnapshot('snap-0199aaaa')] });
+    if (r.path.endsWith('/network')) return ok({ vm: 'vm-ffff0000', egress: { mode: 'none', allow: [], deny: [], proxy: null }, group: null, limits: {}, default: true });
     if (r.path.startsWith('/v1/vms/') && r.method === 'GET') return ok(fakeVm());
     if (r.path === '/v1/vms' && r.method === 'POST') return ok(fakeVm({ state: 'creating' }), 202);
     if (r.method === 'DELETE') return { status: 204 };
@@ -55,7 +56,8 @@ async function withApi(fn: (api: FakeApi) => Promise<void>): Promise<void> {
 
 test('every vm command takes a unique id prefix and sends the full id', () => withApi(async (api) => {
   const cases: [string[], string, string][] = [
-    [['vm', 'show', 'ffff'], 'GET', '/v1/vms'],
+    [['vm', 'show', 'ffff'], 'GET', '/v1/vms/vm-ffff0000/network'],
+    [['vm', 'network', 'ffff', '--egress', 'none'], 'PATCH', '/v1/vms/vm-ffff0000/network'],
     [['vm', 'rm', 'ffff'], 'DELETE', '/v1/vms/vm-ffff0000'],
     [['vm', 'stop', 'vm-ff'], 'POST', '/v1/vms/vm-ffff0000/stop'],
     [['vm', 'pause', 'ffff'], 'POST', '/v1/vms/vm-ffff0000/pause'],

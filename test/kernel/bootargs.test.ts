@@ -14,7 +14,7 @@ const invalid = (field?: string) => (e: unknown): boolean =>
 
 test('the full command line, in order', () => {
   assert.equal(buildBootArgs(base),
-    'console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rw init=/sbin/hangar-init ip=172.31.0.2::172.31.0.1:255.255.255.252::eth0:off');
+    'console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rw init=/sbin/hangar-init ip=172.31.0.2::172.31.0.1:255.255.255.252::eth0:off:172.31.0.1');
 });
 
 test('options: PCI transport, read-only root, no root, hostname, device, extras', () => {
@@ -22,7 +22,7 @@ test('options: PCI transport, read-only root, no root, hostname, device, extras'
   assert.equal(buildBootArgs({ vmm: 'firecracker', vmmVersion: '1.13', pci: true }), 'console=ttyS0 reboot=k panic=1 root=/dev/vda rw', 'no pci=off when devices are on PCI');
   assert.equal(buildBootArgs({ vmm: 'firecracker', root: '/dev/vdb1', readOnly: true }), 'console=ttyS0 reboot=k panic=1 pci=off root=/dev/vdb1 ro');
   assert.equal(buildBootArgs({ vmm: 'firecracker', root: null, initrd: true }), 'console=ttyS0 reboot=k panic=1 pci=off');
-  assert.match(buildBootArgs({ ...base, net: { ...NET, hostname: 'desk-1', device: 'eth1' } }), / ip=172\.31\.0\.2::172\.31\.0\.1:255\.255\.255\.252:desk-1:eth1:off$/);
+  assert.match(buildBootArgs({ ...base, net: { ...NET, hostname: 'desk-1', device: 'eth1' } }), / ip=172\.31\.0\.2::172\.31\.0\.1:255\.255\.255\.252:desk-1:eth1:off:172\.31\.0\.1$/);
   assert.match(buildBootArgs({ ...base, extra: ['quiet', 'loglevel=4', '8250.nr_uarts=1', 'i8042.noaux', 'swiotlb=noforce'] }), / quiet loglevel=4 8250\.nr_uarts=1 i8042\.noaux swiotlb=noforce$/);
   assert.equal(buildBootArgs({ ...base, console: 'ttyS1' }).split(' ')[0], 'console=ttyS1');
 });

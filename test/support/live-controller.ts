@@ -24,7 +24,10 @@ export async function startLiveController(opts: { net?: TestNetworkOptions; conf
     env,
     overrides: {
       listen: { host: '127.0.0.1', port: 0 },
-      net: { mode: net.cfg.mode, bridge: net.cfg.bridge, cidr: net.cfg.cidr, hostNetns: net.hostNetns, ...(net.cfg.netns ? { netns: net.cfg.netns } : {}) },
+      net: {
+        mode: net.cfg.mode, bridge: net.cfg.bridge, cidr: net.cfg.cidr, hostNetns: net.hostNetns, ...(net.cfg.netns ? { netns: net.cfg.netns } : {}),
+        ...(opts.net?.overrides?.egress ? { egress: opts.net.overrides.egress } : {}),
+      },
       readyTimeoutMs: 120_000,
       ...opts.config,
     },

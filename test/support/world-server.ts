@@ -1,5 +1,5 @@
 // The servers of the test "world" (test/support/world.ts), run as one process INSIDE the world namespace:
-// HTTP (:80) and HTTPS (:443, test CA) that answer with the peer address they saw, a DNS server (:53) for the
+// HTTP (:80) and HTTPS (:443, test CA) that answer with the peer address they saw, a UDP sink (:9, :443), a DNS server (:53) for the
 // *.test names, an HTTP CONNECT proxy and a SOCKS5 proxy (both with credentials, both connecting out from their
 // own address so the web server can tell a proxied request). Argument: a JSON config. Test code only.
 import { createSocket } from 'node:dgram';
@@ -45,12 +45,25 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
     return;
   }
   if (req.url === '/counts') { res.end(JSON.stringify(counts)); return; }
+  if (req.url === '/udp') { res.end(JSON.stringify(datagrams)); return; }
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ peer: req.socket.remoteAddress?.replace(/^::ffff:/, ''), host: req.headers.host ?? null }));
 }
 
 createHttp(answer).listen(80, '0.0.0.0');
 createHttps({ cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) }, answer).listen(443, '0.0.0.0');
+
+// A UDP sink on 9 (discard) and 443 (where QUIC would go): what arrived, by payload (the uplink's NAT hides the
+// guest's address, so tests tell datagrams apart by what they carry). GET /udp lists the last 200.
+const datagrams: { payload: string; from: string; port: number }[] = [];
+for (const port of [9, 443]) {
+  const u = createSocket('udp4');
+  u.on('message', (msg, rinfo) => {
+    datagrams.push({ payload: msg.toString('utf8', 0, Math.min(msg.length, 200)), from: rinfo.address, port });
+    if (datagrams.length > 200) datagrams.shift();
+  });
+  u.bind(port, '0.0.0.0');
+}
 
 const dns = createSocket('udp4');
 dns.on('message', (msg, rinfo) => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { isolatePort } from '../../src/net/egress/nft.js';
+import { vmSideOf } from '../../src/net/clone.js';
 import { run } from '../../src/util/exec.js';
 import type { NetConfig } from '../../src/net/config.js';
 import type { WorldServerConfig } from './world-server.js';
@@ -31,6 +32,8 @@ export type Runner = (argv: string[], timeoutMs?: number) => Promise<{ code: num
 export interface World {
   netns: string;
   caCert: string;
+  /** The payloads of the datagrams the world's UDP sink (web:9, web:443) received so far. */
+  datagrams(): Promise<string[]>;
   destroy(): Promise<void>;
 }
 
@@ -50,7 +53,8 @@ async function makeCerts(dir: string): Promise<{ ca: string; cert: string; key: 
 
 /** Creates the world and joins it to `cfg`'s VM namespace as its uplink (default route out of it). */
 export async function createWorld(cfg: NetConfig): Promise<World> {
-  const vmNs = cfg.netns;
+  // The VM side: Hangar's VM namespace (netns mode) or the fake host's (bridge mode); always a test's own.
+  const vmNs = vmSideOf(cfg);
   if (!vmNs?.startsWith('hgt-')) throw new Error('the world joins only a test VM namespace');
   const ns = `hgt-w-${randomBytes(3).toString('hex')}`;
   const dir = mkdtempSync(join(tmpdir(), 'hangar-world-'));
@@ -83,7 +87,11 @@ export async function createWorld(cfg: NetConfig): Promise<World> {
       child!.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('world ready')) { clearTimeout(timer); resolve(); } });
       child!.once('exit', (c) => { clearTimeout(timer); reject(new Error(`the world server exited (${c})`)); });
     });
-    return { netns: ns, caCert: certs.ca, destroy };
+    const datagrams = async (): Promise<string[]> => {
+      const r = await run('ip', ['netns', 'exec', ns, 'curl', '-sS', '--noproxy', '*', '-m', '3', `http://${WORLD.web}/udp`], { timeoutMs: 10_000 });
+      return (JSON.parse(r.stdout) as { payload: string }[]).map((d) => d.payload);
+    };
+    return { netns: ns, caCert: certs.ca, datagrams, destroy };
   } catch (e) {
     await destroy();
     throw e;
@@ -108,7 +116,8 @@ let guestSeq = 0;
  * `ip` must be an address Hangar would hand out (the caller applies its rules like attach does).
  */
 export async function createFakeGuest(cfg: NetConfig, ip: string): Promise<FakeGuest> {
-  const vmNs = cfg.netns!;
+  const vmNs = vmSideOf(cfg);
+  if (!vmNs?.startsWith('hgt-')) throw new Error('a fake guest joins only a test network');
   const ns = `hgt-g-${randomBytes(3).toString('hex')}`;
   const end = `hgfg${process.pid % 1000}x${guestSeq++}`.slice(0, 15);
   const destroy = async (): Promise<void> => {

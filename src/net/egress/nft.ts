@@ -30,6 +30,9 @@ export function egressEnv(cfg: NetConfig, cloneLinkCidr = DEFAULT_CLONE_LINK_CID
     extraBlocked: [cloneLinkCidr],
     uplink: cfg.egress.uplink,
     proxyPort: cfg.egress.proxyPort,
+    gateway: cfg.gateway,
+    cloneLinkCidr,
+    hostNamespace: cfg.mode === 'bridge',
   };
 }
 
@@ -91,9 +94,9 @@ export async function removeVmRules(cfg: NetConfig, ip: string, group: string | 
   await (apply ?? ((s: string) => nft(vmSideOf(cfg), s)))(vmRemoveScript(ip, group, tap));
 }
 
-/** Named counters of the table, by name (packets, bytes): denials, per-VM bytes. */
-export async function readCounters(cfg: NetConfig): Promise<Map<string, { packets: number; bytes: number }>> {
-  const r = await run('nft', ['-j', 'list', 'counters', 'table', 'inet', TABLE], { netns: vmSideOf(cfg), allowFailure: true, timeoutMs: 15_000 });
+/** Named counters of the table, by name (packets, bytes): denials, per-VM bytes; `bridge`: spoofed frames per TAP. */
+export async function readCounters(cfg: NetConfig, family: 'inet' | 'bridge' = 'inet'): Promise<Map<string, { packets: number; bytes: number }>> {
+  const r = await run('nft', ['-j', 'list', 'counters', 'table', family, TABLE], { netns: vmSideOf(cfg), allowFailure: true, timeoutMs: 15_000 });
   const out = new Map<string, { packets: number; bytes: number }>();
   if (r.code !== 0) return out;
   const doc = JSON.parse(r.stdout) as { nftables: { counter?: { name: string; packets: number; bytes: number } }[] };

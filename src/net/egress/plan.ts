@@ -6,10 +6,14 @@
 //            connections to VMs, every packet from a VM jumps to its chain (`from_vm` map), anything else from a
 //            VM interface (an address no VM holds: spoofed or stale) and anything else opening a connection into a
 //            VM is dropped.
-//   vm_<a.b.c.d>: connection limit, the VM's deny CIDRs, its allow CIDRs, its group's peers, the always-blocked
+//   vm_<a.b.c.d>: connection limit; with an upstream proxy, everything but group peers (all egress leaves through the
+//            proxy, below); the VM's deny CIDRs, its allow CIDRs, its group's peers, the always-blocked
 //            ranges (private, link-local, multicast, the VM subnet, the host link), then its mode: internet accepts,
 //            allowlist accepts only addresses its DNS answers put in its `dns_` set, none drops. Denials counted.
-//   input:   from VM interfaces only DNS (udp/tcp 53), proxied (marked) TCP and replies; from the uplink only replies.
+//   input:   from VM interfaces only DNS (udp/tcp 53), proxied (marked) TCP and replies; from the uplink only replies
+//            (netns mode: Hangar's own namespace); bridge mode (the host's namespace): netd's ports on the gateway only
+//            from VM interfaces, the host's own services left alone.
+//   natpre (nat, bridge mode): a clone's DNS, sent to its link's VM-side address, goes to the gateway (netd).
 //   prerouting (mangle): a VM with an upstream proxy has its allowed TCP redirected (TPROXY) to the relay.
 //   postrouting (nat): masquerade of the VM subnet out of the uplink.
 import { parseCidr, parseIpv4 } from '../ipv4.js';
@@ -41,6 +45,16 @@ export interface EgressEnv {
   uplink: string | null;
   /** The transparent relay's port (proxied TCP is delivered there), or null when there is no relay. */
   proxyPort: number | null;
+  /** The bridge's address: the guests' gateway, where netd answers DNS. */
+  gateway?: string;
+  /** The clone link pool: a clone's namespace sends its guest's DNS to its link's VM-side address (clone.ts). */
+  cloneLinkCidr?: string | null;
+  /**
+   * True in bridge mode: the VM side is the host's own namespace. Then Hangar leaves the uplink's input (the host's
+   * own services) alone, netd listens on the gateway address only, and the gateway's DNS and relay answer VM
+   * interfaces only.
+   */
+  hostNamespace?: boolean;
 }
 
 /** One VM's rules. */
@@ -65,6 +79,8 @@ export const vmChain = (ip: string): string => `vm_${vmKey(ip)}`;
 export const vmProxyChain = (ip: string): string => `px_${vmKey(ip)}`;
 export const dnsSet = (ip: string): string => `dns_${vmKey(ip)}`;
 export const deniedCounter = (ip: string): string => `denied_${vmKey(ip)}`;
+/** Frames a TAP sent with another MAC or address (bridge table `bridge hangar`): spoofing attempts, dropped. */
+export const spoofedCounter = (ip: string): string => `spoofed_${vmKey(ip)}`;
 export const groupSet = (g: string): string => `grp_${g.replace(/-/g, '_')}`;
 
 const q = (s: string): string => JSON.stringify(s);
@@ -102,6 +118,8 @@ export function baseScript(env: EgressEnv): string {
     `flush set ${T} blocked`,
     `add element ${T} blocked ${elements(blocked(env))}`,
     ...['forward', 'input', 'prerouting', 'postrouting'].map((c) => `flush chain ${T} ${c}`),
+    // Bridge mode only: the nat prerouting chain for clones' DNS (below).
+    ...(env.hostNamespace ? [`add chain ${T} natpre { type nat hook prerouting priority dstnat; policy accept; }`, `flush chain ${T} natpre`] : []),
   ];
   const fwd = (r: string): number => L.push(`add rule ${T} forward ${r}`);
   const inp = (r: string): number => L.push(`add rule ${T} input ${r}`);
@@ -120,10 +138,20 @@ export function baseScript(env: EgressEnv): string {
     if (env.proxyPort !== null) inp(`iifname ${i} meta mark ${PROXY_MARK} accept`);
     inp(`iifname ${i} counter name denied_input drop`);
   }
-  if (env.uplink) {
+  if (env.hostNamespace && env.gateway) {
+    // The host's namespace: netd's ports on the gateway are for VMs only (not the host's other interfaces).
+    const ports = [53, ...(env.proxyPort !== null ? [env.proxyPort] : [])].join(', ');
+    inp(`iifname != "lo" ip daddr ${env.gateway} meta l4proto { tcp, udp } th dport { ${ports} } counter name denied_input drop`);
+  }
+  if (env.uplink && !env.hostNamespace) {
     inp(`iifname ${q(env.uplink)} ct state established,related accept`);
     inp(`iifname ${q(env.uplink)} counter name denied_input drop`);
-    L.push(`add rule ${T} postrouting oifname ${q(env.uplink)} ip saddr ${env.cidr} masquerade`);
+  }
+  if (env.uplink) L.push(`add rule ${T} postrouting oifname ${q(env.uplink)} ip saddr ${env.cidr} masquerade`);
+  if (env.hostNamespace && env.gateway && env.cloneLinkCidr) {
+    // A clone's DNS arrives at its link's VM-side address: to the gateway, where netd listens in the host's
+    // namespace (in Hangar's own VM namespace netd listens on any address, the link's included).
+    for (const i of vmIfaces(env).slice(1)) L.push(`add rule ${T} natpre iifname ${i} ip daddr ${env.cloneLinkCidr} meta l4proto { tcp, udp } th dport 53 dnat ip to ${env.gateway}`);
   }
   if (env.proxyPort !== null) {
     for (const i of vmIfaces(env)) L.push(`add rule ${T} prerouting iifname ${i} meta l4proto tcp ct state new ip saddr vmap @proxy_vm`);
@@ -154,6 +182,18 @@ function decisions(ip: string, p: NetworkPolicy, pass: string, stop: string): st
   if (e.mode === 'allowlist') out.push(`ip daddr @dns_${k} ${pass}`);
   out.push(stop);
   return out;
+}
+
+/**
+ * With an upstream proxy, ALL of a VM's egress goes through it: proxied TCP never reaches the forward hook (TPROXY
+ * delivers it locally), so what a proxied VM forwards is non-TCP (UDP such as QUIC, which then falls back to TCP,
+ * ICMP, ...) or TCP the proxy chain refused: dropped, except to its group's peers. Its DNS goes to the gateway
+ * (input hook), so it still resolves. Replies (established, related) were accepted before the VM's chain.
+ */
+function proxyOnly(ip: string, p: NetworkPolicy, stop: string): string[] {
+  if (!p.egress.proxy) return [];
+  // Without a relay (no proxy port), nothing carries its TCP: it then gets nothing at all (fails closed).
+  return [...(p.group ? [`ip daddr @${groupSet(p.group)} ip daddr != ${ip} accept`] : []), stop];
 }
 
 /** Creates or replaces one VM's chain, sets and map entries, in one transaction. */
@@ -188,6 +228,7 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
     L.push(`add rule ${T} ${chain} iifname != ${q(l3)} counter name denied_${k} drop`);
   }
   if (p.limits.connections !== null) L.push(`add rule ${T} ${chain} ct state new add @conns_${k} { ip saddr ct count over ${p.limits.connections} } counter name denied_${k} drop`);
+  for (const r of proxyOnly(v.ip, p, `counter name denied_${k} drop`)) L.push(`add rule ${T} ${chain} ${r}`);
   for (const r of decisions(v.ip, p, 'accept', `counter name denied_${k} drop`)) L.push(`add rule ${T} ${chain} ${r}`);
   L.push(
     `add element ${T} bytes_out { ${v.ip} : "out_${k}" }`,
@@ -196,11 +237,12 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
   );
   if (v.port?.kind === 'tap') {
     const pc = `port_${k}`;
+    const sc = `counter name ${spoofedCounter(v.ip)} drop`;
     L.push(
-      `add chain ${B} ${pc}`, `flush chain ${B} ${pc}`,
-      `add rule ${B} ${pc} ether saddr != ${v.port.mac} drop`,
-      `add rule ${B} ${pc} ether type ip ip saddr != ${v.ip} drop`,
-      `add rule ${B} ${pc} ether type arp arp saddr ip != ${v.ip} drop`,
+      `add chain ${B} ${pc}`, `flush chain ${B} ${pc}`, `add counter ${B} ${spoofedCounter(v.ip)}`,
+      `add rule ${B} ${pc} ether saddr != ${v.port.mac} ${sc}`,
+      `add rule ${B} ${pc} ether type ip ip saddr != ${v.ip} ${sc}`,
+      `add rule ${B} ${pc} ether type arp arp saddr ip != ${v.ip} ${sc}`,
       `add rule ${B} ${pc} ether type ip6 drop`,
       `add element ${B} ports { ${q(v.port.ifname)} : jump ${pc} }`,
     );
@@ -209,9 +251,13 @@ export function vmScript(env: EgressEnv, v: VmRulesInput): string {
   const px = vmProxyChain(v.ip);
   L.push(`add chain ${T} ${px}`, `add element ${T} proxy_vm { ${v.ip} : jump ${px} }`, `delete element ${T} proxy_vm { ${v.ip} }`, `delete chain ${T} ${px}`);
   if (p.egress.proxy && env.proxyPort !== null) {
-    const tp = `meta l4proto tcp tproxy ip to :${env.proxyPort} meta mark set ${PROXY_MARK} accept`;
+    // In the host's namespace the relay listens on the gateway only (relayAddress), elsewhere on any address.
+    const to = env.hostNamespace && env.gateway ? env.gateway : '';
+    const tp = `meta l4proto tcp tproxy ip to ${to}:${env.proxyPort} meta mark set ${PROXY_MARK} accept`;
     L.push(`add chain ${T} ${px}`);
     // Only what the policy would let through is proxied; the rest falls through to the filter, which drops it.
+    // A group's peers are reached directly (not through the proxy): returned to the filter, which accepts them.
+    if (p.group) L.push(`add rule ${T} ${px} ip daddr @${groupSet(p.group)} return`);
     for (const r of decisions(v.ip, p, tp, 'return')) L.push(`add rule ${T} ${px} ${r}`);
     L.push(`add element ${T} proxy_vm { ${v.ip} : jump ${px} }`);
   }
@@ -240,7 +286,11 @@ export function vmRemoveScript(ip: string, group: string | null, tap?: string): 
   if (group) L.push(`add set ${T} ${groupSet(group)} { type ipv4_addr; }`, `add element ${T} ${groupSet(group)} { ${ip} }`, `delete element ${T} ${groupSet(group)} { ${ip} }`);
   if (tap) {
     const pc = `port_${k}`;
-    L.push(`add chain ${B} ${pc}`, `add element ${B} ports { ${q(tap)} : jump ${pc} }`, `delete element ${B} ports { ${q(tap)} }`, `delete chain ${B} ${pc}`);
+    const sc = spoofedCounter(ip);
+    L.push(
+      `add chain ${B} ${pc}`, `add element ${B} ports { ${q(tap)} : jump ${pc} }`, `delete element ${B} ports { ${q(tap)} }`, `delete chain ${B} ${pc}`,
+      `add counter ${B} ${sc}`, `delete counter ${B} ${sc}`,
+    );
   }
   return `${L.join('\n')}\n`;
 }

@@ -36,11 +36,20 @@ export interface NetdOptions {
   dnsPort?: number;
 }
 
+/**
+ * Where netd's DNS and relay listen: in Hangar's own VM namespace (netns mode) on any address; in the host's
+ * namespace (bridge mode) on the gateway only, beside whatever the host itself runs on port 53. Pure.
+ */
+export function netdListenHost(cfg: NetConfig): string {
+  return cfg.mode === 'bridge' ? cfg.gateway : '0.0.0.0';
+}
+
 const SCRIPT = fileURLToPath(new URL('./main.js', import.meta.url));
 
 export async function startNetd(o: NetdOptions): Promise<Netd> {
   const control = join(o.stateDir, `netd-${vmSideOf(o.cfg) ?? 'host'}.sock`);
-  const conf: NetdConfig = { control, resolvers: o.cfg.egress.resolvers, ...(o.dnsPort ? { dnsPort: o.dnsPort } : {}) };
+  const listen = netdListenHost(o.cfg);
+  const conf: NetdConfig = { control, resolvers: o.cfg.egress.resolvers, ...(o.dnsPort ? { dnsPort: o.dnsPort } : {}), ...(listen !== '0.0.0.0' ? { dnsHost: listen } : {}) };
   const policies = new Map<string, NetworkPolicy>();
   const log: WriteStream = createWriteStream(o.logPath ?? join(o.stateDir, 'netd.log'), { flags: 'a', mode: 0o600 });
   let child: ChildProcess | null = null;
@@ -78,7 +87,7 @@ export async function startNetd(o: NetdOptions): Promise<Netd> {
   });
 
   const launch = (): Promise<void> => new Promise((resolve, reject) => {
-    const argv = netdCommand(vmSideOf(o.cfg), process.execPath, SCRIPT, JSON.stringify(conf), o.cfg.egress.proxyPort);
+    const argv = netdCommand(vmSideOf(o.cfg), process.execPath, SCRIPT, JSON.stringify(conf), o.cfg.egress.proxyPort, listen);
     const c = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     let ready = false;

@@ -15,6 +15,8 @@ export interface NetdConfig {
   control: string;
   resolvers: string[];
   dnsPort?: number;
+  /** The address DNS listens on: the gateway in the host's namespace (bridge mode), else any. */
+  dnsHost?: string;
 }
 
 /** The nameservers of a resolv.conf that a namespace can reach (not loopback stubs). Pure. */
@@ -34,7 +36,7 @@ async function main(): Promise<void> {
   const nft = new NftSession(undefined);
   const policies = new Map<string, NetworkPolicy>();
   const dns = new PolicyDns({ resolvers, apply: nft.apply, log });
-  await dns.listen('0.0.0.0', cfg.dnsPort ?? 53);
+  await dns.listen(cfg.dnsHost ?? '0.0.0.0', cfg.dnsPort ?? 53);
   const relay = new TransparentRelay({ proxyFor: (ip) => policies.get(ip)?.egress.proxy ?? null, log });
   if (relayFd !== null && Number.isInteger(relayFd)) await relay.listenFd(relayFd);
 

@@ -115,14 +115,15 @@ export class TransparentRelay {
  * The argv that starts the daemon inside `netns` with the relay's IP_TRANSPARENT listening socket as fd 3 (perl
  * creates it, keeps it open across exec with $^F, and execs node). Pure.
  */
-export function netdCommand(netns: string | undefined, node: string, script: string, configJson: string, relayPort: number): string[] {
+export function netdCommand(netns: string | undefined, node: string, script: string, configJson: string, relayPort: number, relayHost = '0.0.0.0'): string[] {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(relayHost)) throw new Error(`not an IPv4 address: ${relayHost}`);
   const perl = [
     'use Socket;',
     '$^F = 10;',
     'socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";',
     'setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1) or die "reuseaddr: $!";',
     'setsockopt($s, 0, 19, 1) or die "IP_TRANSPARENT: $!";',
-    `bind($s, pack_sockaddr_in(${relayPort}, INADDR_ANY)) or die "bind: $!";`,
+    `bind($s, pack_sockaddr_in(${relayPort}, inet_aton("${relayHost}"))) or die "bind: $!";`,
     'listen($s, 1024) or die "listen: $!";',
     'exec { $ARGV[0] } @ARGV, fileno($s) or die "exec: $!";',
   ].join(' ');

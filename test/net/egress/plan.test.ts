@@ -67,6 +67,50 @@ test('a proxied VM: its allowed TCP is redirected to the relay, the rest returns
   assert.ok(plain.includes('delete chain inet hangar px_10_242_0_3'), 'a proxy removed at runtime takes its chain along');
 });
 
+test('a proxied VM forwards nothing itself (no UDP/QUIC, no ICMP, no unproxied TCP) but to its group\'s peers, which it reaches directly', () => {
+  const proxy = 'http://u:p@203.0.113.20:3128';
+  const f = rules(vmScript(env, { ip: '10.242.0.3', policy: normalisePolicy({ egress: { mode: 'internet', proxy } }), flushDns: true }), 'vm_10_242_0_3');
+  assert.equal(f[0], 'counter name denied_10_242_0_3 drop', 'everything a proxied VM forwards is dropped first');
+  const g = vmScript(env, { ip: '10.242.0.3', policy: normalisePolicy({ egress: { mode: 'internet', proxy }, group: 'g1' }), flushDns: true });
+  assert.deepEqual(rules(g, 'vm_10_242_0_3').slice(0, 2), ['ip daddr @grp_g1 ip daddr != 10.242.0.3 accept', 'counter name denied_10_242_0_3 drop']);
+  assert.equal(rules(g, 'px_10_242_0_3')[0], 'ip daddr @grp_g1 return', 'group peers are not sent through the proxy');
+  const plain = rules(vmScript(env, { ip: '10.242.0.3', policy: normalisePolicy({ egress: { mode: 'internet' } }), flushDns: true }), 'vm_10_242_0_3');
+  assert.deepEqual(plain, ['ip daddr @blocked counter name denied_10_242_0_3 drop', 'accept'], 'without a proxy, UDP goes out as the mode says');
+  const noRelay = rules(vmScript({ ...env, proxyPort: null }, { ip: '10.242.0.3', policy: normalisePolicy({ egress: { mode: 'internet', proxy } }), flushDns: true }), 'vm_10_242_0_3');
+  assert.equal(noRelay[0], 'counter name denied_10_242_0_3 drop', 'no relay: a proxied VM gets nothing rather than a way around its proxy');
+});
+
+test('a TAP\'s port chain drops and counts frames with another MAC or address; its removal takes the counter along', () => {
+  const s = vmScript(env, { ip: '10.242.0.3', policy: normalisePolicy({}), flushDns: true, port: { kind: 'tap', ifname: 'hgtap3', mac: '02:00:00:00:00:03' } });
+  const port = s.split('\n').filter((l) => l.startsWith('add rule bridge hangar port_10_242_0_3 ')).map((l) => l.slice('add rule bridge hangar port_10_242_0_3 '.length));
+  assert.deepEqual(port, [
+    'ether saddr != 02:00:00:00:00:03 counter name spoofed_10_242_0_3 drop',
+    'ether type ip ip saddr != 10.242.0.3 counter name spoofed_10_242_0_3 drop',
+    'ether type arp arp saddr ip != 10.242.0.3 counter name spoofed_10_242_0_3 drop',
+    'ether type ip6 drop',
+  ]);
+  assert.ok(s.indexOf('add counter bridge hangar spoofed_10_242_0_3') < s.indexOf('add rule bridge hangar port_10_242_0_3'), 'the counter exists before a rule names it');
+  const r = vmRemoveScript('10.242.0.3', null, 'hgtap3');
+  assert.ok(r.indexOf('delete chain bridge hangar port_10_242_0_3') < r.indexOf('delete counter bridge hangar spoofed_10_242_0_3'));
+});
+
+test('bridge mode (the host\'s namespace): the uplink\'s input is left alone, netd\'s ports answer VM interfaces only, the relay is on the gateway', () => {
+  const host: EgressEnv = { ...env, gateway: '10.242.0.1', cloneLinkCidr: '169.254.128.0/17', hostNamespace: true };
+  const s = baseScript(host);
+  const inp = rules(s, 'input');
+  assert.ok(!inp.some((r) => r.startsWith('iifname "eth1"')), 'the host\'s own services on its uplink are not Hangar\'s to drop');
+  assert.ok(inp.includes('iifname != "lo" ip daddr 10.242.0.1 meta l4proto { tcp, udp } th dport { 53, 15001 } counter name denied_input drop'));
+  assert.ok(inp.indexOf('iifname "hgbr0" meta l4proto { tcp, udp } th dport 53 accept') < inp.findIndex((r) => r.startsWith('iifname != "lo"')), 'VMs first');
+  assert.deepEqual(rules(s, 'postrouting'), ['oifname "eth1" ip saddr 10.242.0.0/24 masquerade'], 'NAT still');
+  assert.deepEqual(rules(s, 'natpre'), ['iifname "hgtap*" ip daddr 169.254.128.0/17 meta l4proto { tcp, udp } th dport 53 dnat ip to 10.242.0.1'], 'a clone\'s DNS goes to the gateway');
+  const p = normalisePolicy({ egress: { mode: 'internet', proxy: 'http://u:p@203.0.113.20:3128' } });
+  assert.ok(rules(vmScript(host, { ip: '10.242.0.3', policy: p, flushDns: true }), 'px_10_242_0_3').includes('meta l4proto tcp tproxy ip to 10.242.0.1:15001 meta mark set 18503 accept'));
+  const ns = baseScript({ ...host, hostNamespace: false });
+  assert.ok(rules(ns, 'input').includes('iifname "eth1" counter name denied_input drop'), 'netns mode: Hangar\'s own namespace, the uplink takes replies only');
+  assert.ok(!rules(ns, 'input').some((r) => r.startsWith('iifname != "lo"')));
+  assert.ok(!ns.includes('natpre'), 'netns mode: netd listens on the link addresses itself, no NAT chain');
+});
+
 test('removal and DNS additions are idempotent transactions', () => {
   const r = vmRemoveScript('10.242.0.3', 'g1');
   for (const obj of ['chain inet hangar vm_10_242_0_3', 'set inet hangar dns_10_242_0_3', 'counter inet hangar denied_10_242_0_3']) {

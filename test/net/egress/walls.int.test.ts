@@ -3,7 +3,8 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { applyVmRules } from '../../../src/net/egress/nft.js';
+import { applyVmRules, readCounters } from '../../../src/net/egress/nft.js';
+import { spoofedCounter } from '../../../src/net/egress/plan.js';
 import { NftSession } from '../../../src/net/egress/session.js';
 import { normalisePolicy, type NetworkPolicyInput } from '../../../src/net/egress/policy.js';
 import { which } from '../../../src/util/exec.js';
@@ -113,18 +114,49 @@ test('a CIDR allow opens exactly that range; a deny CIDR wins over internet', { 
   await policy(B, { egress: { mode: 'none' } });
 });
 
-test('a guest cannot take another VM\'s address (and its policy): frames must carry the port\'s own MAC and address', { skip }, async () => {
-  // B (egress none) claims A's address (egress internet) with its own MAC.
+/** One UDP datagram from a fake guest, sent FROM a chosen source address (which the guest must hold). */
+async function sendFrom(g: FakeGuest, source: string, payload: string): Promise<void> {
+  const js = `const s=require('dgram').createSocket('udp4');s.bind(0,${JSON.stringify(source)},()=>s.send(${JSON.stringify(payload)},9,${JSON.stringify(WORLD.web)},()=>s.close()))`;
+  await g.run([process.execPath, '-e', js]);
+}
+
+test('a guest cannot take another VM\'s address (and its policy): the port\'s rule drops and counts it, the rightful owner still gets out', { skip }, async () => {
+  // B (egress none) claims A's address (egress internet) with its own MAC. Without the bridge port rule, B's
+  // datagram would pass A's chain and reach the world; the control from A itself must arrive.
+  const tag = Date.now();
+  const before = (await readCounters(net.cfg, 'bridge')).get(spoofedCounter(B))?.packets ?? 0;
+  await sendFrom(a, A, `control-${tag}`);
   await run('ip', ['-n', b.netns, 'addr', 'add', `${A}/32`, 'dev', 'eth0'], { timeoutMs: 5000 });
-  const r = await b.run(['curl', '-sS', '-m', '1', '--interface', A, `http://${WORLD.web}/`]);
-  await run('ip', ['-n', b.netns, 'addr', 'del', `${A}/32`, 'dev', 'eth0'], { timeoutMs: 5000 });
-  assert.notEqual(r.code, 0, 'B must not reach the world as A');
-  assert.equal((await httpGet(a.run, `http://${WORLD.web}/`)).ok, true, 'A still does');
+  try {
+    await sendFrom(b, A, `spoofed-${tag}`);
+    const r = await b.run(['curl', '-sS', '-m', '1', '--interface', A, `http://${WORLD.web}/`]);
+    assert.notEqual(r.code, 0, 'B must not reach the world as A');
+  } finally {
+    await run('ip', ['-n', b.netns, 'addr', 'del', `${A}/32`, 'dev', 'eth0'], { timeoutMs: 5000 });
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const got = await world.datagrams();
+  assert.ok(got.includes(`control-${tag}`), 'A\'s own datagram arrives (control)');
+  assert.ok(!got.includes(`spoofed-${tag}`), 'B\'s datagram with A\'s address must not arrive');
+  const after = (await readCounters(net.cfg, 'bridge')).get(spoofedCounter(B))?.packets ?? 0;
+  assert.ok(after > before, `B's port rule counted the spoofed frames (${before} → ${after})`);
+  assert.equal((await httpGet(a.run, `http://${WORLD.web}/`)).ok, true, 'A still gets out');
 });
 
-test('a spoofed source address gets nowhere', { skip }, async () => {
+test('a spoofed source address no VM holds gets nowhere, and is counted', { skip }, async () => {
+  const tag = Date.now();
+  const before = (await readCounters(net.cfg, 'bridge')).get(spoofedCounter(B))?.packets ?? 0;
+  await sendFrom(b, B, `own-${tag}`);
   await run('ip', ['-n', b.netns, 'addr', 'add', '10.213.0.99/24', 'dev', 'eth0'], { timeoutMs: 5000 });
-  const r = await b.run(['curl', '-sS', '-m', '1', '--interface', '10.213.0.99', `http://${WORLD.web}/`]);
-  await run('ip', ['-n', b.netns, 'addr', 'del', '10.213.0.99/24', 'dev', 'eth0'], { timeoutMs: 5000 });
-  assert.notEqual(r.code, 0);
+  try {
+    await sendFrom(b, '10.213.0.99', `stray-${tag}`);
+  } finally {
+    await run('ip', ['-n', b.netns, 'addr', 'del', '10.213.0.99/24', 'dev', 'eth0'], { timeoutMs: 5000 });
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const got = await world.datagrams();
+  assert.ok(!got.includes(`stray-${tag}`), 'a datagram from an address no VM holds must not arrive');
+  assert.ok(!got.includes(`own-${tag}`), 'and B (egress none) sends nothing with its own address either');
+  const after = (await readCounters(net.cfg, 'bridge')).get(spoofedCounter(B))?.packets ?? 0;
+  assert.ok(after > before, 'counted by B\'s port rule');
 });
