@@ -187,11 +187,10 @@ export const MIGRATIONS: readonly Migration[] = [
         read_only   INTEGER NOT NULL DEFAULT 0,
         created_at  TEXT NOT NULL,
         UNIQUE (vm_id, slot),
-        UNIQUE (vm_id, path),
-        UNIQUE (volume_id, vm_id)
+        UNIQUE (vm_id, path)
       );
-      -- One writer: at most one read-write attachment of a volume (the service also refuses a writer next to readers).
-      CREATE UNIQUE INDEX volume_one_writer ON volume_attachments(volume_id) WHERE read_only = 0;
+      -- One VM at a time per volume (read-only is the guest's mount; QEMU cannot share a read-write device's file).
+      CREATE UNIQUE INDEX volume_one_vm ON volume_attachments(volume_id);
       CREATE TABLE vm_idle (
         vm_id       TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
         timeout_s   INTEGER,            -- NULL: the config's default; 0: never idle

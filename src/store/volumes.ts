@@ -1,6 +1,7 @@
 // Volumes, their attachments to VMs and the VMs' own idle settings in the state database (migration 7). Constructed
-// by the Store over its own handle (the handle never leaves src/store/). The one-writer rule is checked in the
-// inserting transaction and backed by a unique index: two creates racing for one volume cannot both win.
+// by the Store over its own handle (the handle never leaves src/store/). One VM at a time per volume (its writer,
+// or its one read-only user: see src/volume/plan.ts for why readers cannot share): checked in the inserting
+// transaction and backed by a unique index, so two creates racing for one volume cannot both win.
 import { HangarError } from '../errors.js';
 import type { Db } from './db.js';
 
@@ -113,19 +114,15 @@ export class VolumeStore {
   }
 
   /**
-   * Records an attachment after checking, in the same transaction, the one-writer rule (a writer needs the volume
-   * unattached; a reader needs it without a writer), the VM's slots (`slots` of them) and its mount points.
-   * Returns the record with the slot it took.
+   * Records an attachment after checking, in the same transaction, that the volume is in no VM, the VM's slots
+   * (`slots` of them) and its mount points. Returns the record with the slot it took.
    */
   attach(a: { volumeId: string; vmId: string; path: string; readOnly: boolean }, slots: number): AttachmentRecord {
     const rec = this.db.transaction(() => {
       const others = this.attachmentsOf(a.volumeId);
       if (others.some((o) => o.vmId === a.vmId)) throw new HangarError('VOLUME_IN_USE', `volume ${a.volumeId} is already attached to ${a.vmId}`, { id: a.volumeId, vm: a.vmId });
-      const writer = others.find((o) => !o.readOnly);
-      if (writer || (!a.readOnly && others.length)) {
-        const holder = writer ?? others[0]!;
-        throw new HangarError('VOLUME_IN_USE', `volume ${a.volumeId} is attached ${holder.readOnly ? 'read-only' : 'read-write'} to ${holder.vmId}: one writer at a time`, { id: a.volumeId, vm: holder.vmId, readOnly: holder.readOnly });
-      }
+      const holder = others[0];
+      if (holder) throw new HangarError('VOLUME_IN_USE', `volume ${a.volumeId} is attached to ${holder.vmId}: one VM at a time`, { id: a.volumeId, vm: holder.vmId, readOnly: holder.readOnly });
       const mine = this.attachmentsOfVm(a.vmId);
       if (mine.some((m) => m.path === a.path)) throw new HangarError('VOLUME_IN_USE', `VM ${a.vmId} already has a volume at ${a.path}`, { vm: a.vmId, path: a.path });
       const slot = [...Array(slots).keys()].find((s) => !mine.some((m) => m.slot === s));

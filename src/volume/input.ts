@@ -29,7 +29,7 @@ export const snapshotVolumeSchema = Type.Object({ name: nameField }, { additiona
 export const volumeMountSchema = Type.Object({
   name: refField,
   path: pathField,
-  readOnly: Type.Optional(Type.Boolean({ description: 'mounted read-only (several readers may share a volume without a writer)' })),
+  readOnly: Type.Optional(Type.Boolean({ description: 'mounted read-only in the guest (the volume is still in this one VM only)' })),
 }, { additionalProperties: false });
 export const volumeMountsSchema = Type.Array(volumeMountSchema, { maxItems: VOLUME_SLOTS, description: `volumes mounted in the guest (at most ${VOLUME_SLOTS}; QEMU only)` });
 

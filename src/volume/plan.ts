@@ -6,7 +6,11 @@
 // VOLUME_SLOTS virtio-blk devices whose format node (raw, `vol<N>`) sits on a 0-byte null-co node. Attaching
 // blockdev-adds a file node, `blockdev-reopen`s the raw node with file = the new node, and `block_resize`s it to
 // the file's size: the guest logs "vdb: detected capacity change from 0 to …" and can mount it at once. The old
-// file node is then deleted. Detaching is the same swap back onto a fresh 0-byte null-co node.
+// file node is then deleted. Detaching is the same swap back onto a fresh 0-byte null-co node, without a resize
+// (null-co cannot be resized; the guest unmounted the disk first and its stale size reads nothing).
+// A read-only attachment is read-only in the guest's mount only: QEMU refuses to reopen the node of a read-write
+// virtio-blk device read-only ("cannot support read-write users"), so each volume is in one VM at a time, reader or
+// writer. QEMU's own image locks back that up: a second QEMU cannot take the file's write lock.
 import { GUEST_USER } from '../image/plan.js';
 
 export const MiB = 1024 * 1024;
@@ -59,10 +63,10 @@ export function planCopy(from: string, to: string): HostStep[] {
 }
 
 /** The QMP commands that put `file` (of `sizeBytes`) into `slot`, replacing its current file node `oldNode`. */
-export function planSwapIn(slot: number, file: string, sizeBytes: number, readOnly: boolean, newNode: string, oldNode: string): QmpStep[] {
+export function planSwapIn(slot: number, file: string, sizeBytes: number, newNode: string, oldNode: string): QmpStep[] {
   return [
-    { execute: 'blockdev-add', arguments: { driver: 'file', filename: file, 'node-name': newNode, 'read-only': readOnly } },
-    { execute: 'blockdev-reopen', arguments: { options: [{ driver: 'raw', 'node-name': slotNode(slot), file: newNode, 'read-only': readOnly }] } },
+    { execute: 'blockdev-add', arguments: { driver: 'file', filename: file, 'node-name': newNode } },
+    { execute: 'blockdev-reopen', arguments: { options: [{ driver: 'raw', 'node-name': slotNode(slot), file: newNode }] } },
     // Same size as the file: no truncation, but the device tells the guest its new capacity.
     { execute: 'block_resize', arguments: { 'node-name': slotNode(slot), size: sizeBytes } },
     { execute: 'blockdev-del', arguments: { 'node-name': oldNode } },
@@ -74,7 +78,6 @@ export function planSwapOut(slot: number, newNode: string, oldNode: string): Qmp
   return [
     { execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': newNode, size: 0 } },
     { execute: 'blockdev-reopen', arguments: { options: [{ driver: 'raw', 'node-name': slotNode(slot), file: newNode }] } },
-    { execute: 'block_resize', arguments: { 'node-name': slotNode(slot), size: 0 } },
     { execute: 'blockdev-del', arguments: { 'node-name': oldNode } },
   ];
 }

@@ -154,13 +154,12 @@ export class VolumeService {
 
   // ---------------------------------------------------------------- VMs
 
-  /** Checks a create's `volumes` (they exist in the tenant; one writer) before the VM exists. Pure of side effects. */
+  /** Checks a create's `volumes` (they exist in the tenant; one VM at a time) before the VM exists. Pure of side effects. */
   precheck(tenant: string, mounts: readonly VolumeMount[]): void {
     for (const m of mounts) {
       const v = this.d.volumes.mustGet(tenant, m.name);
-      const others = this.d.volumes.attachmentsOf(v.id);
-      const holder = others.find((o) => !o.readOnly) ?? (m.readOnly ? undefined : others[0]);
-      if (holder) throw new HangarError('VOLUME_IN_USE', `volume ${v.name} is attached ${holder.readOnly ? 'read-only' : 'read-write'} to ${holder.vmId}: one writer at a time`, { id: v.id, vm: holder.vmId, readOnly: holder.readOnly });
+      const holder = this.d.volumes.attachmentsOf(v.id)[0];
+      if (holder) throw new HangarError('VOLUME_IN_USE', `volume ${v.name} is attached to ${holder.vmId}: one VM at a time`, { id: v.id, vm: holder.vmId, readOnly: holder.readOnly });
     }
   }
 
@@ -170,7 +169,7 @@ export class VolumeService {
   }
 
   /**
-   * Attaches a volume to a RUNNING VM without a reboot: records it (one writer: VOLUME_IN_USE), swaps it into a free
+   * Attaches a volume to a RUNNING VM without a reboot: records it (one VM at a time: VOLUME_IN_USE), swaps it into a free
    * slot through QMP, mounts it at `path` through the agent. Any failure undoes all of it. `tenant` undefined: any.
    */
   async attach(vmRef: string, mount: VolumeMount, tenant?: string): Promise<AttachmentRecord> {
@@ -245,7 +244,7 @@ export class VolumeService {
     const cur = await this.slotState(vmId, a.slot);
     if (cur.file !== v.file) {
       await this.d.handOver?.(v.file);
-      await this.qmp(vmId, planSwapIn(a.slot, v.file, v.sizeMiB * MiB, a.readOnly, nodeName(a.slot), cur.node));
+      await this.qmp(vmId, planSwapIn(a.slot, v.file, v.sizeMiB * MiB, nodeName(a.slot), cur.node));
     }
     this.setSlot(vmId, a.slot, { file: v.file, readOnly: a.readOnly });
   }

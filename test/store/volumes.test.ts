@@ -36,7 +36,7 @@ test('volumes: names unique per tenant, another tenant\'s is not found, sizes su
   }
 });
 
-test('one writer: a writer needs the volume free, readers share it without a writer; slots and paths are per VM', () => {
+test('one VM at a time (writer or read-only), slots and mount points per VM, released by destroy', () => {
   const { store, cleanup } = tmpStore();
   try {
     for (const id of ['vm-a', 'vm-b', 'vm-c']) store.insertVm(vm(id));
@@ -51,10 +51,10 @@ test('one writer: a writer needs the volume free, readers share it without a wri
     refused(() => store.volumes.attach({ volumeId: 'vol-00000002', vmId: 'vm-a', path: '/data', readOnly: false }, 2), 'VOLUME_IN_USE');
     assert.equal(store.volumes.attach({ volumeId: 'vol-00000002', vmId: 'vm-a', path: '/more', readOnly: false }, 2).slot, 1);
     refused(() => store.volumes.attach({ volumeId: 'vol-00000003', vmId: 'vm-a', path: '/third', readOnly: false }, 2), 'VOLUME_SLOTS_FULL');
-    // Readers share a volume that has no writer; a writer is then refused.
+    // A read-only user holds the volume too (QEMU cannot share the file of a read-write device).
     store.volumes.attach({ volumeId: 'vol-00000003', vmId: 'vm-b', path: '/r', readOnly: true }, 2);
-    store.volumes.attach({ volumeId: 'vol-00000003', vmId: 'vm-c', path: '/r', readOnly: true }, 2);
-    refused(() => store.volumes.attach({ volumeId: 'vol-00000003', vmId: 'vm-a', path: '/w', readOnly: false }, 3), 'VOLUME_IN_USE');
+    refused(() => store.volumes.attach({ volumeId: 'vol-00000003', vmId: 'vm-c', path: '/r', readOnly: true }, 2), 'VOLUME_IN_USE');
+    store.volumes.detach('vol-00000003', 'vm-b');
     // Attached volumes are not removed; a destroyed VM releases its volumes (cascade).
     refused(() => store.volumes.remove('vol-00000001'), 'VOLUME_IN_USE');
     store.deleteVm('vm-a');

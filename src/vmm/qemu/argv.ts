@@ -178,7 +178,10 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
   return argv;
 }
 
-/** The volume slots' options: the spec's file in a slot that has one, an empty null-co node otherwise. Validates. */
+/**
+ * The volume slots' options: the spec's file in a slot that has one, an empty null-co node otherwise. Validates.
+ * Always read-write devices (a read-only volume is the guest's mount): the device set stays the same for a restore.
+ */
 function volumeSlotArgs(volumes: MachineSpec['volumes']): string[] {
   if (volumes !== undefined && (!Array.isArray(volumes) || volumes.length > QEMU_VOLUME_SLOTS)) throw invalid('volumes', `must be an array of at most ${QEMU_VOLUME_SLOTS} slots`);
   const out: string[] = [];
@@ -186,10 +189,10 @@ function volumeSlotArgs(volumes: MachineSpec['volumes']): string[] {
     const v = volumes?.[slot] ?? null;
     const file = v === null
       ? `driver=null-co,node-name=vol${slot}-null,size=0`
-      : `driver=file,node-name=vol${slot}-boot,filename=${optPath(v.file, `volumes[${slot}].file`)},read-only=${v.readOnly === true ? 'on' : 'off'}`;
+      : `driver=file,node-name=vol${slot}-boot,filename=${optPath(v.file, `volumes[${slot}].file`)}`;
     out.push(
       '-blockdev', file,
-      '-blockdev', `driver=raw,node-name=vol${slot},file=vol${slot}-${v === null ? 'null' : 'boot'}${v?.readOnly === true ? ',read-only=on' : ''}`,
+      '-blockdev', `driver=raw,node-name=vol${slot},file=vol${slot}-${v === null ? 'null' : 'boot'}`,
       '-device', `virtio-blk-device,drive=vol${slot},id=vold${slot},serial=hvol${slot}`,
     );
   }

@@ -47,12 +47,12 @@ test('golden: TCG with network', () => {
   ]);
 });
 
-test('volume slots: a slot with a file opens it (restore of a hibernated VM), read-only when asked, commas doubled', () => {
+test('volume slots: a slot with a file opens it (restore of a hibernated VM), always a read-write device, commas doubled', () => {
   const argv = buildQemuArgv({ ...spec, volumes: [null, { file: '/s/vol,1.ext4', readOnly: true }] }, { accel: 'tcg', qmpSocket });
   const blockdevs = argv.flatMap((a, i) => (a === '-blockdev' ? [argv[i + 1]!] : []));
   assert.deepEqual(blockdevs, [
     'driver=null-co,node-name=vol0-null,size=0', 'driver=raw,node-name=vol0,file=vol0-null',
-    'driver=file,node-name=vol1-boot,filename=/s/vol,,1.ext4,read-only=on', 'driver=raw,node-name=vol1,file=vol1-boot,read-only=on',
+    'driver=file,node-name=vol1-boot,filename=/s/vol,,1.ext4', 'driver=raw,node-name=vol1,file=vol1-boot',
   ]);
   // After every other device: the root disk stays /dev/vda.
   assert.ok(argv.indexOf('virtio-blk-device,drive=root') < argv.indexOf('virtio-blk-device,drive=vol0,id=vold0,serial=hvol0'));
