@@ -1,8 +1,9 @@
 // Volumes in real guests (QEMU under TCG, the real controller): a volume attached at create is mounted in VM A and
 // written; a second writer is refused; a controller restart keeps the volume and its attachment; after A is
 // destroyed, a clone B (restored from a golden snapshot, so running before the volume is given to it) gets the
-// volume attached without a reboot and reads A's file; it grows online, is copied, detached and removed. Two boots
-// (A cold, the snapshot's VM) and one restore in all.
+// volume attached without a reboot and reads A's file; idle (its own 2 s timeout) B hibernates and computer use
+// wakes it with a typed line, a tmpfs file and the volume intact; it grows online, is copied, detached and removed.
+// Two boots (A cold, the snapshot's VM), one restore and one hibernation in all.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { skipUnlessRoot } from '../support/env.js';
 import { imageSkipReason } from '../support/controller.js';
 import { collect } from '../support/agent-binary.js';
 import { startLiveController, type LiveController } from '../support/live-controller.js';
+import { rfbConnect } from '../snapshot/rfb-client.js';
 
 const skip = skipUnlessRoot() || (await imageSkipReason()) || false;
 
@@ -100,6 +102,40 @@ describe('volumes in booted guests', { skip, concurrency: false }, () => {
     // A is gone, B writes: one writer at a time, and B is it now.
     const other = await api<{ error: { code: string } }>('POST', '/v1/vms', { image: 'desktop', volumes: [{ name: 'data', path: '/d' }] });
     assert.equal(other.body.error.code, 'VOLUME_IN_USE');
+  });
+
+  test('idle (its own short timeout) → hibernated; computer use wakes it: the typed line, the tmpfs file and the volume are intact', async () => {
+    await sh(b, `echo ${mark}-ram > /tmp/ram-marker`);
+    // A line typed in the xterm over RFB (the manager's dial: a touch, no hold), Return not pressed yet.
+    const rfb = await rfbConnect(await live.c.manager.dialVm(b, 5900, { timeoutMs: 10_000 }));
+    rfb.pointer(300, 200);
+    await new Promise((r) => setTimeout(r, 300));
+    await rfb.type(`echo ${mark}-typed > /tmp/typed-marker`);
+    await new Promise((r) => setTimeout(r, 1500));
+    rfb.close();
+    const set = await api<{ effective: { timeoutS: number; action: string } }>('PATCH', `/v1/vms/${b}/idle`, { idleTimeoutS: 2 });
+    assert.deepEqual(set.body.effective, { timeoutS: 2, action: 'hibernate' });
+    const t0 = Date.now();
+    let hib = false;
+    // GET /v1/vms/:id is not activity: polling it does not keep the VM awake.
+    while (!hib && Date.now() - t0 < 60_000) {
+      await new Promise((r) => setTimeout(r, 1000));
+      hib = (await api<{ hibernated: boolean }>('GET', `/v1/vms/${b}`)).body.hibernated;
+    }
+    assert.ok(hib, 'the idle VM hibernated');
+    await api('PATCH', `/v1/vms/${b}/idle`, { idleTimeoutS: 0 });
+    // Computer use dials the desktop as a viewer does: the VM is restored, then Return runs the line typed before.
+    const key = await api<unknown>('POST', `/v1/vms/${b}/computer`, { action: 'key', text: 'Return' });
+    assert.equal(key.status, 200, JSON.stringify(key.body));
+    assert.equal((await api<{ state: string; hibernated: boolean }>('GET', `/v1/vms/${b}`)).body.hibernated, false);
+    let typed = '';
+    for (let i = 0; i < 20 && !typed; i++) {
+      typed = await sh(b, 'cat /tmp/typed-marker 2>/dev/null || true');
+      if (!typed) await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(typed, `${mark}-typed`, 'the line typed before hibernation ran after it');
+    assert.equal(await sh(b, 'cat /tmp/ram-marker'), `${mark}-ram`, 'tmpfs kept');
+    assert.equal(await sh(b, 'cat /mnt/data/hello'), mark, 'the volume is still mounted after the restore');
   });
 
   test('online growth, a copy, detach and removal', async () => {
