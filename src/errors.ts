@@ -110,6 +110,13 @@ export const ERRORS = {
   SNAPSHOT_FAILED: { http: 500, summary: 'Taking or restoring a snapshot failed' },
   SNAPSHOT_IN_USE: { http: 409, summary: 'VMs still depend on the snapshot (force=convert or force=destroy them first)' },
   SNAPSHOT_FIXED: { http: 400, summary: 'The snapshot fixes this option: a clone cannot have another value' },
+
+  // ---- volume
+  VOLUME_NOT_FOUND: { http: 404, summary: 'No such volume' },
+  VOLUME_EXISTS: { http: 409, summary: 'A volume with this name exists' },
+  VOLUME_IN_USE: { http: 409, summary: 'The volume is attached (read-write to another VM, or at all for a writer, a removal or an offline resize)' },
+  VOLUME_SLOTS_FULL: { http: 409, summary: 'The VM has no free volume slot (or none at all: it was started without them)' },
+  VOLUME_ATTACH_FAILED: { http: 500, summary: 'The volume could not be attached to or mounted in the VM' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

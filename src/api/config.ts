@@ -26,6 +26,8 @@ export interface ControllerConfigInput {
   viewerTokenTtlS?: number;
   /** Idle VMs are hibernated after this many seconds without a viewer (0: never). */
   hibernateAfterS?: number;
+  /** What an idle VM does: hibernate (default) or pause. A VM's own idleAction overrides it. */
+  idleAction?: 'hibernate' | 'pause';
   /** Browser origins besides the controller's own whose pages may open desktops (e.g. a reverse proxy's). */
   viewerOrigins?: string[];
   /**
@@ -65,6 +67,7 @@ export interface ControllerConfig {
   healthIntervalMs: number;
   viewerTokenTtlS: number;
   hibernateAfterS: number;
+  idleAction: 'hibernate' | 'pause';
   viewerOrigins: string[];
   /** Create-VM limits (the API schema is built from them). */
   limits: VmLimits;
@@ -134,6 +137,7 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     healthIntervalMs: validInt(pick('healthIntervalMs') ?? 30_000, 'healthIntervalMs', 100, 3_600_000),
     viewerTokenTtlS: validInt(pick('viewerTokenTtlS') ?? 300, 'viewerTokenTtlS', 10, 86_400),
     hibernateAfterS: validInt(pick('hibernateAfterS') ?? 0, 'hibernateAfterS', 0, 30 * 86_400),
+    idleAction: oneOf(pick('idleAction') ?? 'hibernate', 'idleAction', ['hibernate', 'pause'] as const),
     viewerOrigins: viewerOrigins(pick('viewerOrigins')),
     limits: vmLimits(pick('limits')),
     streams: streamLimits(pick('streams')),

@@ -46,7 +46,10 @@ import { loadOrCreateToken } from './auth.js';
 import type { ControllerConfig } from './config.js';
 import type { ApiContext, ApiRouteModule } from './routes.js';
 import { buildServer, redactUrl } from './server.js';
-import { consoleTrimmer, healthLoop, hibernator, ttlReaper, type Loop } from './workers.js';
+import { consoleTrimmer, healthLoop, idler, ttlReaper, type Loop } from './workers.js';
+import { activeAgents, countsAsActivity } from '../vm/activity.js';
+import { sessionParts } from '../volume/wire.js';
+import { ensureTraversable, handOver } from '../vmm/confine.js';
 
 export interface Controller {
   config: ControllerConfig;
@@ -88,7 +91,7 @@ function desktopDeps(ctx: ApiContext, manager: VmManager, store: Store, config: 
       const viewerNonce = store.viewerNonce(id);
       if (!vm || vm.id !== id || !viewerNonce) return null;
       const tenant = vm.tenantId ?? 'default';
-      return { state: vm.hibernation ? 'ready' : vm.state, viewerNonce, tenant: { id: tenant, maxViewers: store.tenancy.getTenant(tenant)?.quotas.viewers ?? null } };
+      return { state: vm.hibernation || vm.state === 'paused' ? 'ready' : vm.state, viewerNonce, tenant: { id: tenant, maxViewers: store.tenancy.getTenant(tenant)?.quotas.viewers ?? null } };
     },
     rotateNonce: (id) => store.rotateViewerNonce(id) !== null,
     // Once listening, the listen address does not change: computed once.
@@ -231,7 +234,20 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           },
           log: (msg, data) => logger.info(data ?? {}, msg),
         });
-        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy, agents: c.agents };
+        // Every use of an agent wakes its VM and counts as activity; its long-lived streams hold the VM awake.
+        const agents = activeAgents(c.agents, {
+          wake: async (id) => { const vm = c.manager.find(id); if (vm && (vm.hibernation || vm.state === 'paused')) await c.manager.ensureRunning(id); },
+          touch: (id) => c.manager.touch(id), hold: (id) => c.manager.hold(id),
+        });
+        const user = c.confine.user;
+        const sessions = sessionParts({
+          vms: c.manager, volumes: c.store.volumes, agents, dir: join(config.paths.stateDir, 'volumes'),
+          quotas: (t) => ({ quotas: c.store.tenancy.getTenant(t)?.quotas ?? null, vmDiskMiB: c.store.tenancy.usage(t).diskMiB }),
+          ...(user ? { handOver: async (f: string) => { await handOver(user, { disk: f }); await ensureTraversable(join(config.paths.stateDir, 'volumes')); } } : {}),
+          idleDefaults: { timeoutS: config.hibernateAfterS, action: config.idleAction },
+          onEvent: (l) => c.store.onEvent(l), log: (msg, data) => logger.info(data ?? {}, msg),
+        });
+        const ports: ApiContext = { vms: sessions.vms, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy, agents };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
         // Computer use: the controller's own RFB client, over the same dial as viewers (restores a hibernated VM).
@@ -244,7 +260,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           },
           secret: desk.secret, computer,
           // CDP goes through the guest agents (src/agent/port.ts).
-          agents: c.agents,
+          agents,
         };
         // Session recordings under the state dir; viewer sessions too when the config says so. Pruned hourly.
         const recordings = new RecordingStore(join(config.paths.stateDir, 'recordings'), { maxAgeS: config.recordings.maxAgeS, maxBytes: config.recordings.maxBytes });
@@ -252,9 +268,12 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         recordings.prune();
         const pruner = setInterval(() => { try { recordings.prune(); } catch (e) { logger.warn({ err: String(e) }, 'recording prune failed'); } }, 3_600_000);
         pruner.unref();
-        const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: (id: string) => desk.dial(id) };
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager)];
+        // A recording holds its VM awake while it runs, as a viewer does.
+        const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: async (id: string) => { const s = await desk.dial(id); const release = c.manager.hold(id); s.once('close', release); return s; } };
+        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager), () => sessions.routes];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
+        // API use of a VM (anything under /v1/vms/:id/…, every change to it) is activity for the idler.
+        c.app.addHook('preHandler', async (req) => { const id = (req.params as { id?: string } | undefined)?.id; if (id && countsAsActivity(req.method, req.routeOptions.url)) c.manager.touch(id); });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
         const cdp = attachCdpBridge(c.app.server, { ...control, authorizeBearer: (h, id) => authorizeBearerForVm(ports, h, id, 'write').vmId, origins: () => publicOrigins(desk).origins, log: c.app.log });
@@ -272,7 +291,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
             c.agents.invalidate(e.vmId, e.type === 'vm.destroyed');
           }
         });
-        c.detach = () => { off(); clearInterval(pruner); computer.close(); cdp.close(); void bridge.close(); void sockets.close(); c.agents.closeAll(); };
+        c.detach = () => { off(); sessions.close(); clearInterval(pruner); computer.close(); cdp.close(); void bridge.close(); void sockets.close(); c.agents.closeAll(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },
@@ -284,7 +303,9 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           ttlReaper(c.manager, c.store, config.reapIntervalMs).start(),
           healthLoop(c.manager, c.store, c.manager.vmDialer, config.healthIntervalMs).start(),
           consoleTrimmer(c.manager, c.store, config.consoleMaxBytes, config.reapIntervalMs).start(),
-          ...(config.hibernateAfterS > 0 ? [hibernator(c.manager, c.store, config.hibernateAfterS, Math.min(config.reapIntervalMs, config.hibernateAfterS * 1000)).start()] : []),
+          // Always on: a VM may have its own idle timeout when the config's default is 0 (never).
+          idler(c.manager, c.store, { defaultS: config.hibernateAfterS, defaultAction: config.idleAction, own: () => c.store.volumes.allIdle() },
+            Math.min(config.reapIntervalMs, config.hibernateAfterS > 0 ? config.hibernateAfterS * 1000 : config.reapIntervalMs, 2000)).start(),
         ];
         return async () => { await Promise.all(c.loops.map((l) => l.stop())); };
       },

@@ -79,6 +79,57 @@ export function hibernator(manager: Hibernatable, store: Store, afterS: number, 
   });
 }
 
+/** What the idler needs of the manager: hibernate, and pause (through the one action dispatch). */
+export interface Idleable extends Hibernatable {
+  action(id: string, action: 'pause'): Promise<VmRecord>;
+}
+
+export type IdleAction = 'hibernate' | 'pause';
+
+/** The idle rule of each VM: its own timeout and action over the config's defaults. */
+export interface IdlePolicy {
+  defaultS: number;
+  defaultAction: IdleAction;
+  /** The VMs' own settings (null fields: the default; timeoutS 0: never idle). */
+  own(): Map<string, { timeoutS: number | null; action: IdleAction | null }>;
+}
+
+/** Each ready VM's effective timeout (seconds, > 0) and action; VMs that never idle are left out. Pure. */
+export function idleRules(vms: readonly Pick<VmRecord, 'id'>[], p: Pick<IdlePolicy, 'defaultS' | 'defaultAction'>, own: ReadonlyMap<string, { timeoutS: number | null; action: IdleAction | null }>): Map<string, { afterS: number; action: IdleAction }> {
+  const out = new Map<string, { afterS: number; action: IdleAction }>();
+  for (const vm of vms) {
+    const o = own.get(vm.id);
+    const afterS = o?.timeoutS ?? p.defaultS;
+    if (afterS > 0) out.set(vm.id, { afterS, action: o?.action ?? p.defaultAction });
+  }
+  return out;
+}
+
+/**
+ * Hibernates or pauses each VM idle for its own timeout (no viewer, exec, terminal, CDP, computer-use or API
+ * activity: src/vm/activity.ts). Any access wakes it again (viewers, agents and computer use resume a paused VM and
+ * restore a hibernated one). One VM at a time, as the hibernator.
+ */
+export function idler(manager: Idleable, store: Store, policy: IdlePolicy, intervalMs: number, now: () => number = Date.now): Loop {
+  return new Loop('idler', intervalMs, async () => {
+    const t = now();
+    const rules = idleRules(manager.idleVms(0, t), policy, policy.own());
+    const byTimeout = new Map<number, string[]>();
+    for (const [id, r] of rules) byTimeout.set(r.afterS, [...(byTimeout.get(r.afterS) ?? []), id]);
+    for (const [afterS, ids] of byTimeout) {
+      const idle = new Set(manager.idleVms(afterS, t).map((v) => v.id));
+      for (const id of ids.filter((i) => idle.has(i))) {
+        const action = rules.get(id)!.action;
+        const done = action === 'pause' ? manager.action(id, 'pause') : manager.hibernate(id);
+        await done.then(
+          () => store.appendEvent(id, 'vm.idle', { action, afterS }),
+          (e: unknown) => store.appendEvent(id, action === 'pause' ? 'vm.pause_failed' : 'vm.hibernate_failed', { message: (e as Error).message }),
+        );
+      }
+    }
+  });
+}
+
 /**
  * Keeps every VM's console.log under `maxBytes` (the guest decides how much it writes; QEMU and the supervisor
  * append to the file themselves): a log past the cap keeps its newest part after a line saying what was dropped.

@@ -21,6 +21,11 @@ export const GROUPS: Readonly<Record<string, Group>> = {
     details: 'A snapshot is named by its id (snap-0123abcd) or a unique prefix of it.',
     examples: ['hangar snapshot create --vm alice', 'hangar vm create --from-snapshot snap-0123', 'hangar snapshot ls'],
   },
+  volume: {
+    summary: 'Volumes: named persistent disks that outlive VMs, mounted at a path in the guest',
+    details: 'A volume is named by its name or id (vol-0123abcd). One VM writes to it at a time; a browser-profile volume mounted at /home/hangar/.config/chromium keeps Chromium\'s logins.',
+    examples: ['hangar volume create data --size 1G', 'hangar vm create --volume data:/home/hangar/data', 'hangar volume attach data alice --path /data'],
+  },
   image: {
     summary: 'Build, list and remove guest images (kernel + Debian root filesystem)',
     examples: ['hangar image build', 'hangar image ls', 'hangar image prune --dry-run'],

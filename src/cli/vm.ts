@@ -80,6 +80,9 @@ export const commands: Command[] = [
       ttl: { type: 'string', arg: 'SECONDS', int: true, description: 'destroy the VM this many seconds after it was created (default: never)' },
       vmm: { type: 'string', arg: 'KIND', description: "qemu or firecracker (default: the controller's)" },
       'from-snapshot': { type: 'string', arg: 'ID', description: 'clone a golden snapshot (id, unique id prefix) instead of booting an image' },
+      volume: { type: 'string', arg: 'NAME:PATH[:ro],…', description: "volumes to mount in the guest (see 'hangar volume')" },
+      idle: { type: 'string', arg: 'SECONDS', int: true, description: "idle timeout: hibernate (or pause) after this long without any access (0: never; default: the controller's)" },
+      'idle-action': { type: 'string', arg: 'hibernate|pause', description: "what an idle VM does (default: the controller's)" },
       ...waitOptions,
       ...jsonOption,
     },
@@ -98,6 +101,11 @@ export const commands: Command[] = [
       if (given['--ttl'] !== undefined) body.ttlSeconds = Number(given['--ttl']);
       if (given['--vmm'] !== undefined) body.vmm = given['--vmm'];
       if (given['--from-snapshot'] !== undefined) body.fromSnapshot = (await resolveSnapshot(api, given['--from-snapshot'])).id;
+      if (str('volume') !== undefined) {
+        body.volumes = str('volume')!.split(',').map((m) => { const [name, path, ro] = m.split(':'); return { name, path, ...(ro === 'ro' ? { readOnly: true } : {}) }; });
+      }
+      if (str('idle') !== undefined) body.idleTimeoutS = Number(str('idle'));
+      if (str('idle-action') !== undefined) body.idleAction = str('idle-action');
       const v = await withFlags(given, () => api.request<VmInfo>('POST', '/v1/vms', body));
       return report(wait ? await settle(api, v, v, o) : { vm: v, ready: v.state === 'ready' }, values, io, wait);
     },

@@ -162,4 +162,40 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
     run: tenantScopedVms,
   },
+  {
+    version: 7,
+    name: 'volumes, their attachments, per-VM idle settings',
+    // A volume is a sparse ext4 file in the state dir (src/volume/); an attachment puts it in one of a VM's volume
+    // slots and mounts it at a guest path. Attachments die with their VM (cascade); volumes outlive it.
+    sql: `
+      CREATE TABLE volumes (
+        id          TEXT PRIMARY KEY,   -- vol-0123abcd
+        tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+        name        TEXT NOT NULL,
+        size_mib    INTEGER NOT NULL,
+        file        TEXT NOT NULL,      -- the ext4 image on the host
+        source      TEXT,               -- the volume it is a snapshot of
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        UNIQUE (tenant_id, name)
+      );
+      CREATE TABLE volume_attachments (
+        volume_id   TEXT NOT NULL REFERENCES volumes(id),
+        vm_id       TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+        slot        INTEGER NOT NULL,
+        path        TEXT NOT NULL,      -- the mount point in the guest
+        read_only   INTEGER NOT NULL DEFAULT 0,
+        created_at  TEXT NOT NULL,
+        UNIQUE (vm_id, slot),
+        UNIQUE (vm_id, path)
+      );
+      -- One VM at a time per volume (read-only is the guest's mount; QEMU cannot share a read-write device's file).
+      CREATE UNIQUE INDEX volume_one_vm ON volume_attachments(volume_id);
+      CREATE TABLE vm_idle (
+        vm_id       TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
+        timeout_s   INTEGER,            -- NULL: the config's default; 0: never idle
+        action      TEXT CHECK (action IN ('hibernate', 'pause'))  -- NULL: the config's default
+      );
+    `,
+  },
 ];

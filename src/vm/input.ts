@@ -9,6 +9,7 @@ import { networkPolicySchema, type NetworkPolicyBody } from '../net/egress/schem
 import { VMM_KINDS, type VmmKind } from '../vmm/types.js';
 
 import { schemaError } from '../util/schema-error.js';
+import { validMounts, volumeMountsSchema, type VolumeMount } from '../volume/input.js';
 import { NAME_MAX_LENGTH, NAME_PATTERN, REF_MAX_LENGTH, REF_PATTERN, notIdShaped } from '../util/validate.js';
 
 export interface Range {
@@ -41,6 +42,13 @@ export const resourcesSchema = Type.Object({
   pids: Type.Optional(Type.Integer({ minimum: 16, maximum: 4_194_304, description: 'processes and threads of the VMM' })),
 }, { additionalProperties: false });
 
+/** A VM's own idle settings (create and PATCH /v1/vms/:id/idle); null resets a field to the config's default. */
+export const IDLE_TIMEOUT_MAX_S = 30 * 24 * 3600;
+export const idleFields = {
+  idleTimeoutS: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: IDLE_TIMEOUT_MAX_S }), Type.Null()], { description: 'seconds without any access before the idle action (0: never; default: the config\'s hibernateAfterS)' })),
+  idleAction: Type.Optional(Type.Union([Type.Enum(['hibernate', 'pause']), Type.Null()], { description: 'what an idle VM does: hibernate (memory to disk, VMM stops) or pause (vCPUs stop, memory stays); default: the config\'s idleAction' })),
+};
+
 /** The body of POST /v1/vms for these limits. */
 export function createVmSchema(limits: VmLimits = DEFAULT_LIMITS) {
   const l = limits;
@@ -55,6 +63,8 @@ export function createVmSchema(limits: VmLimits = DEFAULT_LIMITS) {
     fromSnapshot: Type.Optional(refString('a golden snapshot id: restore a clone of it instead of booting')),
     resources: Type.Optional(resourcesSchema),
     network: Type.Optional(networkPolicySchema),
+    volumes: Type.Optional(volumeMountsSchema),
+    ...idleFields,
   }, { additionalProperties: false });
 }
 
@@ -74,6 +84,10 @@ export interface CreateVmRequest {
   resources?: VmResources;
   /** The network policy asked for (over the config's default), or null for the default. */
   network: NetworkPolicyBody | null;
+  /** Volumes to mount in the guest (checked: names, paths, no duplicates). */
+  volumes?: VolumeMount[];
+  /** The VM's own idle settings (null: the config's default); absent when the request gave none. */
+  idle?: { timeoutS: number | null; action: 'hibernate' | 'pause' | null };
   /** Which options the request gave (the rest are defaults): a clone refuses given ones its snapshot fixes. */
   given: { vcpus: boolean; memMiB: boolean; profile: boolean };
 }
@@ -110,6 +124,8 @@ export function normalizeCreate(input: CreateVmInput, limits: VmLimits = DEFAULT
     fromSnapshot: input.fromSnapshot ?? null,
     ...(input.resources ? { resources: input.resources } : {}),
     network: input.network ?? null,
+    ...(input.volumes?.length ? { volumes: validMounts(input.volumes) } : {}),
+    ...(input.idleTimeoutS !== undefined || input.idleAction !== undefined ? { idle: { timeoutS: input.idleTimeoutS ?? null, action: input.idleAction ?? null } } : {}),
     given: { vcpus: input.vcpus !== undefined, memMiB: input.memMiB !== undefined, profile: input.profile !== undefined },
   };
 }

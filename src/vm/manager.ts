@@ -353,6 +353,12 @@ export class VmManager implements VmService {
     return (vm && this.live.get(vm.id)?.handle.guestChannel) ?? null;
   }
 
+  /** The running VMM's monitor (QEMU's QMP) for the volume slots, or null (not running, or a VMM without one). */
+  monitor(idOrName: string): ((command: string, args?: Record<string, unknown>) => Promise<unknown>) | null {
+    const h = this.live.get(this.get(idOrName).id)?.handle;
+    return h?.monitor ? (c, a) => h.monitor!(c, a) : null;
+  }
+
   /** Records activity on a VM (API action, viewer input): it is not idle for the hibernator. */
   touch(idOrName: string): void {
     const vm = this.o.store.getVm(idOrName);

@@ -66,6 +66,8 @@ export interface VmmHandle {
   readonly limits?: LimitsView | null;
   /** Its cgroup's counters (null: no cgroup). */
   usage?(): Promise<CgroupUsage | null>;
+  /** QEMU: a raw monitor (QMP) command, for the volume slots' block nodes (src/volume/). Absent elsewhere. */
+  monitor?(command: string, args?: Record<string, unknown>): Promise<unknown>;
   /** Writes the state of a PAUSED guest into dir. The VMM stays alive (the caller resumes or stops it). */
   saveState(dir: string): Promise<SavedState>;
   /**

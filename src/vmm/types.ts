@@ -29,6 +29,11 @@ export interface MachineSpec {
   netns?: string;
   /** The VM's own resource limits (create's `resources`); the rest derive from vcpus and memMiB. */
   resources?: VmResources;
+  /**
+   * QEMU: what backs each volume slot at start (index = slot; null or absent: empty). Recorded with the spec, so a
+   * restore of a hibernated VM reopens the volumes its guest has mounted (src/volume/).
+   */
+  volumes?: ({ file: string; readOnly: boolean } | null)[];
   /** The cgroup limits its VMM was started under (recorded after the start for `vm show`; not an input). */
   limits?: LimitsView | null;
 }

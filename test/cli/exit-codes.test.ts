@@ -52,6 +52,8 @@ const API_COMMANDS: string[][] = [
   ['snapshot', 'show', 'snap-0123'], ['snapshot', 'rm', 'snap-0123'], ['events'], ['events', '--vm', 'alice'], ['doctor'], ['doctor', '--vm', 'alice'],
   ['tenant', 'create', 'acme', '--max-vms', '3'], ['tenant', 'ls'], ['tenant', 'show', 'acme'], ['tenant', 'set', 'acme', '--max-vms', 'none'], ['tenant', 'rm', 'acme'],
   ['key', 'create', '--tenant', 'acme', '--scope', 'write', '--expires', '30d'], ['key', 'ls'], ['key', 'rm', 'key-0123abcd'], ['audit', '--since', '1h'],
+  ['volume', 'create', 'data', '--size', '1G'], ['volume', 'ls'], ['volume', 'show', 'data'], ['volume', 'resize', 'data', '--size', '2G'],
+  ['volume', 'snapshot', 'data', '--name', 'copy'], ['volume', 'rm', 'data'], ['volume', 'attach', 'data', 'alice', '--path', '/data'], ['volume', 'detach', 'data', 'alice'],
   ['vm', 'exec', 'alice', 'true'], ['vm', 'shell', 'alice'], ['vm', 'ps', 'alice'], ['vm', 'kill', 'alice', 'p1'], ['vm', 'cp', 'alice:/a', 'alice:/b'],
 ];
 

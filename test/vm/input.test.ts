@@ -22,6 +22,21 @@ test('defaults are filled once at the edge', () => {
   assert.equal(normalizeCreate({ profile: 'browser' }).memMiB, 1024);
 });
 
+test('volumes and idle settings: given ones are carried, checked; bad ones refused', () => {
+  const r = normalizeCreate({ volumes: [{ name: 'data', path: '/home/hangar/data' }, { name: 'profile', path: '/home/hangar/.config/chromium', readOnly: true }], idleTimeoutS: 0, idleAction: 'pause' });
+  assert.deepEqual(r.volumes, [{ name: 'data', path: '/home/hangar/data', readOnly: false }, { name: 'profile', path: '/home/hangar/.config/chromium', readOnly: true }]);
+  assert.deepEqual(r.idle, { timeoutS: 0, action: 'pause' });
+  const bad = [
+    { volumes: [{ name: 'a', path: 'relative' }] }, { volumes: [{ name: 'a', path: '/x/../etc' }] }, { volumes: [{ name: 'a', path: '/proc/x' }] },
+    { volumes: [{ name: 'a', path: '/' }] }, { volumes: [{ name: 'a', path: '/x;reboot' }] }, { volumes: [{ name: 'a', path: '/a' }, { name: 'a', path: '/b' }] },
+    { volumes: [{ name: 'a', path: '/a' }, { name: 'b', path: '/a' }] }, { volumes: [{ name: 'a', path: '/a' }, { name: 'b', path: '/b' }, { name: 'c', path: '/c' }] },
+    { idleTimeoutS: -1 }, { idleAction: 'sleep' }, { volumes: [{ name: 'a', path: '/a', extra: 1 }] },
+  ];
+  for (const input of bad) {
+    assert.throws(() => normalizeCreate(input as never), (e: unknown) => isHangarError(e) && ['INVALID_ARGUMENT', 'UNKNOWN_FIELD'].includes(e.code), JSON.stringify(input));
+  }
+});
+
 test('absurd sizes, shell metacharacters and unknown enums are refused with INVALID_ARGUMENT', () => {
   const bad = [
     { vcpus: 0 }, { vcpus: 999 }, { vcpus: 1.5 }, { memMiB: 1 }, { memMiB: 10_000_000 }, { ttlSeconds: 1 },

@@ -54,6 +54,14 @@ export const QEMU_LIMITS = { vcpus: { min: 1, max: 64 }, memMiB: { min: 64, max:
 
 /** The machine type: microvm without ACPI or option ROMs (same virtio-mmio device model as Firecracker). */
 export const MICROVM_MACHINE = 'microvm,acpi=off,x-option-roms=off,rtc=on';
+/**
+ * Volume slots: virtio-blk devices every VM has from its boot (so they are in every snapshot too), each a raw node
+ * `vol<N>` over a 0-byte null-co node until a volume is swapped in through QMP (src/volume/plan.ts: microvm has no
+ * hotplug). The guest finds a slot by its serial hvol<N>. Added after every other device: /dev/vda stays the root.
+ * A snapshot saved without them restores with them (measured, QEMU 7.2): its guest just never sees them.
+ */
+export const QEMU_VOLUME_SLOTS = 2;
+
 /** x86 COMMAND_LINE_SIZE. QEMU appends one virtio_mmio.device=... (~35 bytes) per device to the command line. */
 const CMDLINE_MAX = 2048;
 const CMDLINE_RESERVE_PER_DEVICE = 64;
@@ -120,7 +128,8 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
   const agent = opts.agentSocket === undefined ? undefined : socketPath(opts.agentSocket, 'agentSocket');
   const guest = opts.guestSocket === undefined ? undefined : socketPath(opts.guestSocket, 'guestSocket');
   if (guest && !agent) throw invalid('guestSocket', 'the guest agent port needs the agent channel (agentSocket) too');
-  const bootArgs = validBootArgs(spec.bootArgs, 1 + (net ? 1 : 0) + (agent ? 1 : 0) + (opts.rng ? 1 : 0));
+  const volumes = volumeSlotArgs(spec.volumes);
+  const bootArgs = validBootArgs(spec.bootArgs, 1 + (net ? 1 : 0) + (agent ? 1 : 0) + (opts.rng ? 1 : 0) + QEMU_VOLUME_SLOTS);
   if (opts.incoming !== undefined && (typeof opts.incoming !== 'string' || !INCOMING_RE.test(opts.incoming) || hasControl(opts.incoming))) {
     throw invalid('incoming', `must be "defer" or exec:/unix:/tcp:/fd: without control characters (got ${JSON.stringify(opts.incoming)})`);
   }
@@ -165,6 +174,7 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
     if (opts.qgaSocket) argv.push('-chardev', `socket,id=qga,path=${opts.qgaSocket},server=on,wait=off`, '-device', 'virtserialport,bus=vser0.0,chardev=qga,name=org.qemu.guest_agent.0');
   }
   if (opts.rng) argv.push('-device', 'virtio-rng-device');
+  argv.push(...volumes);
   argv.push(
     '-chardev', `socket,id=qmp,path=${qmp},server=on,wait=off`,
     '-mon', 'chardev=qmp,mode=control',
@@ -174,6 +184,27 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
   if (pidFile !== undefined) argv.push('-pidfile', pidFile);
   if (opts.incoming !== undefined) argv.push('-incoming', opts.incoming);
   return argv;
+}
+
+/**
+ * The volume slots' options: the spec's file in a slot that has one, an empty null-co node otherwise. Validates.
+ * Always read-write devices (a read-only volume is the guest's mount): the device set stays the same for a restore.
+ */
+function volumeSlotArgs(volumes: MachineSpec['volumes']): string[] {
+  if (volumes !== undefined && (!Array.isArray(volumes) || volumes.length > QEMU_VOLUME_SLOTS)) throw invalid('volumes', `must be an array of at most ${QEMU_VOLUME_SLOTS} slots`);
+  const out: string[] = [];
+  for (let slot = 0; slot < QEMU_VOLUME_SLOTS; slot++) {
+    const v = volumes?.[slot] ?? null;
+    const file = v === null
+      ? `driver=null-co,node-name=vol${slot}-null,size=0`
+      : `driver=file,node-name=vol${slot}-boot,filename=${optPath(v.file, `volumes[${slot}].file`)}`;
+    out.push(
+      '-blockdev', file,
+      '-blockdev', `driver=raw,node-name=vol${slot},file=vol${slot}-${v === null ? 'null' : 'boot'}`,
+      '-device', `virtio-blk-device,drive=vol${slot},id=vold${slot},serial=hvol${slot}`,
+    );
+  }
+  return out;
 }
 
 /** The QMP socket's argv element, as it appears in /proc/PID/cmdline (used to recognise our process on adopt). */

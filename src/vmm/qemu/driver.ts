@@ -129,6 +129,11 @@ export class QemuHandle implements VmmHandle {
     return this.qmp;
   }
 
+  /** A raw QMP command (volume slots: src/volume/plan.ts). */
+  async monitor(command: string, args?: Record<string, unknown>): Promise<unknown> {
+    return (await this.client()).execute(command, args);
+  }
+
   /** Lets go without stopping anything (controller shutdown): QEMU keeps running and can be adopted later. */
   release(): void {
     this.qmp.close();

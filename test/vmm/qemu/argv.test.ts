@@ -35,9 +35,29 @@ test('golden: TCG with network', () => {
     '-device', 'virtio-blk-device,drive=root',
     '-netdev', 'tap,id=n0,ifname=hgtap0,script=no,downscript=no',
     '-device', 'virtio-net-device,netdev=n0,mac=02:48:0a:4d:00:03',
+    // The volume slots, empty (src/volume/plan.ts swaps a volume in through QMP).
+    '-blockdev', 'driver=null-co,node-name=vol0-null,size=0',
+    '-blockdev', 'driver=raw,node-name=vol0,file=vol0-null',
+    '-device', 'virtio-blk-device,drive=vol0,id=vold0,serial=hvol0',
+    '-blockdev', 'driver=null-co,node-name=vol1-null,size=0',
+    '-blockdev', 'driver=raw,node-name=vol1,file=vol1-null',
+    '-device', 'virtio-blk-device,drive=vol1,id=vold1,serial=hvol1',
     '-chardev', 'socket,id=qmp,path=/var/lib/hangar/vms/desk-1/qmp.sock,server=on,wait=off',
     '-mon', 'chardev=qmp,mode=control',
   ]);
+});
+
+test('volume slots: a slot with a file opens it (restore of a hibernated VM), always a read-write device, commas doubled', () => {
+  const argv = buildQemuArgv({ ...spec, volumes: [null, { file: '/s/vol,1.ext4', readOnly: true }] }, { accel: 'tcg', qmpSocket });
+  const blockdevs = argv.flatMap((a, i) => (a === '-blockdev' ? [argv[i + 1]!] : []));
+  assert.deepEqual(blockdevs, [
+    'driver=null-co,node-name=vol0-null,size=0', 'driver=raw,node-name=vol0,file=vol0-null',
+    'driver=file,node-name=vol1-boot,filename=/s/vol,,1.ext4', 'driver=raw,node-name=vol1,file=vol1-boot',
+  ]);
+  // After every other device: the root disk stays /dev/vda.
+  assert.ok(argv.indexOf('virtio-blk-device,drive=root') < argv.indexOf('virtio-blk-device,drive=vol0,id=vold0,serial=hvol0'));
+  assert.throws(() => buildQemuArgv({ ...spec, volumes: [null, null, null] }, { accel: 'tcg', qmpSocket }), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'));
+  assert.throws(() => buildQemuArgv({ ...spec, volumes: [{ file: 'relative.ext4', readOnly: false }] }, { accel: 'tcg', qmpSocket }), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'));
 });
 
 test('golden: KVM uses -cpu host; no network; pidfile and incoming appended', () => {

@@ -1,0 +1,129 @@
+// What each volume operation does, as data: the host commands (argv arrays) that make, grow and copy a volume's
+// ext4 file, the QMP commands that swap a VM's volume slot onto a file without a reboot, and the guest script that
+// mounts it. Pure: the service (service.ts) runs these plans; tests read them.
+//
+// The slot swap, measured on QEMU 7.2 microvm (virtio-mmio: no hotplug there): every QEMU VM boots with
+// VOLUME_SLOTS virtio-blk devices whose format node (raw, `vol<N>`) sits on a 0-byte null-co node. Attaching
+// blockdev-adds a file node, `blockdev-reopen`s the raw node with file = the new node, and `block_resize`s it to
+// the file's size: the guest logs "vdb: detected capacity change from 0 to …" and can mount it at once. The old
+// file node is then deleted. Detaching is the same swap back onto a fresh 0-byte null-co node, without a resize
+// (null-co cannot be resized; the guest unmounted the disk first and its stale size reads nothing).
+// A read-only attachment is read-only in the guest's mount only: QEMU refuses to reopen the node of a read-write
+// virtio-blk device read-only ("cannot support read-write users"), so each volume is in one VM at a time, reader or
+// writer. QEMU's own image locks back that up: a second QEMU cannot take the file's write lock.
+import { GUEST_USER } from '../image/plan.js';
+
+export const MiB = 1024 * 1024;
+
+/** One host command. */
+export interface HostStep {
+  cmd: string;
+  args: string[];
+}
+
+/** One QMP command. */
+export interface QmpStep {
+  execute: string;
+  arguments: Record<string, unknown>;
+}
+
+/** The raw (format) node of a slot: the virtio-blk device's drive; it stays while its file node is swapped. */
+export const slotNode = (slot: number): string => `vol${slot}`;
+/** The serial the guest sees in /sys/block/vdX/serial: how the mount script finds the slot's disk. */
+export const slotSerial = (slot: number): string => `hvol${slot}`;
+/** The null-co node a slot boots with. */
+export const slotNullNode = (slot: number): string => `vol${slot}-null`;
+
+/** ext4's label holds 16 bytes. */
+const label = (name: string): string => name.slice(0, 16);
+
+/** A new volume: a sparse file of the size limit, then ext4 on it, its root owned by the desktop user. */
+export function planCreate(file: string, name: string, sizeMiB: number): HostStep[] {
+  return [
+    { cmd: 'truncate', args: ['-s', `${sizeMiB}M`, file] },
+    // -m 0: no blocks reserved for root (a data volume); lazy init keeps creation instant on a sparse file.
+    { cmd: 'mkfs.ext4', args: ['-q', '-F', '-m', '0', '-L', label(name), '-E', `root_owner=${GUEST_USER.uid}:${GUEST_USER.uid},lazy_itable_init=1,lazy_journal_init=1`, file] },
+  ];
+}
+
+/**
+ * Growing a volume's file and filesystem. Offline (not attached): truncate, fsck (resize2fs wants a clean fs),
+ * resize2fs on the host. Online (attached to a running VM): truncate on the host; the caller then block_resizes the
+ * slot and runs resize2fs on the mounted device in the guest (ext4 grows online).
+ */
+export function planGrow(file: string, sizeMiB: number, online: boolean): HostStep[] {
+  const truncate = { cmd: 'truncate', args: ['-s', `${sizeMiB}M`, file] };
+  if (online) return [truncate];
+  return [truncate, { cmd: 'e2fsck', args: ['-f', '-p', file] }, { cmd: 'resize2fs', args: [file] }];
+}
+
+/** A snapshot: a copy of the file, a reflink where the filesystem can (instant, shares blocks), sparse otherwise. */
+export function planCopy(from: string, to: string): HostStep[] {
+  return [{ cmd: 'cp', args: ['--reflink=auto', '--sparse=always', from, to] }];
+}
+
+/** The QMP commands that put `file` (of `sizeBytes`) into `slot`, replacing its current file node `oldNode`. */
+export function planSwapIn(slot: number, file: string, sizeBytes: number, newNode: string, oldNode: string): QmpStep[] {
+  return [
+    { execute: 'blockdev-add', arguments: { driver: 'file', filename: file, 'node-name': newNode } },
+    { execute: 'blockdev-reopen', arguments: { options: [{ driver: 'raw', 'node-name': slotNode(slot), file: newNode }] } },
+    // Same size as the file: no truncation, but the device tells the guest its new capacity.
+    { execute: 'block_resize', arguments: { 'node-name': slotNode(slot), size: sizeBytes } },
+    { execute: 'blockdev-del', arguments: { 'node-name': oldNode } },
+  ];
+}
+
+/** The swap back: the slot onto a new empty null-co node; the file is closed. */
+export function planSwapOut(slot: number, newNode: string, oldNode: string): QmpStep[] {
+  return [
+    { execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': newNode, size: 0 } },
+    { execute: 'blockdev-reopen', arguments: { options: [{ driver: 'raw', 'node-name': slotNode(slot), file: newNode }] } },
+    { execute: 'blockdev-del', arguments: { 'node-name': oldNode } },
+  ];
+}
+
+/** Online growth: the slot's new size reaches the guest (the file was truncated first). */
+export function planSlotResize(slot: number, sizeBytes: number): QmpStep[] {
+  return [{ execute: 'block_resize', arguments: { 'node-name': slotNode(slot), size: sizeBytes } }];
+}
+
+/**
+ * The guest side, one script run by the agent as root with its arguments as positional parameters (never spliced
+ * into the text): $1 the slot's serial, $2 the mount point, $3 "ro" or "rw", $4 the action (mount, umount, grow).
+ * It waits (up to 10 s) for the disk to show its capacity, is idempotent (mounted already: nothing to do), and
+ * prints the device it used.
+ */
+export const GUEST_SCRIPT = `set -eu
+serial="$1"; at="$2"; mode="$3"; action="$4"
+dev=""
+i=0
+while [ $i -lt 100 ]; do
+  for d in /sys/block/vd*; do
+    if [ "$(cat "$d/serial" 2>/dev/null)" = "$serial" ] && [ "$(cat "$d/size")" != 0 ]; then dev="/dev/\${d##*/}"; fi
+  done
+  if [ -n "$dev" ] || [ "$action" = umount ]; then break; fi
+  i=$((i+1)); sleep 0.1
+done
+mounted() { grep -q " $at ext4 " /proc/mounts; }
+case "$action" in
+  mount)
+    [ -n "$dev" ] || { echo "no disk with serial $serial" >&2; exit 3; }
+    if mounted; then echo "$dev"; exit 0; fi
+    mkdir -p "$at"
+    mount -t ext4 -o "$mode,noatime" "$dev" "$at"
+    echo "$dev" ;;
+  umount)
+    if mounted; then sync; umount "$at"; fi ;;
+  grow)
+    [ -n "$dev" ] || { echo "no disk with serial $serial" >&2; exit 3; }
+    resize2fs "$dev" >&2
+    echo "$dev" ;;
+esac
+`;
+
+export type GuestAction = 'mount' | 'umount' | 'grow';
+
+/** The agent's exec request for one guest action. */
+export function guestArgv(slot: number, path: string, readOnly: boolean, action: GuestAction): string[] {
+  return ['/bin/sh', '-c', GUEST_SCRIPT, 'hangar-volume', slotSerial(slot), path, readOnly ? 'ro' : 'rw', action];
+}
