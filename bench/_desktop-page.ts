@@ -1,22 +1,24 @@
 // The in-page half of bench/desktop: a script injected into every page the bench opens (before the page's own
 // scripts), and the stock viewer page. The script counts the bytes every WebSocket receives (it wraps the page's
-// WebSocket class) and gives the bench `window.__bench`: key-to-pixel timing (dispatch a key on noVNC's canvas,
+// WebSocket constructor) and gives the bench `window.__bench`: key-to-pixel timing (dispatch a key on noVNC's canvas,
 // then poll the canvas pixels of the cursor cell once per requestAnimationFrame until they change) and frame
 // counting (per animation frame, whether a region of the canvas changed). It is plain JS in a string: the page runs
 // it, the project compiles without the DOM library.
 
 export const PAGE_PROBE = String.raw`(() => {
+  // A function, not a subclass: it returns the native socket, whose prototype noVNC inspects (Websock.attach).
   const Native = window.WebSocket;
   let bytes = 0;
-  class CountingWebSocket extends Native {
-    constructor(...args) {
-      super(...args);
-      this.addEventListener('message', (e) => {
-        const d = e.data;
-        bytes += typeof d === 'string' ? d.length : (d.byteLength ?? d.size ?? 0);
-      });
-    }
+  function CountingWebSocket(...args) {
+    const ws = new Native(...args);
+    ws.addEventListener('message', (e) => {
+      const d = e.data;
+      bytes += typeof d === 'string' ? d.length : (d.byteLength ?? d.size ?? 0);
+    });
+    return ws;
   }
+  CountingWebSocket.prototype = Native.prototype;
+  for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) CountingWebSocket[k] = Native[k];
   window.WebSocket = CountingWebSocket;
   const canvas = () => document.querySelector('#screen canvas');
   const grab = (r) => canvas().getContext('2d').getImageData(r.x, r.y, r.w, r.h).data;
