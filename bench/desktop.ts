@@ -4,7 +4,8 @@
 // agent), websockify and noVNC with its defaults (served by websockify --web). For each, one page at a time:
 // key-to-pixel latency (a key dispatched on noVNC's canvas → the first animation frame whose cursor cell differs;
 // p50/p99 over HANGAR_BENCH_KEYS keys, 'x' and BackSpace alternating), then frame rate and bytes/s while a second
-// xterm scrolls (`seq`), with host CPU per viewer (controller or websockify, and Chromium) and the guest's (QEMU).
+// xterm scrolls (`seq`), with host CPU per viewer (controller or websockify, and Chromium) and the guest's (QEMU),
+// then while a window moves itself across the screen (move_fps, move_kbps).
 // Root: the bench makes a test network (namespaces it removes) and runs its half in the fake host's namespace
 // (controller, websockify and Chromium all there: the controller dials the VM directly, as in production).
 // HANGAR_BENCH_X11VNC_FLAGS="FLAGS|FLAGS|…" measures Hangar's stack once per set, its x11vnc restarted with those
@@ -39,6 +40,14 @@ const ANIMATE_MS = Number(process.env.HANGAR_BENCH_ANIMATE_MS ?? 10_000);
 const STOCK_PORT = 5901;
 /** The scrolling xterm: its geometry and the canvas region (framebuffer pixels) counted for frames. */
 const SCROLLER = { geometry: '80x20+660+420', region: { x: 670, y: 440, w: 460, h: 250 } };
+/** A small xterm that moves itself across the lower right of the screen, and the region counted for it. */
+const MOVER = {
+  geometry: '40x8+600+420',
+  loop: 'i=0; while :; do printf "\\033[3;%d;%dt" $((500 + (i % 60) * 8)) $((380 + (i % 20) * 6)); i=$((i + 1)); sleep 0.03; done',
+  region: { x: 480, y: 360, w: 800, h: 440 },
+};
+/** A word for sh -c: single-quoted. */
+const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 const TICK_MS = 1000 / 100; // /proc/*/stat times are in USER_HZ (100) ticks
 
 let quiet = false;
@@ -55,6 +64,8 @@ interface Side {
   proxy_cpu_pct: number;
   chromium_cpu_pct: number;
   guest_cpu_pct: number;
+  move_fps?: number;
+  move_kbps?: number;
 }
 
 // ---------------------------------------------------------------- CPU of processes (this process's descendants)
@@ -96,7 +107,9 @@ const selfCpu = (): number => { const u = process.cpuUsage(); return (u.user + u
 
 // ---------------------------------------------------------------- one stack, one page
 
-async function measure(name: string, page: Page, proxyCpu: () => number, animate: () => Promise<() => Promise<void>>): Promise<Side> {
+type Animation = 'scroll' | 'move';
+
+async function measure(name: string, page: Page, proxyCpu: () => number, animate: (kind: Animation) => Promise<() => Promise<void>>): Promise<Side> {
   await page.waitForFunction('window.__bench && window.__bench.ready()', undefined, { timeout: 60_000 });
   await sleep(1500);
   // Focus the terminal (twm: focus follows the pointer): move the remote pointer into the xterm at +40+40.
@@ -123,7 +136,7 @@ async function measure(name: string, page: Page, proxyCpu: () => number, animate
     await sleep(250); // the echo's last update (cursor) lands before the next key's snapshot
   }
   say(`${name}: key-to-pixel p50 ${round(percentile(samples, 50), 1)} ms, p99 ${round(percentile(samples, 99), 1)} ms (${missed} missed)`);
-  const stop = await animate();
+  const stop = await animate('scroll');
   try {
     await sleep(2000);
     const c0 = descendantsCpu();
@@ -138,6 +151,17 @@ async function measure(name: string, page: Page, proxyCpu: () => number, animate
       proxy_cpu_pct: pct(p1 - p0), chromium_cpu_pct: pct(c1.chromium - c0.chromium), guest_cpu_pct: pct(c1.qemu - c0.qemu),
     };
     say(`${name}: ${side.fps} fps, ${side.kbps} kbit/s while scrolling (${f.rafs} animation frames)`);
+    await stop();
+    const stopMove = await animate('move');
+    try {
+      await sleep(2000);
+      const m = await page.evaluate(`window.__bench.frames(${JSON.stringify(MOVER.region)}, ${ANIMATE_MS})`) as { changed: number; ms: number; bytes: number };
+      side.move_fps = round((1000 * m.changed) / m.ms, 1);
+      side.move_kbps = round((m.bytes * 8) / m.ms, 1);
+    } finally {
+      await stopMove();
+    }
+    say(`${name}: ${side.move_fps} fps, ${side.move_kbps} kbit/s while a window moves`);
     return side;
   } finally {
     await stop();
@@ -194,13 +218,23 @@ async function child(netCfg: NetConfig, hostNetns: string): Promise<BenchFigures
       const h = await agent.exec({ cmd, background: true, ...(user ? { user } : {}), env: { DISPLAY: ':0' } });
       h.detach();
     };
+    const sh = async (cmd: string): Promise<{ code: number | null; out: string }> => {
+      const h = await agent.exec({ argv: ['bash', '-c', cmd], env: { DISPLAY: ':0' } });
+      const chunks: Buffer[] = [];
+      h.stdout.on('data', (d: Buffer) => chunks.push(d));
+      h.stderr.resume();
+      const st = await h.exit;
+      return { code: st.code, out: Buffer.concat(chunks).toString() };
+    };
     // Hangar's x11vnc as the image starts it ('image'), or one restarted with each set of flags to try.
     const variants = (process.env.HANGAR_BENCH_X11VNC_FLAGS ?? 'image').split('|').map((v) => v.trim()).filter(Boolean);
     const useVariant = async (flags: string): Promise<void> => {
       if (flags === 'image') return;
       say(`Hangar's x11vnc restarted with: ${flags}`);
-      await bg(`pkill -x -f 'x11vnc -display :0 -rfbport ${VNC_PORT}.*'; sleep 0.5; exec x11vnc -display :0 -rfbport ${VNC_PORT} ${flags} >/tmp/x11vnc-hangar.log 2>&1`);
-      await sleep(2500);
+      await bg(`pkill -x -f 'x11vnc -display :0 -rfbport ${VNC_PORT}.*'; sleep 1; exec x11vnc -display :0 -rfbport ${VNC_PORT} ${flags} >/tmp/x11vnc-hangar.log 2>&1`);
+      await sleep(1500);
+      const up = await sh(`for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/${VNC_PORT}) 2>/dev/null && exit 0; sleep 0.2; done; tail -5 /tmp/x11vnc-hangar.log; exit 1`);
+      if (up.code !== 0) throw new Error(`x11vnc with ${flags} does not listen: ${up.out}`);
     };
     // The stock server: x11vnc's defaults and only what a shared, passwordless, lasting server needs.
     await bg(`exec x11vnc -display :0 -rfbport ${STOCK_PORT} -shared -forever -nopw >/tmp/x11vnc-stock.log 2>&1`);
@@ -222,10 +256,19 @@ async function child(netCfg: NetConfig, hostNetns: string): Promise<BenchFigures
     const b = browser;
     await b.context.addInitScript({ content: PAGE_PROBE });
     let seq = 0;
-    const animate = async (): Promise<() => Promise<void>> => {
-      const tag = `scroll-${++seq}`;
-      await bg(`exec xterm -title ${tag} -geometry ${SCROLLER.geometry} -e sh -c 'while :; do seq 1 100000000; done'`);
-      return async () => { await bg(`pkill -f -- '-title ${tag} '`); await sleep(1500); };
+    const animate = async (kind: Animation): Promise<() => Promise<void>> => {
+      const tag = `${kind}-${++seq}`;
+      await bg(kind === 'scroll'
+        ? `exec xterm -title ${tag} -geometry ${SCROLLER.geometry} -e sh -c 'while :; do seq 1 100000000; done'`
+        // The window moves itself (xterm's window operations: CSI 3;x;y t), as xdotool would move it.
+        : `exec xterm -xrm 'XTerm*allowWindowOps: true' -title ${tag} -geometry ${MOVER.geometry} -e sh -c ${shq(MOVER.loop)}`);
+      let stopped = false;
+      return async () => {
+        if (stopped) return;
+        stopped = true;
+        await bg(`pkill -f -- '-title ${tag} '`);
+        await sleep(1500);
+      };
     };
     const figures: BenchFigures = { keys: KEYS, animate_ms: ANIMATE_MS, hangar_x11vnc_flags: variants[0]! };
     const sides: Record<'hangar' | 'stock', Side> = {} as Record<'hangar' | 'stock', Side>;
@@ -282,7 +325,7 @@ async function child(netCfg: NetConfig, hostNetns: string): Promise<BenchFigures
 
 function printTable(f: BenchFigures): void {
   const tries = Object.keys(f).filter((k) => /^try\d+_x11vnc_flags$/.test(k)).map((k) => k.slice(0, k.indexOf('_')));
-  const rows = ['key_to_pixel_p50_ms', 'key_to_pixel_p99_ms', 'keys_missed', 'fps', 'kbps', 'proxy_cpu_pct', 'chromium_cpu_pct', 'guest_cpu_pct'].map((k) => {
+  const rows = ['key_to_pixel_p50_ms', 'key_to_pixel_p99_ms', 'keys_missed', 'fps', 'kbps', 'proxy_cpu_pct', 'chromium_cpu_pct', 'guest_cpu_pct', 'move_fps', 'move_kbps'].map((k) => {
     const h = f[`hangar_${k}`] as number;
     const s = f[`stock_${k}`] as number;
     return [k, String(h), String(s), s ? String(round(h / s, 2)) : '-', ...tries.map((t) => String(f[`${t}_${k}`]))];
