@@ -194,7 +194,8 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, viewer: V
   const filter = new ClientStreamFilter(viewer.allowInput);
   const recorder = deps.record?.(vmId, viewer.id) ?? null;
 
-  if ('setNoDelay' in tcp && typeof tcp.setNoDelay === 'function') (tcp as { setNoDelay(v: boolean): void }).setNoDelay(true);
+  // No Nagle on either side: a key event or a small update must not wait for the previous segment's ACK.
+  for (const s of [tcp, raw]) if ('setNoDelay' in s && typeof s.setNoDelay === 'function') (s as { setNoDelay(v: boolean): void }).setNoDelay(true);
 
   const closeViewer = (code: number, reason: string): void => {
     if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);

@@ -52,6 +52,12 @@ test('viewer page in Chromium: connects, shows the desktop, types into it, clipb
     await until(() => { try { return readFileSync(typed, 'utf8').includes('hello hangar 42'); } catch { return false; } }, 15_000, 'typed text in the file');
     await page.waitForTimeout(500); // the echo's framebuffer update
     await screenshot(page, 'viewer-host-desktop-typed');
+    // Adaptive quality is wired to this connection, and noVNC asks for the quality it holds.
+    const quality = await page.evaluate(() => {
+      const g = globalThis as { hangarQuality?: { quality: number }; hangarRfb?: { qualityLevel: number } };
+      return { policy: g.hangarQuality?.quality, rfb: g.hangarRfb?.qualityLevel };
+    });
+    assert.ok(quality.policy !== undefined && quality.policy === quality.rfb, `adaptive quality in the page: ${JSON.stringify(quality)}`);
 
     // Paused: the manager disconnects viewers; the page says why and reconnects by itself once resumed.
     harness.setState('vm-desk', 'paused');

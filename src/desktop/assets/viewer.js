@@ -1,8 +1,9 @@
 // Hangar viewer page script (browser, ES module). Connects noVNC to /v1/vms/:id/vnc, explains disconnections
 // from /v1/vms/:id/viewer-status, reconnects with backoff while the token is valid, and syncs the clipboard.
-// Test hooks: window.hangarRfb (the RFB object), #status[data-state], #message[data-reason].
+// Test hooks: window.hangarRfb (the RFB object), window.hangarQuality (the adaptive quality policy), #status[data-state], #message[data-reason].
 /* global window, document, location, history, fetch, setTimeout, clearTimeout, setInterval, WebSocket, URLSearchParams, sessionStorage, crypto */
 import RFB from '/static/novnc/core/rfb.js';
+import { adaptQuality } from './quality.js';
 
 const vmId = document.body.dataset.vm;
 const token = new URLSearchParams(location.search).get('token') || '';
@@ -27,6 +28,9 @@ const screen = el('screen');
 
 const CLOSE_IDLE = 4000;
 const CLOSE_VM_GONE = 4001;
+// Encoder settings asked of the VM's VNC server (tight): JPEG quality and zlib level, from bench/desktop.
+const QUALITY = 6;
+const COMPRESSION = 2;
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 const q = `token=${encodeURIComponent(token)}`;
 const base = `/v1/vms/${encodeURIComponent(vmId)}`;
@@ -109,9 +113,14 @@ function connect() {
   let refused = false; // the RFB server itself said no: retrying cannot help
   // Registered before noVNC attaches its own handlers, so the close code is known when 'disconnect' fires.
   ws.addEventListener('close', (e) => { close = { code: e.code, reason: e.reason }; });
-  const current = new RFB(screen, ws, { shared: true });
+  // Quality adapts to the viewer's throughput (quality.js); from QUALITY down when the link is slow, never above it.
+  let current = null;
+  window.hangarQuality = adaptQuality(ws, (level) => { if (current) current.qualityLevel = level; }, { max: QUALITY });
+  current = new RFB(screen, ws, { shared: true });
   rfb = current;
   window.hangarRfb = current;
+  current.qualityLevel = QUALITY;
+  current.compressionLevel = COMPRESSION;
   current.scaleViewport = true;
   current.resizeSession = false;
   current.focusOnClick = true;

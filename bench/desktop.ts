@@ -1,0 +1,369 @@
+// `npm run bench -- desktop`: what a person feels at the desktop, Hangar's stack against the stock stack on one VM
+// of the desktop image, side by side in one run, in real Chromium. Hangar: the image's x11vnc, the controller's
+// bridge and its viewer page. Stock: a second x11vnc in the same guest with default flags (started through the guest
+// agent), websockify and noVNC with its defaults (served by websockify --web). For each, one page at a time:
+// key-to-pixel latency (a key dispatched on noVNC's canvas → the first animation frame whose cursor cell differs;
+// p50/p99 over HANGAR_BENCH_KEYS keys, 'x' and BackSpace alternating), then frame rate and bytes/s while a second
+// xterm scrolls (`seq`), with host CPU per viewer (controller or websockify, and Chromium) and the guest's (QEMU),
+// then while a window moves itself across the screen (move_fps, move_kbps).
+// Root: the bench makes a test network (namespaces it removes) and runs its half in the fake host's namespace
+// (controller, websockify and Chromium all there: the controller dials the VM directly, as in production).
+// HANGAR_BENCH_X11VNC_FLAGS="FLAGS|FLAGS|…" measures Hangar's stack once per set, its x11vnc restarted with those
+// flags ('image': as the image starts it) on the same boot (to try flags without an image build); the first set
+// is the hangar_* figures, the others try1_*, try2_*…. Progress on stderr; --json prints the figures only.
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Page } from 'playwright-core';
+import { loadControllerConfig } from '../src/api/config.js';
+import { startController, type Controller } from '../src/api/controller.js';
+import { table } from '../src/cli/command.js';
+import { novncDir } from '../src/desktop/static.js';
+import { VNC_PORT } from '../src/guest-protocol.js';
+import type { NetConfig } from '../src/net/config.js';
+import { normalizeCreate } from '../src/vm/input.js';
+import { imageSkipReason } from '../test/support/controller.js';
+import { createTestNetwork } from '../test/support/net.js';
+import { launchBrowser, skipUnlessChromium, type Browser } from '../test/support/viewer.js';
+import type { BenchFigures, BenchOptions } from './index.js';
+import { percentile, round } from './_stats.js';
+import { PAGE_PROBE, STOCK_PAGE } from './_desktop-page.js';
+
+export const summary = 'Desktop in Chromium: key-to-pixel p50/p99, fps, kbps and CPU, Hangar stack vs stock x11vnc+websockify+noVNC';
+
+const KEYS = Number(process.env.HANGAR_BENCH_KEYS ?? 60);
+const ANIMATE_MS = Number(process.env.HANGAR_BENCH_ANIMATE_MS ?? 10_000);
+const STOCK_PORT = 5901;
+/** The scrolling xterm: its geometry and the canvas region (framebuffer pixels) counted for frames. */
+const SCROLLER = { geometry: '80x20+660+420', region: { x: 670, y: 440, w: 460, h: 250 } };
+/** A small xterm that moves itself across the lower right of the screen, and the region counted for it. */
+const MOVER = {
+  geometry: '40x8+600+420',
+  loop: 'i=0; while :; do printf "\\033[3;%d;%dt" $((500 + (i % 60) * 8)) $((380 + (i % 20) * 6)); i=$((i + 1)); sleep 0.03; done',
+  region: { x: 480, y: 360, w: 800, h: 440 },
+};
+/** A word for sh -c: single-quoted. */
+const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+const TICK_MS = 1000 / 100; // /proc/*/stat times are in USER_HZ (100) ticks
+
+let quiet = false;
+const say = (msg: string): void => { if (!quiet) process.stderr.write(`desktop: ${msg}\n`); };
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Box { x: number; y: number; w: number; h: number }
+interface Side {
+  key_to_pixel_p50_ms: number;
+  key_to_pixel_p99_ms: number;
+  keys_missed: number;
+  fps: number;
+  kbps: number;
+  proxy_cpu_pct: number;
+  chromium_cpu_pct: number;
+  guest_cpu_pct: number;
+  move_fps?: number;
+  move_kbps?: number;
+}
+
+// ---------------------------------------------------------------- CPU of processes (this process's descendants)
+
+function procTable(): Map<number, { ppid: number; comm: string; ticks: number }> {
+  const out = new Map<number, { ppid: number; comm: string; ticks: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const close = s.lastIndexOf(')');
+      const comm = s.slice(s.indexOf('(') + 1, close);
+      const f = s.slice(close + 2).split(' ');
+      out.set(Number(d), { ppid: Number(f[1]), comm, ticks: Number(f[11]) + Number(f[12]) });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** CPU ms so far of this process's descendants, by kind (chromium, websockify, qemu). */
+function descendantsCpu(): Record<'chromium' | 'websockify' | 'qemu', number> {
+  const t = procTable();
+  const mine = new Set<number>([process.pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, p] of t) if (!mine.has(pid) && mine.has(p.ppid)) { mine.add(pid); grew = true; }
+  }
+  const sum = { chromium: 0, websockify: 0, qemu: 0 };
+  for (const pid of mine) {
+    const p = t.get(pid);
+    if (!p || pid === process.pid) continue;
+    const kind = /chrom/i.test(p.comm) ? 'chromium' : /websockify|python/i.test(p.comm) ? 'websockify' : /qemu/i.test(p.comm) ? 'qemu' : null;
+    if (kind) sum[kind] += p.ticks * TICK_MS;
+  }
+  return sum;
+}
+
+const selfCpu = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+
+// ---------------------------------------------------------------- one stack, one page
+
+type Animation = 'scroll' | 'move';
+
+async function measure(name: string, page: Page, proxyCpu: () => number, animate: (kind: Animation) => Promise<() => Promise<void>>): Promise<Side> {
+  await page.waitForFunction('window.__bench && window.__bench.ready()', undefined, { timeout: 60_000 });
+  await sleep(1500);
+  // Focus the terminal (twm: focus follows the pointer): move the remote pointer into the xterm at +40+40.
+  const box = await page.locator('#screen canvas').boundingBox();
+  if (!box) throw new Error(`${name}: no canvas`);
+  const size = await page.evaluate('({ w: document.querySelector("#screen canvas").width, h: document.querySelector("#screen canvas").height })') as { w: number; h: number };
+  await page.mouse.move(box.x + (300 / size.w) * box.width, box.y + (200 / size.h) * box.height);
+  await page.mouse.click(box.x + (300 / size.w) * box.width, box.y + (200 / size.h) * box.height);
+  await sleep(800);
+  // Calibrate: which pixels the echo of 'x' changes (the cursor cell and the next), then delete it again.
+  let cell: Box | null = null;
+  for (let i = 0; i < 5 && !cell; i++) {
+    cell = await page.evaluate('window.__bench.bbox("x", 1500)') as Box | null;
+    if (cell) await page.evaluate('window.__bench.bbox("BackSpace", 1500)');
+  }
+  if (!cell) throw new Error(`${name}: typing into the terminal changes nothing on the canvas`);
+  const r: Box = { x: Math.max(0, cell.x - 8), y: Math.max(0, cell.y - 4), w: cell.w + 16, h: cell.h + 8 };
+  say(`${name}: cursor cell ${JSON.stringify(cell)}; ${KEYS} keys`);
+  const samples: number[] = [];
+  let missed = 0;
+  for (let i = 0; i < KEYS; i++) {
+    const ms = await page.evaluate(`window.__bench.key(${JSON.stringify(i % 2 === 0 ? 'x' : 'BackSpace')}, ${JSON.stringify(r)}, 3000)`) as number;
+    if (ms < 0) missed++; else samples.push(ms);
+    await sleep(250); // the echo's last update (cursor) lands before the next key's snapshot
+  }
+  say(`${name}: key-to-pixel p50 ${round(percentile(samples, 50), 1)} ms, p99 ${round(percentile(samples, 99), 1)} ms (${missed} missed)`);
+  const stop = await animate('scroll');
+  try {
+    await sleep(2000);
+    const c0 = descendantsCpu();
+    const p0 = proxyCpu();
+    const f = await page.evaluate(`window.__bench.frames(${JSON.stringify(SCROLLER.region)}, ${ANIMATE_MS})`) as { changed: number; rafs: number; ms: number; bytes: number };
+    const c1 = descendantsCpu();
+    const p1 = proxyCpu();
+    const pct = (ms: number): number => round((100 * ms) / f.ms, 1);
+    const side: Side = {
+      key_to_pixel_p50_ms: round(percentile(samples, 50), 1), key_to_pixel_p99_ms: round(percentile(samples, 99), 1), keys_missed: missed,
+      fps: round((1000 * f.changed) / f.ms, 1), kbps: round((f.bytes * 8) / f.ms, 1),
+      proxy_cpu_pct: pct(p1 - p0), chromium_cpu_pct: pct(c1.chromium - c0.chromium), guest_cpu_pct: pct(c1.qemu - c0.qemu),
+    };
+    say(`${name}: ${side.fps} fps, ${side.kbps} kbit/s while scrolling (${f.rafs} animation frames)`);
+    await stop();
+    const stopMove = await animate('move');
+    try {
+      await sleep(2000);
+      const m = await page.evaluate(`window.__bench.frames(${JSON.stringify(MOVER.region)}, ${ANIMATE_MS})`) as { changed: number; ms: number; bytes: number };
+      side.move_fps = round((1000 * m.changed) / m.ms, 1);
+      side.move_kbps = round((m.bytes * 8) / m.ms, 1);
+    } finally {
+      await stopMove();
+    }
+    say(`${name}: ${side.move_fps} fps, ${side.move_kbps} kbit/s while a window moves`);
+    return side;
+  } finally {
+    await stop();
+  }
+}
+
+// ---------------------------------------------------------------- the half that runs in the fake host's namespace
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer().listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function waitTcp(port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
+    await sleep(100);
+  }
+}
+
+async function child(netCfg: NetConfig, hostNetns: string): Promise<BenchFigures> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'hangar-bench-desktop-'));
+  const web = mkdtempSync(join(tmpdir(), 'hangar-bench-novnc-'));
+  let c: Controller | undefined;
+  let browser: Browser | undefined;
+  const children: ReturnType<typeof spawn>[] = [];
+  try {
+    const env = { ...process.env, HANGAR_STATE_DIR: stateDir };
+    const cfg = loadControllerConfig({
+      env,
+      overrides: {
+        listen: { host: '127.0.0.1', port: 0 },
+        net: { mode: netCfg.mode, bridge: netCfg.bridge, cidr: netCfg.cidr, hostNetns, ...(netCfg.netns ? { netns: netCfg.netns } : {}) },
+        readyTimeoutMs: 180_000,
+      },
+    });
+    c = await startController(cfg, { logLevel: 'warn', logStream: process.stderr });
+    const ctl = c;
+    say('booting a desktop VM');
+    const vm = await (await ctl.manager.create(normalizeCreate({ profile: 'desktop' }))).ready;
+    const ip = vm.net?.ip;
+    if (!ip) throw new Error('the VM has no address');
+    const agent = await ctl.agents.session(vm.id, { timeoutMs: 120_000 });
+    const bg = async (cmd: string, user?: string): Promise<void> => {
+      const h = await agent.exec({ cmd, background: true, ...(user ? { user } : {}), env: { DISPLAY: ':0' } });
+      h.detach();
+    };
+    const sh = async (cmd: string): Promise<{ code: number | null; out: string }> => {
+      const h = await agent.exec({ argv: ['bash', '-c', cmd], env: { DISPLAY: ':0' } });
+      const chunks: Buffer[] = [];
+      h.stdout.on('data', (d: Buffer) => chunks.push(d));
+      h.stderr.resume();
+      const st = await h.exit;
+      return { code: st.code, out: Buffer.concat(chunks).toString() };
+    };
+    // Hangar's x11vnc as the image starts it ('image'), or one restarted with each set of flags to try.
+    const variants = (process.env.HANGAR_BENCH_X11VNC_FLAGS ?? 'image').split('|').map((v) => v.trim()).filter(Boolean);
+    const useVariant = async (flags: string): Promise<void> => {
+      if (flags === 'image') return;
+      say(`Hangar's x11vnc restarted with: ${flags}`);
+      await bg(`pkill -x -f 'x11vnc -display :0 -rfbport ${VNC_PORT}.*'; sleep 1; exec x11vnc -display :0 -rfbport ${VNC_PORT} ${flags} >/tmp/x11vnc-hangar.log 2>&1`);
+      await sleep(1500);
+      const up = await sh(`for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/${VNC_PORT}) 2>/dev/null && exit 0; sleep 0.2; done; tail -5 /tmp/x11vnc-hangar.log; exit 1`);
+      if (up.code !== 0) throw new Error(`x11vnc with ${flags} does not listen: ${up.out}`);
+    };
+    // The stock server: x11vnc's defaults and only what a shared, passwordless, lasting server needs.
+    await bg(`exec x11vnc -display :0 -rfbport ${STOCK_PORT} -shared -forever -nopw >/tmp/x11vnc-stock.log 2>&1`);
+    await sleep(3000);
+
+    // websockify serving the stock noVNC page, forwarding to the stock x11vnc.
+    for (const d of ['core', 'vendor']) symlinkSync(join(novncDir(), d), join(web, d));
+    writeFileSync(join(web, 'stock.html'), STOCK_PAGE);
+    const wsPort = await freePort();
+    const ws = spawn('websockify', ['--web', web, `127.0.0.1:${wsPort}`, `${ip}:${STOCK_PORT}`], { stdio: ['ignore', 'ignore', 'ignore'] });
+    children.push(ws);
+    await waitTcp(wsPort);
+
+    // Hangar's viewer URL, as `hangar vm open` gets it.
+    const res = await fetch(`${ctl.url}/v1/vms/${vm.id}/viewer`, { method: 'POST', headers: { authorization: `Bearer ${ctl.token}`, 'content-type': 'application/json' }, body: '{}' });
+    const { url } = await res.json() as { url: string };
+
+    browser = await launchBrowser();
+    const b = browser;
+    await b.context.addInitScript({ content: PAGE_PROBE });
+    let seq = 0;
+    const animate = async (kind: Animation): Promise<() => Promise<void>> => {
+      const tag = `${kind}-${++seq}`;
+      await bg(kind === 'scroll'
+        ? `exec xterm -title ${tag} -geometry ${SCROLLER.geometry} -e sh -c 'while :; do seq 1 100000000; done'`
+        // The window moves itself (xterm's window operations: CSI 3;x;y t), as xdotool would move it.
+        : `exec xterm -xrm 'XTerm*allowWindowOps: true' -title ${tag} -geometry ${MOVER.geometry} -e sh -c ${shq(MOVER.loop)}`);
+      let stopped = false;
+      return async () => {
+        if (stopped) return;
+        stopped = true;
+        await bg(`pkill -f -- '-title ${tag} '`);
+        await sleep(1500);
+      };
+    };
+    const figures: BenchFigures = { keys: KEYS, animate_ms: ANIMATE_MS, hangar_x11vnc_flags: variants[0]! };
+    const sides: Record<'hangar' | 'stock', Side> = {} as Record<'hangar' | 'stock', Side>;
+
+    const tries: Side[] = [];
+    for (const [i, flags] of variants.entries()) {
+      await useVariant(flags);
+      say(`Hangar: controller bridge + viewer page (x11vnc: ${flags})`);
+      const hp = await b.context.newPage();
+      hp.on('console', (m) => { if (m.type() === 'error') say(`page: ${m.text()}`); });
+      await hp.goto(url.startsWith('http') ? url : `${ctl.url}${url}`, { waitUntil: 'load' });
+      await hp.waitForSelector('#status[data-state="connected"]', { timeout: 60_000 });
+      await hp.waitForSelector('body[data-control="yes"]', { timeout: 15_000 }).catch(async () => {
+        await hp.click('#control');
+        await hp.waitForSelector('body[data-control="yes"]', { timeout: 15_000 });
+      });
+      tries.push(await measure(`hangar[${i}]`, hp, selfCpu, animate));
+      await hp.close();
+    }
+    sides.hangar = tries[0]!;
+    for (const [i, t] of tries.entries()) {
+      if (i === 0) continue;
+      figures[`try${i}_x11vnc_flags`] = variants[i]!;
+      for (const [k, v] of Object.entries(t)) figures[`try${i}_${k}`] = v;
+    }
+
+    say('stock: x11vnc defaults + websockify + noVNC defaults');
+    const sp = await b.context.newPage();
+    sp.on('console', (m) => { if (m.type() === 'error') say(`page: ${m.text()}`); });
+    await sp.goto(`http://127.0.0.1:${wsPort}/stock.html`, { waitUntil: 'load' });
+    await sp.waitForSelector('#status[data-state="connected"]', { timeout: 60_000 });
+    const wsCpu = (): number => descendantsCpu().websockify;
+    sides.stock = await measure('stock', sp, wsCpu, animate);
+    await sp.close();
+
+    for (const side of ['hangar', 'stock'] as const) for (const [k, v] of Object.entries(sides[side])) figures[`${side}_${k}`] = v;
+    figures.key_to_pixel_ratio = round(sides.hangar.key_to_pixel_p50_ms / sides.stock.key_to_pixel_p50_ms, 3);
+    figures.kbps_ratio = round(sides.hangar.kbps / sides.stock.kbps, 3);
+    figures.goal_met = figures.key_to_pixel_ratio <= 0.5 && sides.hangar.kbps <= sides.stock.kbps;
+    return figures;
+  } finally {
+    await browser?.close();
+    for (const ch of children) ch.kill('SIGKILL');
+    if (c) {
+      await c.manager.destroyAll().catch(() => undefined);
+      await c.close().catch(() => undefined);
+    }
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(web, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- the bench
+
+function printTable(f: BenchFigures): void {
+  const tries = Object.keys(f).filter((k) => /^try\d+_x11vnc_flags$/.test(k)).map((k) => k.slice(0, k.indexOf('_')));
+  const rows = ['key_to_pixel_p50_ms', 'key_to_pixel_p99_ms', 'keys_missed', 'fps', 'kbps', 'proxy_cpu_pct', 'chromium_cpu_pct', 'guest_cpu_pct', 'move_fps', 'move_kbps'].map((k) => {
+    const h = f[`hangar_${k}`] as number;
+    const s = f[`stock_${k}`] as number;
+    return [k, String(h), String(s), s ? String(round(h / s, 2)) : '-', ...tries.map((t) => String(f[`${t}_${k}`]))];
+  });
+  process.stdout.write(table(['figure', 'hangar', 'stock', 'hangar/stock', ...tries], rows));
+  process.stdout.write(`hangar x11vnc: ${f.hangar_x11vnc_flags}\n${tries.map((t) => `${t} x11vnc: ${f[`${t}_x11vnc_flags`]}\n`).join('')}`);
+  process.stdout.write(`\nproxy: the controller process (bridge) for Hangar, websockify for stock. CPU % while scrolling.\n`);
+  process.stdout.write(`goal: key-to-pixel p50 ≤ 0.5× stock with no more bandwidth: ${f.goal_met ? 'met' : 'NOT met'} (ratio ${f.key_to_pixel_ratio}, kbps ratio ${f.kbps_ratio})\n`);
+}
+
+export async function run({ json }: BenchOptions): Promise<BenchFigures> {
+  quiet = json;
+  const skip = process.getuid?.() !== 0 ? 'needs root' : skipUnlessChromium() || (await imageSkipReason());
+  if (skip) {
+    if (!json) process.stdout.write(`skipped: ${skip}\n`);
+    return { skipped: skip };
+  }
+  const tnet = await createTestNetwork({ cidr: '10.219.0.0/29' });
+  try {
+    const kid = spawn('ip', ['netns', 'exec', tnet.hostNetns, process.execPath, '--enable-source-maps', fileURLToPath(import.meta.url), '--child', JSON.stringify({ net: tnet.cfg, hostNetns: tnet.hostNetns, quiet: json })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    kid.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const [code] = await once(kid, 'exit') as [number | null];
+    const line = out.split('\n').find((l) => l.startsWith('FIGURES '));
+    if (code !== 0 || !line) throw new Error(`the bench's namespace half failed (exit ${code})`);
+    const figures = JSON.parse(line.slice('FIGURES '.length)) as BenchFigures;
+    if (!json) printTable(figures);
+    return figures;
+  } finally {
+    await tnet.destroy();
+  }
+}
+
+if (process.argv[2] === '--child') {
+  const arg = JSON.parse(process.argv[3]!) as { net: NetConfig; hostNetns: string; quiet: boolean };
+  quiet = arg.quiet;
+  child(arg.net, arg.hostNetns).then(
+    (f) => { process.stdout.write(`FIGURES ${JSON.stringify(f)}\n`); process.exit(0); },
+    (e: unknown) => { console.error(e); process.exit(1); },
+  );
+}
