@@ -20,6 +20,7 @@ import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from 
 import { terminalAdmission, terminalRoutes } from '../desktop/terminal.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
+import { createE2b } from '../e2b/index.js';
 import { HangarError } from '../errors.js';
 import { VNC_PORT } from '../guest-protocol.js';
 import { listImages, resolveImage } from '../image/store.js';
@@ -253,8 +254,11 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const pruner = setInterval(() => { try { recordings.prune(); } catch (e) { logger.warn({ err: String(e) }, 'recording prune failed'); } }, 3_600_000);
         pruner.unref();
         const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: (id: string) => desk.dial(id) };
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager)];
+        // The E2B SDKs' API (REST under /e2b, envd under /e2b/sandbox): src/e2b/.
+        const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, log: (msg, data) => logger.info(data, msg) });
+        const modules: ApiRouteModule[] = [e2b.routes, (p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
+        const detachE2b = await e2b.attach(c.app, ports);
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
         const cdp = attachCdpBridge(c.app.server, { ...control, authorizeBearer: (h, id) => authorizeBearerForVm(ports, h, id, 'write').vmId, origins: () => publicOrigins(desk).origins, log: c.app.log });
@@ -272,7 +276,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
             c.agents.invalidate(e.vmId, e.type === 'vm.destroyed');
           }
         });
-        c.detach = () => { off(); clearInterval(pruner); computer.close(); cdp.close(); void bridge.close(); void sockets.close(); c.agents.closeAll(); };
+        c.detach = () => { off(); detachE2b(); clearInterval(pruner); computer.close(); cdp.close(); void bridge.close(); void sockets.close(); c.agents.closeAll(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },
