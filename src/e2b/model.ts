@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { VmRecord } from '../domain/vm.js';
 import { HangarError } from '../errors.js';
+import { isSnapshotId } from '../snapshot/manifest.js';
 import type { CreateVmInput } from '../vm/input.js';
 
 /** The envd version Hangar answers as: the SDK gates features on it (closeStdin ≥ 0.5.2, octet-stream uploads ≥ 0.5.7). */
@@ -63,6 +64,9 @@ export function createInputOf(b: E2bCreateBody, isSnapshot: (ref: string) => boo
   const network = networkPolicyOf(b);
   const base: CreateVmInput = network ? { network } : {};
   if (isSnapshot(template)) return { ...base, fromSnapshot: template };
+  // Shaped like a snapshot id but none: exactly as another tenant's (404), never taken for a profile.
+  const ref: unknown = template;
+  if (isSnapshotId(ref)) throw new HangarError('SNAPSHOT_NOT_FOUND', `no snapshot ${template}`, { id: template });
   if (template === DEFAULT_TEMPLATE) return base;
   if (template !== 'desktop' && template !== 'browser') {
     throw new HangarError('INVALID_ARGUMENT', `template ${JSON.stringify(template.slice(0, 64))} is neither a Hangar profile (desktop, browser) nor a snapshot id`, { field: 'templateID', in: 'body', reason: 'unknown' });
