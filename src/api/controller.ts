@@ -255,7 +255,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         pruner.unref();
         const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: (id: string) => desk.dial(id) };
         // The E2B SDKs' API (REST under /e2b, envd under /e2b/sandbox): src/e2b/.
-        const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, log: (msg, data) => logger.info(data, msg) });
+        const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, desktop: computer, log: (msg, data) => logger.info(data, msg) });
         const modules: ApiRouteModule[] = [e2b.routes, (p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         const detachE2b = await e2b.attach(c.app, ports);

@@ -19,6 +19,7 @@ import { filesystemService } from './filesystem.js';
 import { Filesystem } from './gen/filesystem/filesystem_pb.js';
 import { Process } from './gen/process/process_pb.js';
 import { processService } from './process.js';
+import type { DesktopPort } from './desktop.js';
 import type { E2bState } from './state.js';
 
 export const ENVD_PREFIX = '/e2b/sandbox';
@@ -28,6 +29,8 @@ export interface EnvdDeps {
   vms: VmService;
   agents: () => AgentPort | undefined;
   log?: { warn(o: object, msg: string): void };
+  /** Computer use, for @e2b/desktop's commands (src/e2b/desktop.ts); without it they run in the guest. */
+  desktop?: DesktopPort;
 }
 
 const header = (req: IncomingMessage, name: string): string | undefined => {
@@ -52,7 +55,7 @@ export async function registerEnvd(app: FastifyInstance, d: EnvdDeps): Promise<v
   const calls = new WeakMap<IncomingMessage, SandboxCall>();
   const rpc = connectNodeAdapter({
     requestPathPrefix: ENVD_PREFIX,
-    routes: (r) => { r.service(Process, processService()); r.service(Filesystem, filesystemService()); },
+    routes: (r) => { r.service(Process, processService(d.desktop ? { desktop: d.desktop } : {})); r.service(Filesystem, filesystemService()); },
     contextValues: (req) => createContextValues().set(SANDBOX_KEY, calls.get(req as IncomingMessage) ?? null),
   });
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -7,6 +7,7 @@ import type { ApiContext, ApiRouteModule, EventPort } from '../api/routes.js';
 import type { VmLimits } from '../vm/input.js';
 import type { VmService } from '../vm/service.js';
 import { attachE2bAuth } from './auth.js';
+import type { DesktopPort } from './desktop.js';
 import { registerEnvd } from './envd.js';
 import { sandboxState } from './model.js';
 import { e2bRestRoutes, type E2bRestDeps } from './rest.js';
@@ -19,6 +20,8 @@ export interface E2bOptions {
   readyTimeoutMs?: number;
   claim?: E2bRestDeps['claim'];
   log?: (msg: string, data: Record<string, unknown>) => void;
+  /** Computer use: @e2b/desktop's xdotool/scrot/xrandr commands are answered through it. */
+  desktop?: DesktopPort;
 }
 
 export interface E2b {
@@ -34,7 +37,7 @@ export function createE2b(o: E2bOptions): E2b {
     state,
     routes: (ctx) => e2bRestRoutes(ctx, { state, limits: o.limits, ...(o.readyTimeoutMs ? { readyTimeoutMs: o.readyTimeoutMs } : {}), ...(o.claim ? { claim: o.claim } : {}) }),
     attach: async (app, ctx) => {
-      await registerEnvd(app, { state, vms: ctx.vms, agents: () => ctx.agents, log: app.log });
+      await registerEnvd(app, { state, vms: ctx.vms, agents: () => ctx.agents, log: app.log, ...(o.desktop ? { desktop: o.desktop } : {}) });
       const detachAuth = attachE2bAuth(app.server);
       const off = forgetGone(ctx.events, state);
       const loop = startTimeoutLoop(timeoutDeps(ctx.vms, state, o.log));

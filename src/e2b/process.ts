@@ -8,6 +8,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { ExecHandle, ExecRequest } from '../agent/port.js';
 import { Signal, type Process, type ProcessEventSchema, type ProcessSelector } from './gen/process/process_pb.js';
 import { callOf, rpc, toConnectError, type ProcEntry, type SandboxCall } from './context.js';
+import { desktopCommand, runDesktop, type DesktopPort } from './desktop.js';
 
 type EventInit = MessageInitShape<typeof ProcessEventSchema>;
 
@@ -106,12 +107,42 @@ async function* streamProcess(call: SandboxCall, e: ProcEntry, h: ExecHandle, ct
   }
 }
 
-export function processService(): ServiceImpl<typeof Process> {
+/** Pids of natively answered commands (src/e2b/desktop.ts): above any guest pid. */
+let nativePid = 4_000_000;
+
+/** @e2b/desktop's commands answered by Hangar (no guest process): start, stdout, end. */
+async function* nativeRun(call: SandboxCall, desktop: DesktopPort, cmd: NonNullable<ReturnType<typeof desktopCommand>>): AsyncGenerator<{ event: EventInit }> {
+  const pid = nativePid++;
+  yield { event: { event: { case: 'start', value: { pid } } } };
+  let r: { stdout: string; code: number };
+  try {
+    r = await runDesktop(cmd, call.vmId, desktop, call.session, call.user);
+  } catch (e) {
+    const err = toConnectError(e);
+    yield { event: { event: { case: 'data', value: { output: { case: 'stderr', value: Buffer.from(err.rawMessage + '\n') } } } } };
+    yield { event: endEvent({ code: 1, signal: null, timedOut: false }) };
+    return;
+  }
+  if (r.stdout) yield { event: { event: { case: 'data', value: { output: { case: 'stdout', value: Buffer.from(r.stdout) } } } } };
+  yield { event: endEvent({ code: r.code, signal: null, timedOut: false }) };
+}
+
+/** A `/bin/bash -l -c CMD` start's CMD (how the SDK runs every command), else null. Pure. */
+export const shellCommand = (cmd: string, args: readonly string[]): string | null =>
+  cmd === '/bin/bash' && args.length === 3 && args[0] === '-l' && args[1] === '-c' ? args[2]! : null;
+
+export function processService(o: { desktop?: DesktopPort } = {}): ServiceImpl<typeof Process> {
   return {
     async *start(req, ctx) {
       const call = callOf(ctx);
       const cfg = req.process;
       if (!cfg?.cmd) throw new ConnectError('process.cmd is required', Code.InvalidArgument);
+      const shell = shellCommand(cfg.cmd, cfg.args);
+      const native = o.desktop && shell !== null && !req.pty ? desktopCommand(shell) : null;
+      if (native && o.desktop) {
+        yield* nativeRun(call, o.desktop, native);
+        return;
+      }
       const pty = req.pty?.size ? { cols: req.pty.size.cols || 80, rows: req.pty.size.rows || 24 } : undefined;
       const exec: ExecRequest = {
         argv: [cfg.cmd, ...cfg.args],

@@ -10,7 +10,8 @@ import { authorizeEnvd } from '../../src/e2b/envd.js';
 import { entryOf, eventOf, permissionString } from '../../src/e2b/filesystem.js';
 import { newAccessToken } from '../../src/e2b/model.js';
 import { boundaryOf, parsePartHeaders, readMultipart } from '../../src/e2b/multipart.js';
-import { endEvent, keepaliveMs } from '../../src/e2b/process.js';
+import { endEvent, keepaliveMs, shellCommand } from '../../src/e2b/process.js';
+import { desktopCommand, unquote } from '../../src/e2b/desktop.js';
 import { E2bState, startTimeoutLoop } from '../../src/e2b/state.js';
 
 const fields = (token: string, endAt = Date.now() + 60_000, autoPause = false) => ({ templateId: 'base', metadata: {}, envs: {}, envdAccessToken: token, startedAt: '', endAt, autoPause });
@@ -97,4 +98,21 @@ test('timeouts: a due sandbox is killed and forgotten, or paused with autoPause;
   assert.deepEqual(acted.sort(), ['kill vm-kill', 'pause vm-pause']);
   assert.equal(s.get('vm-kill'), undefined);
   assert.ok(s.get('vm-pause') && s.get('vm-later') && s.get('vm-paused'));
+});
+
+test('@e2b/desktop command lines Hangar answers natively; anything else runs in the guest', () => {
+  assert.deepEqual(desktopCommand('xdotool click 3'), { kind: 'action', body: { action: 'right_click' } });
+  assert.deepEqual(desktopCommand('xdotool click --repeat 4 4'), { kind: 'action', body: { action: 'scroll', scroll_direction: 'up', scroll_amount: 4 } });
+  assert.deepEqual(desktopCommand('xdotool mousemove --sync 5 6'), { kind: 'action', body: { action: 'mouse_move', coordinate: [5, 6] } });
+  assert.deepEqual(desktopCommand(`xdotool type --delay 75 -- 'it'"'"'s; rm -rf /'`), { kind: 'action', body: { action: 'type', text: "it's; rm -rf /" } });
+  assert.deepEqual(desktopCommand('xdotool key ctrl+Return'), { kind: 'action', body: { action: 'key', text: 'ctrl+Return' } });
+  assert.deepEqual(desktopCommand('scrot --pointer /tmp/screenshot-ab12.png'), { kind: 'screenshot', path: '/tmp/screenshot-ab12.png' });
+  assert.deepEqual(desktopCommand('Xvfb :0 -ac -screen 0 1024x768x24 -retro -dpi 96 -nolisten tcp -nolisten unix'), { kind: 'ok' });
+  assert.deepEqual(desktopCommand('pgrep -x x11vnc'), { kind: 'ok', code: 1 }, 'the stream starts: Hangar\'s VNC server is never stopped');
+  assert.equal(desktopCommand('scrot --pointer /tmp/x.png; reboot'), null);
+  assert.equal(desktopCommand('xdotool key a; reboot'), null);
+  assert.equal(desktopCommand('echo hi'), null);
+  assert.equal(shellCommand('/bin/bash', ['-l', '-c', 'xrandr']), 'xrandr');
+  assert.equal(shellCommand('/bin/sh', ['-c', 'xrandr']), null);
+  assert.equal(unquote(`'a'"'"'b'`), "a'b");
 });

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { VmRecord } from '../../src/domain/vm.js';
-import { HangarError } from '../../src/errors.js';
+import type { HangarError } from '../../src/errors.js';
 import { e2bAuthorization } from '../../src/e2b/auth.js';
 import { createInputOf, listPage, networkPolicyOf, parseMetadataQuery, parseStateQuery, sandboxState, timeoutSeconds, type E2bFields } from '../../src/e2b/model.js';
 

@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthenticationError, CommandExitError, FileNotFoundError, NotFoundError, Sandbox, TimeoutError } from 'e2b';
+import { Sandbox as Desktop } from '@e2b/desktop';
+import type { Action } from '../../src/control/actions.js';
 import { createE2b, type E2b } from '../../src/e2b/index.js';
 import { newAccessToken } from '../../src/e2b/model.js';
 import { createApiHarness, type ApiHarness } from '../support/api.js';
@@ -27,9 +29,16 @@ describe('e2b SDK over the E2B layer (fake agent)', () => {
   let bKey: string;
   let detach: () => void;
   const scratch = join(tmpdir(), `hangar-e2b-${process.pid}`);
+  const actions: Action[] = [];
+  const PNG = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
+  const answers: Record<string, Record<string, unknown>> = {
+    cursor_position: { action: 'cursor_position', x: 10, y: 20 },
+    screen_size: { action: 'screen_size', width: 1280, height: 800 },
+    screenshot: { action: 'screenshot', image: { type: 'base64', media_type: 'image/png', data: PNG.toString('base64') } },
+  };
 
   before(async () => {
-    e2b = createE2b({ limits: { vcpus: { min: 1, max: 4 }, memMiB: { min: 128, max: 8192 }, ttlSeconds: { min: 1, max: 86_400 }, name: { maxLength: 63 } } });
+    e2b = createE2b({ desktop: { run: async (_vm, a) => { actions.push(a); return answers[a.action] ?? { action: a.action, done: true }; } }, limits: { vcpus: { min: 1, max: 4 }, memMiB: { min: 128, max: 8192 }, ttlSeconds: { min: 1, max: 86_400 }, name: { maxLength: 63 } } });
     h = await createApiHarness({ extraRoutes: (c) => e2b.routes(c) });
     agent = createFakeAgent({ root: join(scratch, 'agent') });
     h.ctx.agents = agent;
@@ -49,6 +58,7 @@ describe('e2b SDK over the E2B layer (fake agent)', () => {
     e2b.state.set(OTHER, fields({ app: 'two', team: 'x' }, '2026-01-01T00:00:01.000Z'));
     e2b.state.set(B_VM, fields({ app: 'one', team: 'x' }, '2026-01-01T00:00:02.000Z'));
     mkdirSync(join(agent.rootOf(VM), 'work'), { recursive: true });
+    mkdirSync(join(agent.rootOf(VM), 'tmp'), { recursive: true });
   });
   after(async () => { detach(); agent.close(); await h.close(); });
 
@@ -153,5 +163,30 @@ describe('e2b SDK over the E2B layer (fake agent)', () => {
     assert.equal(await Sandbox.kill(OTHER, opts), true);
     assert.equal(await Sandbox.kill(OTHER, opts), false);
     await assert.rejects(doomed.commands.run('true'), (e: unknown) => e instanceof TimeoutError || (e as Error).name === 'SandboxNotFoundError');
+  });
+
+  test('@e2b/desktop: input, cursor, screen size and screenshots are answered by computer use, not guest tools', async () => {
+    const d = await Desktop.connect(VM, opts);
+    actions.length = 0;
+    await d.moveMouse(30, 40);
+    await d.leftClick();
+    await d.doubleClick();
+    await d.rightClick();
+    await d.middleClick();
+    await d.scroll('down', 3);
+    await d.drag([1, 2], [3, 4]);
+    await d.write("it's");
+    await d.press('enter');
+    assert.deepEqual(await d.getCursorPosition(), { x: 10, y: 20 });
+    assert.deepEqual(await d.getScreenSize(), { width: 1280, height: 800 });
+    const shot = await d.screenshot();
+    assert.ok(Buffer.from(shot).equals(PNG));
+    const names = actions.map((a) => a.action);
+    assert.deepEqual(names, ['mouse_move', 'left_click', 'double_click', 'right_click', 'middle_click', 'scroll', 'mouse_move', 'left_mouse_down', 'mouse_move', 'left_mouse_up', 'type', 'key', 'cursor_position', 'screen_size', 'screenshot']);
+    const [move, typed] = [actions[0], actions[10]];
+    assert.ok(move?.action === 'mouse_move' && typed?.action === 'type');
+    assert.deepEqual(move.coordinate, [30, 40]);
+    assert.equal(typed.text, "it's");
+    assert.ok(!agent.execs.some((e) => e.req.argv?.[3]?.startsWith('xdotool')), 'no xdotool ran in the guest');
   });
 });
