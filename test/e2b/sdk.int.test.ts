@@ -37,7 +37,9 @@ describe('the e2b SDK against Hangar (one real VM)', { skip, concurrency: false 
   before(async () => {
     cacheDir = mkdtempSync(join(tmpdir(), 'hangar-e2bcache-'));
     process.env.HANGAR_CACHE_DIR = cacheDir;
-    live = await startLiveController({ net: { cidr: '10.227.0.0/29' }, config: { hibernateAfterS: 0 } });
+    // Headroom over the guest's memory for its QEMU: under TCG, a guest whose RAM is all touched plus QEMU's
+    // translation cache and the migration that pause runs exceed the default 256 MiB (its cgroup OOM-kills QEMU).
+    live = await startLiveController({ net: { cidr: '10.227.0.0/29' }, config: { hibernateAfterS: 0, vmm: { resources: { overheadMiB: 1024 } } } });
     opts = { apiKey: key('e2b-a'), apiUrl: `${live.c.url}/e2b`, sandboxUrl: `${live.c.url}/e2b/sandbox`, requestTimeoutMs: 240_000 };
     otherKey = key('e2b-b');
     const t0 = performance.now();
