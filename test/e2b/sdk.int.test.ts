@@ -1,7 +1,8 @@
 // The REAL e2b SDK (node_modules/e2b, unmodified) against a real controller and ONE real VM (QEMU, TCG here): only
 // E2B_API_URL / E2B_SANDBOX_URL / E2B_API_KEY point it at Hangar. Sandbox.create of the desktop profile, commands
 // (run, streamed output, CommandExitError, background + kill, stdin, list, connect), a PTY, files (text, a 10 MiB
-// binary round trip, list, exists, info, makeDir, rename, remove, watchDir), pause → resume with a process and a
+// binary round trip, list, exists, info, makeDir, rename, remove, watchDir), @e2b/desktop's input, cursor, screen
+// size and screenshot on the same sandbox (computer use), pause → resume with a process and a
 // tmpfs file kept, a wrong API key refused, another tenant not seeing the sandbox, kill. One boot for the file.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthenticationError, CommandExitError, NotFoundError, Sandbox } from 'e2b';
+import { Sandbox as Desktop } from '@e2b/desktop';
 import { resolvePaths } from '../../src/config.js';
 import { newApiKey } from '../../src/tenancy/keys.js';
 import { skipUnlessRoot } from '../support/env.js';
@@ -126,6 +128,27 @@ describe('the e2b SDK against Hangar (one real VM)', { skip, concurrency: false 
     await assert.rejects(Sandbox.getInfo(sbx.sandboxId, { ...opts, apiKey: otherKey }), NotFoundError);
     await assert.rejects(Sandbox.connect(sbx.sandboxId, { ...opts, apiKey: otherKey }), NotFoundError);
     await assert.rejects(Sandbox.list({ ...opts, apiKey: 'hgk_not_a_key' }).nextItems(), AuthenticationError);
+  });
+
+  test('@e2b/desktop on the same sandbox: mouse, keyboard, cursor, screen size and screenshots through computer use', async () => {
+    const d = await Desktop.connect(sbx.sandboxId, opts);
+    const size = await d.getScreenSize();
+    assert.ok(size.width >= 640 && size.height >= 480, JSON.stringify(size));
+    await d.moveMouse(120, 90);
+    assert.deepEqual(await d.getCursorPosition(), { x: 120, y: 90 });
+    await d.leftClick();
+    await d.doubleClick(200, 150);
+    await d.rightClick();
+    await d.middleClick();
+    await d.scroll('down', 2);
+    await d.drag([50, 60], [70, 80]);
+    assert.deepEqual(await d.getCursorPosition(), { x: 70, y: 80 });
+    await d.write('hangar e2b');
+    await d.press('enter');
+    await d.press(['ctrl', 'a']);
+    const shot = await d.screenshot();
+    assert.ok(Buffer.from(shot.subarray(0, 8)).equals(Buffer.from('89504e470d0a1a0a', 'hex')), 'a PNG');
+    assert.ok(shot.length > 1000, `${shot.length} bytes`);
   });
 
   test('pause → resume keeps the guest state (a running process, a tmpfs file)', async () => {
