@@ -20,7 +20,7 @@ import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from 
 import { terminalAdmission, terminalRoutes } from '../desktop/terminal.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
-import { createE2b } from '../e2b/index.js';
+import { createE2b, E2bRows } from '../e2b/index.js';
 import { HangarError } from '../errors.js';
 import { VNC_PORT } from '../guest-protocol.js';
 import { listImages, resolveImage } from '../image/store.js';
@@ -255,7 +255,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         pruner.unref();
         const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: (id: string) => desk.dial(id) };
         // The E2B SDKs' API (REST under /e2b, envd under /e2b/sandbox): src/e2b/.
-        const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, desktop: computer, log: (msg, data) => logger.info(data, msg) });
+        const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, desktop: computer, persist: new E2bRows(c.store.database), log: (msg, data) => logger.info(data, msg) });
         const modules: ApiRouteModule[] = [e2b.routes, (p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         const detachE2b = await e2b.attach(c.app, ports);

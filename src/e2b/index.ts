@@ -8,12 +8,14 @@ import type { VmLimits } from '../vm/input.js';
 import type { VmService } from '../vm/service.js';
 import { attachE2bAuth } from './auth.js';
 import type { DesktopPort } from './desktop.js';
+import type { E2bPersistence } from './persist.js';
 import { registerEnvd } from './envd.js';
 import { sandboxState } from './model.js';
 import { e2bRestRoutes, type E2bRestDeps } from './rest.js';
 import { E2bState, startTimeoutLoop } from './state.js';
 
 export { E2bState } from './state.js';
+export { E2bRows } from './persist.js';
 
 export interface E2bOptions {
   limits: VmLimits;
@@ -22,6 +24,8 @@ export interface E2bOptions {
   log?: (msg: string, data: Record<string, unknown>) => void;
   /** Computer use: @e2b/desktop's xdotool/scrot/xrandr commands are answered through it. */
   desktop?: DesktopPort;
+  /** Where the sandboxes' fields are kept across restarts (the controller's database); absent: memory only. */
+  persist?: E2bPersistence;
 }
 
 export interface E2b {
@@ -32,7 +36,7 @@ export interface E2b {
 }
 
 export function createE2b(o: E2bOptions): E2b {
-  const state = new E2bState();
+  const state = new E2bState(o.persist);
   return {
     state,
     routes: (ctx) => e2bRestRoutes(ctx, { state, limits: o.limits, ...(o.readyTimeoutMs ? { readyTimeoutMs: o.readyTimeoutMs } : {}), ...(o.claim ? { claim: o.claim } : {}) }),

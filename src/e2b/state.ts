@@ -1,12 +1,17 @@
 // The E2B fields of Hangar's sandboxes (metadata, envs, envd access token, timeout and what it does), kept beside
 // their VMs, and the loop that acts on timeouts: a sandbox past its end is killed, or hibernated when it asked for
-// auto-pause (a paused sandbox's clock stops; connect gives it a new timeout). Held in the controller's memory: a
-// restarted controller forgets them (its VMs stay, as plain Hangar VMs) — see the report of issue #19.
+// auto-pause (a paused sandbox's clock stops; connect gives it a new timeout). Kept in memory and, with a
+// persistence (src/e2b/persist.ts), written through to the database and loaded back at start.
 import { timingSafeEqual } from 'node:crypto';
 import type { E2bFields } from './model.js';
+import type { E2bPersistence } from './persist.js';
 
 export class E2bState {
   private readonly byVm = new Map<string, E2bFields>();
+
+  constructor(private readonly persist?: E2bPersistence) {
+    for (const [id, f] of persist?.load() ?? []) this.byVm.set(id, f);
+  }
 
   get(vmId: string): E2bFields | undefined {
     return this.byVm.get(vmId);
@@ -14,6 +19,7 @@ export class E2bState {
 
   set(vmId: string, f: E2bFields): void {
     this.byVm.set(vmId, f);
+    this.persist?.save(vmId, f);
   }
 
   update(vmId: string, patch: Partial<E2bFields>): E2bFields | undefined {
@@ -21,11 +27,13 @@ export class E2bState {
     if (!f) return undefined;
     const next = { ...f, ...patch };
     this.byVm.set(vmId, next);
+    this.persist?.save(vmId, next);
     return next;
   }
 
   forget(vmId: string): void {
     this.byVm.delete(vmId);
+    this.persist?.remove(vmId);
   }
 
   ids(): string[] {
