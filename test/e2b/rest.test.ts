@@ -3,7 +3,9 @@
 // sandbox is 409, connect resumes a paused one with a new timeout, errors in E2B's {code, message} body.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { Agents } from '../../src/agent/agents.js';
+import { openApiPath } from '../../src/api/openapi.js';
 import type { ApiContext, SnapshotPort, EventPort } from '../../src/api/routes.js';
 import { buildServer } from '../../src/api/server.js';
 import type { VmRecord } from '../../src/domain/vm.js';
@@ -44,7 +46,7 @@ async function harness(opts: { bootFails?: boolean } = {}) {
   };
   const e2b = createE2b({ limits: DEFAULT_LIMITS });
   const app = await buildServer(ctx, { extraRoutes: (c) => e2b.routes(c) });
-  return { app, calls, created, e2b, vms };
+  return { app, ctx, calls, created, e2b, vms };
 }
 
 test('create: a profile with its network options; answers the sandbox with an envd token; list and info show it', async () => {
@@ -98,5 +100,22 @@ test('pause hibernates once (409 after); connect resumes with a new timeout; kil
   assert.deepEqual(Object.keys(gone.json<object>()).sort(), ['code', 'message']);
   assert.equal(gone.json<{ code: number }>().code, 404);
   assert.equal((await h.app.inject({ method: 'GET', url: '/e2b/v2/sandboxes', headers: { authorization: 'Bearer wrong' } })).statusCode, 401);
+  await h.app.close();
+});
+
+test('/openapi.json lists every E2B REST route and validates; envd (/e2b/sandbox/*, connect-rpc and /files) is not JSON REST and is not listed', async () => {
+  const h = await harness();
+  const detach = await h.e2b.attach(h.app, h.ctx);
+  const doc = (await h.app.inject({ method: 'GET', url: '/openapi.json', headers: auth })).json<{ paths: Record<string, Record<string, unknown>> }>();
+  const res = await new Validator().validate(doc);
+  assert.deepEqual(res, { valid: true }, JSON.stringify(res.errors));
+  const listed = new Set(Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)));
+  const served = h.app.getDecorator<{ method: string; url: string }[]>('servedRoutes').filter((r) => r.url.startsWith('/e2b/'));
+  assert.ok(served.length >= 10);
+  for (const r of served) {
+    if (r.url.startsWith('/e2b/sandbox/')) continue; // envd: connect-rpc and /files, as the SDK's envd client speaks them
+    assert.ok(listed.has(`${r.method} ${openApiPath(r.url)}`), `${r.method} ${r.url} is in /openapi.json`);
+  }
+  detach();
   await h.app.close();
 });
