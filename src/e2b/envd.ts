@@ -55,6 +55,8 @@ export async function registerEnvd(app: FastifyInstance, d: EnvdDeps): Promise<v
   const calls = new WeakMap<IncomingMessage, SandboxCall>();
   const rpc = connectNodeAdapter({
     requestPathPrefix: ENVD_PREFIX,
+    // One message (a stdin chunk, a path) at most this big: the body of an RPC is read whole by connect.
+    readMaxBytes: 4 * 1024 * 1024,
     routes: (r) => { r.service(Process, processService(d.desktop ? { desktop: d.desktop } : {})); r.service(Filesystem, filesystemService()); },
     contextValues: (req) => createContextValues().set(SANDBOX_KEY, calls.get(req as IncomingMessage) ?? null),
   });
