@@ -20,6 +20,7 @@ import { attachVncBridge, desktopRoutes, listenOrigins, type DesktopDeps } from 
 import { terminalAdmission, terminalRoutes } from '../desktop/terminal.js';
 import { loadOrCreateViewerSecret } from '../desktop/secret.js';
 import { doctorRoutes } from '../doctor/routes.js';
+import { createE2b, E2bRows } from '../e2b/index.js';
 import { HangarError } from '../errors.js';
 import { VNC_PORT } from '../guest-protocol.js';
 import { listImages, resolveImage } from '../image/store.js';
@@ -270,10 +271,13 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         pruner.unref();
         // A recording holds its VM awake while it runs, as a viewer does.
         const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: async (id: string) => { const s = await desk.dial(id); const release = c.manager.hold(id); s.once('close', release); return s; } };
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager), () => sessions.routes];
+        // The E2B SDKs' API (REST under /e2b, envd under /e2b/sandbox): src/e2b/.
+        const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, desktop: computer, persist: new E2bRows(c.store.database), log: (msg, data) => logger.info(data, msg) });
+        const modules: ApiRouteModule[] = [e2b.routes, (p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager), () => sessions.routes];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         // API use of a VM (anything under /v1/vms/:id/…, every change to it) is activity for the idler.
         c.app.addHook('preHandler', async (req) => { const id = (req.params as { id?: string } | undefined)?.id; if (id && countsAsActivity(req.method, req.routeOptions.url)) c.manager.touch(id); });
+        const detachE2b = await e2b.attach(c.app, ports);
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
         const cdp = attachCdpBridge(c.app.server, { ...control, authorizeBearer: (h, id) => authorizeBearerForVm(ports, h, id, 'write').vmId, origins: () => publicOrigins(desk).origins, log: c.app.log });
@@ -291,7 +295,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
             c.agents.invalidate(e.vmId, e.type === 'vm.destroyed');
           }
         });
-        c.detach = () => { off(); sessions.close(); clearInterval(pruner); computer.close(); cdp.close(); void bridge.close(); void sockets.close(); c.agents.closeAll(); };
+        c.detach = () => { off(); sessions.close(); detachE2b(); clearInterval(pruner); computer.close(); cdp.close(); void bridge.close(); void sockets.close(); c.agents.closeAll(); };
         await c.app.listen({ host: config.listen.host, port: config.listen.port });
         return async () => { c.detach?.(); await c.app.close(); };
       },

@@ -198,4 +198,15 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: 'E2B sandbox fields (src/e2b/persist.ts)',
+    // One row per VM the E2B API created or adopted: its fields (metadata, envs, envd access token, timeout) as JSON.
+    sql: `
+      CREATE TABLE e2b_sandboxes (
+        vm_id   TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
+        fields  TEXT NOT NULL
+      );
+    `,
+  },
 ];

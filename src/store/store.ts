@@ -108,6 +108,11 @@ export class Store implements StateStore {
     this.volumes = new VolumeStore(this.db, () => { this.writes++; });
   }
 
+  /** The database, for a layer that keeps its own table in it (src/e2b/persist.ts: migration 8). */
+  get database(): Db {
+    return this.db;
+  }
+
   close(): void {
     this.db.close();
   }

@@ -21,6 +21,9 @@ import { controlRoutes } from '../../src/control/routes.js';
 import { RecordingStore } from '../../src/desktop/recordings.js';
 import { newViewerSecret } from '../../src/desktop/token.js';
 import { HangarError } from '../../src/errors.js';
+import { createE2b } from '../../src/e2b/index.js';
+import { newAccessToken } from '../../src/e2b/model.js';
+import { DEFAULT_LIMITS } from '../../src/vm/input.js';
 import { auth, createApiHarness, type ApiHarness } from '../support/api.js';
 import { createFakeAgent } from '../support/fake-agent.js';
 
@@ -43,6 +46,10 @@ const CLASSIFIED: Record<string, 'list-vms' | 'list-snapshots' | 'create-vm' | '
   'GET /v1/images': 'shared', // images are the host's, not a tenant's
   'GET /openapi.json': 'shared',
 };
+
+/** The E2B routes (src/e2b/rest.ts): their :sandboxID is a VM id, looked up in the key's tenant like /v1/vms/:id. */
+const E2B_SANDBOX = /^\/e2b\/(?:v2\/)?sandboxes\/:sandboxID/;
+const E2B_CLASSIFIED: Record<string, 'list' | 'create'> = { 'GET /e2b/v2/sandboxes': 'list', 'POST /e2b/v2/sandboxes': 'create' };
 
 function manifest(id: string): SnapshotManifest {
   return {
@@ -77,9 +84,11 @@ describe('tenancy: the route matrix', () => {
       return vm && viewerNonce ? { state: vm.state, viewerNonce, profile: vm.profile } : null;
     };
     const dial = () => Promise.reject(new HangarError('VM_UNREACHABLE', 'no VM behind this harness'));
+    const e2b = createE2b({ limits: DEFAULT_LIMITS });
     h = await createApiHarness({
       withDesktop: true, withDoctor: true,
       extraRoutes: (c) => [
+        ...e2b.routes(c),
         ...agentRoutes({ ...c, agents: agent }),
         ...networkRoutes({ get: (id) => h.manager.get(id), networkPolicy: (id) => h.manager.networkPolicy(id), setNetworkPolicy: (id, b) => h.manager.setNetworkPolicy(id, b) }),
         ...controlRoutes(c, { lookup, secret, computer: new ComputerService({ dial }), agents: agent }),
@@ -93,6 +102,7 @@ describe('tenancy: the route matrix', () => {
     B = h.key('bravo', 'write').headers;
     h.insertVm(A_VM, 'ready', 'acme');
     h.insertVm(B_VM, 'ready', 'bravo');
+    for (const id of [A_VM, B_VM]) e2b.state.set(id, { templateId: 'base', metadata: {}, envs: {}, envdAccessToken: newAccessToken(), startedAt: new Date(0).toISOString(), endAt: Date.now() + 3_600_000, autoPause: false });
     h.store.insertVm({ id: 'vm-b0000002', name: 'bonly', state: 'creating', imageId: 'img', profile: 'desktop', vmm: 'qemu', vcpus: 1, memMiB: 512, ttlS: null, expiresAt: null, runDir: '/nonexistent', tenantId: 'bravo' });
     for (const [id, t] of [[A_SNAP, 'acme'], [B_SNAP, 'bravo']] as const) {
       const dir = join(h.stateDir, 'snapshots', id);
@@ -131,6 +141,26 @@ describe('tenancy: the route matrix', () => {
         // Viewer-token routes: the token is bound to one VM's id and nonce, and only a key that sees the VM mints one.
         if (r.auth === 'viewer-token' || r.url === '/healthz' || r.url.endsWith('*')) continue;
         unclassified.push(key(r));
+        continue;
+      }
+      if (E2B_SANDBOX.test(r.url)) {
+        // E2B's sandbox routes answer B's sandbox exactly as a missing one (its error body: {code, message}).
+        const body = r.url.endsWith('/timeout') ? { timeout: 10 } : bodyFor(r);
+        const got = await req(r.method, fill(r.url, B_VM), A, body);
+        const missing = await req(r.method, fill(r.url, MISSING.vm), A, body);
+        assert.equal(got.statusCode, 404, `${key(r)} with B's id: ${got.body}`);
+        assert.deepEqual(JSON.parse(got.body.replaceAll(B_VM, 'X')), JSON.parse(missing.body.replaceAll(MISSING.vm, 'X')), key(r));
+        continue;
+      }
+      if (E2B_CLASSIFIED[key(r)] === 'list') {
+        assert.deepEqual((await req('GET', r.url, A)).json<{ sandboxID: string }[]>().map((s) => s.sandboxID), [A_VM]);
+        continue;
+      }
+      if (E2B_CLASSIFIED[key(r)] === 'create') {
+        const got = await req('POST', r.url, A, { templateID: B_SNAP });
+        const missing = await req('POST', r.url, A, { templateID: MISSING.snapshot });
+        assert.equal(got.statusCode, 404, got.body);
+        assert.deepEqual(JSON.parse(got.body.replaceAll(B_SNAP, 'X')), JSON.parse(missing.body.replaceAll(MISSING.snapshot, 'X')));
         continue;
       }
       const res = pathResource(r.url);

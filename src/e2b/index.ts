@@ -1,0 +1,67 @@
+// The E2B compatibility layer, as the composition root mounts it: the REST routes (a route module, in the route
+// table and /openapi.json), envd under /e2b/sandbox, X-API-KEY as the bearer for /e2b/, the timeout loop, and the
+// sandbox fields forgotten when their VM goes away. With E2B_API_URL=http://HOST:PORT/e2b,
+// E2B_SANDBOX_URL=http://HOST:PORT/e2b/sandbox and E2B_API_KEY=<a Hangar API key>, the e2b SDKs drive Hangar.
+import type { FastifyInstance } from 'fastify';
+import type { ApiContext, ApiRouteModule, EventPort } from '../api/routes.js';
+import type { VmLimits } from '../vm/input.js';
+import type { VmService } from '../vm/service.js';
+import { attachE2bAuth } from './auth.js';
+import type { DesktopPort } from './desktop.js';
+import type { E2bPersistence } from './persist.js';
+import { registerEnvd } from './envd.js';
+import { sandboxState } from './model.js';
+import { e2bRestRoutes, type E2bRestDeps } from './rest.js';
+import { E2bState, startTimeoutLoop } from './state.js';
+
+export { E2bState } from './state.js';
+export { E2bRows } from './persist.js';
+
+export interface E2bOptions {
+  limits: VmLimits;
+  readyTimeoutMs?: number;
+  claim?: E2bRestDeps['claim'];
+  log?: (msg: string, data: Record<string, unknown>) => void;
+  /** Computer use: @e2b/desktop's xdotool/scrot/xrandr commands are answered through it. */
+  desktop?: DesktopPort;
+  /** Where the sandboxes' fields are kept across restarts (the controller's database); absent: memory only. */
+  persist?: E2bPersistence;
+}
+
+export interface E2b {
+  state: E2bState;
+  routes: ApiRouteModule;
+  /** Mounts envd and the header mapping on the built server, starts the timeout loop; the undo. */
+  attach(app: FastifyInstance, ctx: ApiContext): Promise<() => void>;
+}
+
+export function createE2b(o: E2bOptions): E2b {
+  const state = new E2bState(o.persist);
+  return {
+    state,
+    routes: (ctx) => e2bRestRoutes(ctx, { state, limits: o.limits, ...(o.readyTimeoutMs ? { readyTimeoutMs: o.readyTimeoutMs } : {}), ...(o.claim ? { claim: o.claim } : {}) }),
+    attach: async (app, ctx) => {
+      await registerEnvd(app, { state, vms: ctx.vms, agents: () => ctx.agents, log: app.log, ...(o.desktop ? { desktop: o.desktop } : {}) });
+      const detachAuth = attachE2bAuth(app.server);
+      const off = forgetGone(ctx.events, state);
+      const loop = startTimeoutLoop(timeoutDeps(ctx.vms, state, o.log));
+      return () => { loop.stop(); off(); detachAuth(); };
+    },
+  };
+}
+
+function forgetGone(events: EventPort, state: E2bState): () => void {
+  return events.onEvent((e) => { if (e.vmId && e.type === 'vm.destroyed') state.forget(e.vmId); });
+}
+
+function timeoutDeps(vms: VmService, state: E2bState, log?: E2bOptions['log']): Parameters<typeof startTimeoutLoop>[0] {
+  return {
+    state,
+    paused: (id) => {
+      try { return sandboxState(vms.get(id)) === 'paused'; } catch { state.forget(id); return true; }
+    },
+    kill: (id) => vms.destroy(id),
+    pause: async (id) => { await vms.hibernate(id); },
+    ...(log ? { log } : {}),
+  };
+}
