@@ -89,6 +89,7 @@ const PEER_CLOSED = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'EPIPE', 'ECONNRESET'
  * query-status to say). A close before that is an error.
  */
 export async function sendFile(file: string, socket: Socket): Promise<{ bytes: number; sha256: string }> {
+  quietAfterDone(socket);
   const { size } = await stat(file);
   const m = meter();
   try {
@@ -98,6 +99,17 @@ export async function sendFile(file: string, socket: Socket): Promise<{ bytes: n
     if (!(code && PEER_CLOSED.has(code) && m.bytes() === size)) throw e;
   }
   return m.result();
+}
+
+/**
+ * The fix for bench/snapshot's crash (a run that ended with Node's version line and no figures): once a pipeline
+ * has settled it no longer listens on its streams, and QEMU resetting its end of the migration socket afterwards
+ * (ECONNRESET/EPIPE, which it does when it closes a socket with unread bytes) was an 'error' event nobody handled —
+ * an uncaught exception that ends the process. Errors during the transfer still reach the pipeline; one after it
+ * is only logged away, and the socket is destroyed.
+ */
+export function quietAfterDone(socket: Socket): void {
+  socket.on('error', () => { socket.destroy(); });
 }
 
 function listen(path: string): Promise<Server> {
@@ -128,6 +140,7 @@ export async function saveQemuState(handle: QemuStateSource, file: string, opts:
   const written = new Promise<void>((resolve, reject) => {
     srv.once('connection', (s) => {
       conn = s;
+      quietAfterDone(s);
       srv.close(); // one stream only
       pipeline(s, m, createWriteStream(file, { mode: 0o600 })).then(resolve, reject);
     });
