@@ -110,6 +110,10 @@ export const ERRORS = {
   SNAPSHOT_FAILED: { http: 500, summary: 'Taking or restoring a snapshot failed' },
   SNAPSHOT_IN_USE: { http: 409, summary: 'VMs still depend on the snapshot (force=convert or force=destroy them first)' },
   SNAPSHOT_FIXED: { http: 400, summary: 'The snapshot fixes this option: a clone cannot have another value' },
+
+  // ---- pools
+  POOL_NOT_FOUND: { http: 404, summary: 'No such warm pool' },
+  POOL_EMPTY: { http: 503, summary: 'The warm pool has no ready VM right now (the claim fell back, or retry)' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -26,6 +26,8 @@ export interface ControllerConfigInput {
   viewerTokenTtlS?: number;
   /** Idle VMs are hibernated after this many seconds without a viewer (0: never). */
   hibernateAfterS?: number;
+  /** Warm pools: guest memory all members may hold (MiB, 0: no budget) and members restored at once. */
+  pools?: { memoryBudgetMiB?: number; parallel?: number };
   /** Browser origins besides the controller's own whose pages may open desktops (e.g. a reverse proxy's). */
   viewerOrigins?: string[];
   /**
@@ -65,6 +67,7 @@ export interface ControllerConfig {
   healthIntervalMs: number;
   viewerTokenTtlS: number;
   hibernateAfterS: number;
+  pools: { memoryBudgetMiB: number | null; parallel: number };
   viewerOrigins: string[];
   /** Create-VM limits (the API schema is built from them). */
   limits: VmLimits;
@@ -134,6 +137,10 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     healthIntervalMs: validInt(pick('healthIntervalMs') ?? 30_000, 'healthIntervalMs', 100, 3_600_000),
     viewerTokenTtlS: validInt(pick('viewerTokenTtlS') ?? 300, 'viewerTokenTtlS', 10, 86_400),
     hibernateAfterS: validInt(pick('hibernateAfterS') ?? 0, 'hibernateAfterS', 0, 30 * 86_400),
+    pools: {
+      memoryBudgetMiB: validInt(pick('pools')?.memoryBudgetMiB ?? 0, 'pools.memoryBudgetMiB', 0, 2 ** 30) || null,
+      parallel: validInt(pick('pools')?.parallel ?? 1, 'pools.parallel', 1, 16),
+    },
     viewerOrigins: viewerOrigins(pick('viewerOrigins')),
     limits: vmLimits(pick('limits')),
     streams: streamLimits(pick('streams')),

@@ -27,6 +27,10 @@ import { HangarMetrics, wireEgressMetrics } from '../metrics.js';
 import { listNetns, setupHostNetwork } from '../net/host.js';
 import { createEgress, type Egress } from '../net/egress/egress.js';
 import { networkRoutes } from './network-routes.js';
+import { POOL_TENANT } from '../pool/plan.js';
+import { poolMetrics } from '../pool/metrics.js';
+import { poolRoutes } from '../pool/routes.js';
+import { PoolService } from '../pool/service.js';
 import { SnapshotStore } from '../snapshot/store.js';
 import { Store } from '../store/store.js';
 import { hashKey, newKeyId } from '../tenancy/keys.js';
@@ -125,7 +129,7 @@ export const CONTROLLER_UMASK = 0o077;
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
   // Here rather than in `hangar up`: every way a controller starts (the CLI, systemd's --foreground, tests) gets it.
   process.umask(CONTROLLER_UMASK);
-  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void; egress?: Egress };
+  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; pools: PoolService; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void; egress?: Egress };
   const metrics = new HangarMetrics();
   const logger = pino(
     {
@@ -231,7 +235,13 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           },
           log: (msg, data) => logger.info(data ?? {}, msg),
         });
-        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy, agents: c.agents };
+        // Warm pools (src/pool/): members wait paused in their own tenant; refilling starts with the background loops.
+        c.pools = new PoolService(c.store.pools, c.manager, c.manager.snapshots, c.agents, config.pools, (msg, data) => logger.info(data ?? {}, msg));
+        c.pools.setExpiry = (id, expiresAt) => c.store.patchVm(id, { expiresAt });
+        c.pools.onSnapshot = (id) => c.store.tenancy.setSnapshotOwner(id, POOL_TENANT);
+        const pools = c.pools;
+        pools.metrics = poolMetrics(metrics.registry, () => pools.list());
+        const ports: ApiContext = { vms: c.manager, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy, agents: c.agents, pools };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
         // Computer use: the controller's own RFB client, over the same dial as viewers (restores a hibernated VM).
@@ -253,7 +263,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const pruner = setInterval(() => { try { recordings.prune(); } catch (e) { logger.warn({ err: String(e) }, 'recording prune failed'); } }, 3_600_000);
         pruner.unref();
         const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: (id: string) => desk.dial(id) };
-        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager)];
+        const modules: ApiRouteModule[] = [(p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager), () => poolRoutes(pools)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         desk.log = c.app.log; // the same deps object: routes and bridge share one viewer registry
         const bridge = attachVncBridge(c.app.server, desk);
@@ -286,7 +296,8 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           consoleTrimmer(c.manager, c.store, config.consoleMaxBytes, config.reapIntervalMs).start(),
           ...(config.hibernateAfterS > 0 ? [hibernator(c.manager, c.store, config.hibernateAfterS, Math.min(config.reapIntervalMs, config.hibernateAfterS * 1000)).start()] : []),
         ];
-        return async () => { await Promise.all(c.loops.map((l) => l.stop())); };
+        c.pools.start();
+        return async () => { await Promise.all(c.loops.map((l) => l.stop())); await c.pools.stop(); };
       },
     },
   ], ctx, hooks.progress);
@@ -301,6 +312,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       // Not the start-up undo stack: the host network and namespaces stay, running VMs still use them.
       rmSync(config.endpointPath, { force: true });
       await Promise.all(ctx.loops.map((l) => l.stop()));
+      await ctx.pools.stop();
       ctx.detach?.();
       await ctx.app.close();
       await ctx.manager.detachAll();

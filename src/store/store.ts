@@ -10,6 +10,7 @@ import type { MachineSpec, ProcessExit, VmmKind } from '../vmm/types.js';
 import type { NetworkPolicy } from '../net/egress/policy.js';
 import { VIEWER_NONCE_BYTES, type Hibernation } from '../domain/vm.js';
 import { openDb, type Db } from './db.js';
+import { PoolStore } from './pools.js';
 import { TenancyStore } from './tenancy.js';
 
 export type { NewVm, VmPatch, VmRecord } from '../domain/vm.js';
@@ -93,6 +94,8 @@ export class Store implements StateStore {
   private writes = 0;
   /** Tenants, API keys, snapshot owners, the audit log. */
   readonly tenancy: TenancyStore;
+  /** Warm pools and their members (src/pool/). */
+  readonly pools: PoolStore;
 
   /** Bumped by every write to VMs or allocations: readers cache derived views (e.g. the VM list) per version. */
   get version(): number {
@@ -102,6 +105,7 @@ export class Store implements StateStore {
   constructor(path: string) {
     this.db = openDb(path);
     this.tenancy = new TenancyStore(this.db, () => { this.writes++; });
+    this.pools = new PoolStore(this.db, this.tenancy, () => { this.writes++; });
   }
 
   close(): void {
