@@ -4,7 +4,7 @@
 // entropy and agent session; a controller restart keeps the pool and its waiting members. One pool for the file.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolvePaths } from '../../src/config.js';
@@ -109,6 +109,15 @@ describe('warm pools through the controller', { skip, concurrency: false }, () =
     assert.notEqual(fa.mid, fb.mid);
     assert.notEqual(fa.rnd, fb.rnd);
     assert.notEqual(fa.session, fb.session);
+    // Both map the snapshot's RAM file privately: the pages neither has written are shared between them (with
+    // anonymous RAM — the file backing broken — only the QEMU binary and libraries would be).
+    for (const v of claimed) {
+      const roll = readFileSync(`/proc/${live.c.store.mustGetVm(v.id).pid}/smaps_rollup`, 'utf8');
+      const kib = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(roll)?.[1] ?? 0);
+      const shared = kib('Shared_Clean') + kib('Shared_Dirty');
+      assert.ok(shared > 0.25 * kib('Rss') && shared > 32 * 1024, `clone ${v.id}: ${shared} KiB shared of ${kib('Rss')} KiB resident`);
+      assert.ok(kib('Pss') < kib('Rss') - shared / 4, `clone ${v.id}: PSS ${kib('Pss')} KiB counts its shared pages at a fraction`);
+    }
     const names = (await api<{ vms: View[] }>('GET', '/v1/vms')).body.vms.map((v) => v.name).sort();
     assert.deepEqual(names, ['alpha', 'beta']);
     const p = (await api<Pool>('GET', '/v1/pools/desk')).body;
