@@ -21,6 +21,11 @@ export const GROUPS: Readonly<Record<string, Group>> = {
     details: 'A snapshot is named by its id (snap-0123abcd) or a unique prefix of it.',
     examples: ['hangar snapshot create --vm alice', 'hangar vm create --from-snapshot snap-0123', 'hangar snapshot ls'],
   },
+  pool: {
+    summary: 'Warm pools: ready VMs of a template, claimed in milliseconds (POST /v1/vms {"pool": NAME})',
+    details: 'A pool is named by its name. create and rm need an admin key.',
+    examples: ['hangar pool create desk --size 3 --profile desktop', 'hangar pool ls', 'hangar pool rm desk'],
+  },
   image: {
     summary: 'Build, list and remove guest images (kernel + Debian root filesystem)',
     examples: ['hangar image build', 'hangar image ls', 'hangar image prune --dry-run'],

@@ -53,6 +53,7 @@ const API_COMMANDS: string[][] = [
   ['tenant', 'create', 'acme', '--max-vms', '3'], ['tenant', 'ls'], ['tenant', 'show', 'acme'], ['tenant', 'set', 'acme', '--max-vms', 'none'], ['tenant', 'rm', 'acme'],
   ['key', 'create', '--tenant', 'acme', '--scope', 'write', '--expires', '30d'], ['key', 'ls'], ['key', 'rm', 'key-0123abcd'], ['audit', '--since', '1h'],
   ['vm', 'exec', 'alice', 'true'], ['vm', 'shell', 'alice'], ['vm', 'ps', 'alice'], ['vm', 'kill', 'alice', 'p1'], ['vm', 'cp', 'alice:/a', 'alice:/b'],
+  ['pool', 'create', 'desk', '--size', '2', '--profile', 'desktop'], ['pool', 'ls'], ['pool', 'show', 'desk'], ['pool', 'rm', 'desk'],
 ];
 
 test('every API command covered here, and every command of the CLI is either here or has no API call', () => {
