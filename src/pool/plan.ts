@@ -6,7 +6,7 @@
 // (its desktop answers), then paused. Measured on this host (TCG, bench/sessions): a paused member costs no CPU —
 // N running desktops under TCG would eat the two cores between them — and the same memory as a running one (its
 // RAM is the snapshot file mapped privately: unchanged pages are shared with every other member), and `cont` is
-// ~1 ms, so a claim is resume + identity, not a restore.
+// ~1 ms, so a claim is resume + identity, not a restore. Each member gets its own machine-id when it is made.
 import { HangarError } from '../errors.js';
 
 /** The tenant members wait in until claimed (migration 6 creates it; no quotas; never listed as anyone's VM). */

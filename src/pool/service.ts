@@ -1,5 +1,5 @@
-// Warm pools, the executor: keeps each pool's ready members (clones of its golden snapshot, restored, checked and
-// paused) topped up in the background within the memory budget, and hands one out on a claim (src/pool/claim.ts)
+// Warm pools, the executor: keeps each pool's ready members (clones of its golden snapshot, restored, checked,
+// given their own machine-id, and paused) topped up in the background within the memory budget, and hands one out on a claim (src/pool/claim.ts)
 // — or, when none is ready, counts a miss and creates a plain clone instead. Pools and members live in the store
 // (migration 6); at start, members a controller restart left half-made are removed and refilling resumes.
 import { randomBytes } from 'node:crypto';
@@ -15,7 +15,7 @@ import type { ResumeSync } from '../vmm/driver.js';
 import type { VmOwner } from '../vm/service.js';
 import type { CreateVmRequest } from '../vm/input.js';
 import { claimSteps, type ClaimCtx, type ClaimPorts } from './claim.js';
-import { normalizePool, pickMember, POOL_TENANT, refillCount, toPoolView, type PoolRecord, type PoolView } from './plan.js';
+import { machineIdFrom, normalizePool, pickMember, POOL_TENANT, refillCount, toPoolView, type PoolRecord, type PoolView } from './plan.js';
 import type { PoolMetrics } from './metrics.js';
 
 /** What pools need of the VM layer (VmManager is one). */
@@ -55,7 +55,8 @@ export interface ClaimResult {
   hit: boolean;
   ready: Promise<VmRecord>;
   timings: StepTiming[];
-  machineId?: string;
+  /** Settles when the guest has applied its hostname, clock and entropy (hits only; never rejects). */
+  identity: Promise<{ synced: boolean; ms: number }>;
 }
 
 export class PoolService {
@@ -120,7 +121,9 @@ export class PoolService {
         this.log('pool claim', { pool: name, vm: m.vmId, tenant: owner.tenant, ms: Math.round(performance.now() - t0) });
         this.wake();
         const vm = this.vms.find(m.vmId)!;
-        return { vm, hit: true, ready: Promise.resolve(vm), timings, ...(ctx.machineId ? { machineId: ctx.machineId } : {}) };
+        const identity = ctx.identity ?? Promise.resolve({ synced: false, ms: 0 });
+        void identity.then((i) => this.log('pool claim identity', { pool: name, vm: m.vmId, ...i }));
+        return { vm, hit: true, ready: Promise.resolve(vm), timings, identity };
       } catch (e) {
         // Another claim took it first: try the next one. Anything else is this claim's failure.
         if (isHangarError(e, 'POOL_EMPTY')) continue;
@@ -133,24 +136,21 @@ export class PoolService {
     this.wake();
     if (!pool.snapshotId) throw new HangarError('POOL_EMPTY', `pool ${name} has no snapshot yet (its template is still being made)`, { pool: name });
     const { vm, ready } = await this.vms.create(normalizeCreate({ fromSnapshot: pool.snapshotId, ...(opts.name ? { name: opts.name } : {}), ...(opts.ttlSeconds ? { ttlSeconds: opts.ttlSeconds } : {}) }), owner);
-    return { vm, hit: false, ready, timings: [] };
+    return { vm, hit: false, ready, timings: [], identity: ready.then(() => ({ synced: true, ms: 0 }), () => ({ synced: false, ms: 0 })) };
   }
 
   private claimPorts(): ClaimPorts {
     return {
       take: (id, tenant, name) => this.store.claim(id, tenant, name),
       resume: async (id) => { await this.vms.action(id, 'resume'); },
-      resync: async (id, hostname) => (await this.vms.resync(id, hostname))?.agent ?? false,
-      writeMachineId: async (id, machineId) => {
-        if (!this.agents) return;
-        this.agents.invalidate?.(id); // the pool's session (if anyone opened one) is not the claimer's
-        const s = await this.agents.session(id, { timeoutMs: 10_000 });
-        await s.writeFile('/etc/machine-id', Readable.from([Buffer.from(`${machineId}\n`)]), { mode: 0o444, uid: 0, gid: 0 });
+      resync: async (id, hostname) => {
+        const r = await this.vms.resync(id, hostname);
+        return r !== null && r.agent && r.guestTime !== null;
       },
+      freshSession: (id) => this.agents?.invalidate?.(id),
       setExpiry: (id, expiresAt) => this.setExpiry(id, expiresAt),
       discard: async (id) => { await this.vms.destroy(id).catch(() => undefined); },
-      random: (n) => randomBytes(n),
-      now: () => Date.now(),
+      now: () => performance.now(),
     };
   }
 
@@ -235,7 +235,18 @@ export class PoolService {
     this.making.set(p.name, job);
   }
 
-  /** One member: a clone restored and checked, then paused and marked ready. */
+  /**
+   * A member's own /etc/machine-id (every clone of a snapshot has the snapshot's), through hangar-agent; the
+   * session used is dropped, so the claimer's is a fresh one. Without an agent port: nothing to do.
+   */
+  private async giveMachineId(vmId: string): Promise<void> {
+    if (!this.agents) return;
+    const s = await this.agents.session(vmId, { timeoutMs: 30_000 });
+    await s.writeFile('/etc/machine-id', Readable.from([Buffer.from(`${machineIdFrom(randomBytes(16))}\n`)]), { mode: 0o444, uid: 0, gid: 0 });
+    this.agents.invalidate?.(vmId);
+  }
+
+  /** One member: a clone restored and checked, given its machine-id, then paused and marked ready. */
   private fill(p: PoolRecord): void {
     const key = `${p.name}:${randomBytes(4).toString('hex')}`;
     const job = (async () => {
@@ -247,6 +258,7 @@ export class PoolService {
         this.memberMiB.set(p.name, vm.memMiB);
         this.store.addMember(vm.id, p.name);
         await ready;
+        await this.giveMachineId(vm.id);
         await this.vms.action(vm.id, 'pause');
         if (!this.store.get(p.name)) throw new HangarError('POOL_NOT_FOUND', `pool ${p.name} was removed while a member was made`, { pool: p.name });
         const ms = Math.round(performance.now() - t0);

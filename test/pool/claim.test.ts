@@ -1,51 +1,59 @@
-// The claim plan (src/pool/claim.ts): its steps in order, each claimed VM its own machine-id and hostname, and a
-// failure after the take destroys the half-claimed VM.
+// The claim plan (src/pool/claim.ts): its steps in order (take → resume → identity → expiry), the identity sent
+// without waiting for the guest's answer, and a failure after the take destroys the half-claimed VM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { claimSteps, hostnameOf, type ClaimCtx, type ClaimPorts } from '../../src/pool/claim.js';
 import { runSteps } from '../../src/util/steps.js';
-import { randomBytes } from 'node:crypto';
 
-function ports(calls: string[], fail?: string): ClaimPorts {
+function ports(calls: string[], opts: { fail?: string; answer?: Promise<boolean> } = {}): ClaimPorts {
   const note = (s: string): void => {
     calls.push(s);
-    if (fail && s.startsWith(fail)) throw new Error(`${fail} failed`);
+    if (opts.fail && s.startsWith(opts.fail)) throw new Error(`${opts.fail} failed`);
   };
   return {
     take: (id, tenant, name) => note(`take ${id} ${tenant} ${name}`),
     resume: async (id) => note(`resume ${id}`),
-    resync: async (id, host) => { note(`resync ${id} ${host}`); return true; },
-    writeMachineId: async (id, mid) => note(`machine-id ${id} ${mid.length}`),
+    resync: (id, host) => { note(`resync ${id} ${host}`); return opts.answer ?? Promise.resolve(true); },
+    freshSession: (id) => note(`fresh session ${id}`),
     setExpiry: (id, at) => note(`expiry ${id} ${at}`),
     discard: async (id) => note(`discard ${id}`),
-    random: (n) => randomBytes(n),
     now: () => Date.parse('2026-12-01T00:00:00Z'),
   };
 }
 
-test('a claim: take → resume → resync (hostname from the name) → machine-id → expiry', async () => {
+test('a claim: take → resume → identity (hostname from the name, a fresh agent session) → expiry', async () => {
   const calls: string[] = [];
   const ctx: ClaimCtx = {};
   await runSteps(claimSteps({ vmId: 'vm-1', tenant: 'acme', name: 'My_Desk', ttlSeconds: 60 }, ports(calls)), ctx);
-  assert.deepEqual(calls, ['take vm-1 acme My_Desk', 'resume vm-1', 'resync vm-1 my-desk', 'machine-id vm-1 32', 'expiry vm-1 2026-12-01T00:01:00.000Z']);
-  assert.match(ctx.machineId!, /^[0-9a-f]{32}$/);
-  assert.equal(ctx.synced, true);
+  assert.deepEqual(calls, ['take vm-1 acme My_Desk', 'resume vm-1', 'fresh session vm-1', 'resync vm-1 my-desk', 'expiry vm-1 2026-12-01T00:01:00.000Z']);
+  assert.deepEqual(await ctx.identity, { synced: true, ms: 0 });
+  const none: string[] = [];
+  await runSteps(claimSteps({ vmId: 'vm-2', tenant: 't', name: 'b' }, ports(none)), {});
+  assert.ok(!none.some((c) => c.startsWith('expiry')), 'no TTL: no expiry write');
 });
 
-test('two claims get different machine-ids', async () => {
-  const a: ClaimCtx = {};
-  const b: ClaimCtx = {};
-  await runSteps(claimSteps({ vmId: 'vm-1', tenant: 't', name: 'a' }, ports([])), a);
-  await runSteps(claimSteps({ vmId: 'vm-2', tenant: 't', name: 'b' }, ports([])), b);
-  assert.notEqual(a.machineId, b.machineId);
+test('the claim does not wait for the guest to apply its identity; a failed answer settles as not synced', async () => {
+  let answer!: (v: boolean) => void;
+  const pending = new Promise<boolean>((r) => { answer = r; });
+  const ctx: ClaimCtx = {};
+  await runSteps(claimSteps({ vmId: 'vm-1', tenant: 't', name: 'a' }, ports([], { answer: pending })), ctx);
+  let settled = false;
+  void ctx.identity!.then(() => { settled = true; });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(settled, false);
+  answer(true);
+  assert.equal((await ctx.identity!).synced, true);
+  const failed: ClaimCtx = {};
+  await runSteps(claimSteps({ vmId: 'vm-1', tenant: 't', name: 'a' }, ports([], { answer: Promise.reject(new Error('no agent')) })), failed);
+  assert.equal((await failed.identity!).synced, false);
 });
 
 test('a failure after the take destroys the VM; a failed take touches nothing', async () => {
   const calls: string[] = [];
-  await assert.rejects(runSteps(claimSteps({ vmId: 'vm-1', tenant: 't', name: 'a' }, ports(calls, 'resync')), {}));
-  assert.deepEqual(calls, ['take vm-1 t a', 'resume vm-1', 'resync vm-1 a', 'discard vm-1']);
+  await assert.rejects(runSteps(claimSteps({ vmId: 'vm-1', tenant: 't', name: 'a' }, ports(calls, { fail: 'resume' })), {}));
+  assert.deepEqual(calls, ['take vm-1 t a', 'resume vm-1', 'discard vm-1']);
   const none: string[] = [];
-  await assert.rejects(runSteps(claimSteps({ vmId: 'vm-1', tenant: 't', name: 'a' }, ports(none, 'take')), {}));
+  await assert.rejects(runSteps(claimSteps({ vmId: 'vm-1', tenant: 't', name: 'a' }, ports(none, { fail: 'take' })), {}));
   assert.deepEqual(none, ['take vm-1 t a']);
 });
 

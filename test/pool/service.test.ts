@@ -68,7 +68,8 @@ test('fills to size with paused members in the pool tenant; a claim takes one, g
   assert.equal(r.vm.tenantId, 'default');
   assert.equal(r.vm.state, 'ready');
   assert.ok(log.includes(`resync ${r.vm.id} mine`));
-  assert.deepEqual(r.timings.map((t) => t.name.replace(/^vm-\d+: /, '')), ['take for default', 'resume', 'resync clock, entropy, hostname', 'machine-id', 'expiry']);
+  assert.deepEqual(r.timings.map((t) => t.name.replace(/^vm-\d+: /, '')), ['take for default', 'resume', 'identity (hostname, clock, entropy; fresh agent session)']);
+  assert.equal((await r.identity).synced, true);
   await until(() => svc.get('desk').ready === 2);
   assert.equal(svc.get('desk').claims, 1);
   assert.equal(store.pools.members('desk').some((m) => m.vmId === r.vm.id), false);
