@@ -88,7 +88,11 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, s
     if (!ctx.pools) throw new HangarError('POOL_NOT_FOUND', `no pool ${pool}: this controller has no pools`, { name: pool });
     if (name !== undefined) normalizeCreate({ name }, limits); // the same name rules as any create
     const r = await ctx.pools.claim(pool!, { tenant: principalOf(req).tenant }, { ...(name ? { name } : {}), ...(ttlSeconds ? { ttlSeconds } : {}) });
-    if (r.hit) return reply.code(201).send(vmView(r.vm));
+    // ?wait=true also waits until the guest has applied its hostname, clock and entropy.
+    if (r.hit) {
+      if (q.wait) await r.identity;
+      return reply.code(201).send(vmView(r.vm));
+    }
     if (!q.wait) {
       r.ready.catch(() => undefined);
       return reply.code(202).send(vmView(r.vm));

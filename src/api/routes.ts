@@ -47,7 +47,7 @@ export interface ApiContext {
 
 /** What a create from a pool needs (src/pool/service.ts's PoolService is one). */
 export interface PoolClaims {
-  claim(pool: string, owner: { tenant: string }, opts: { name?: string; ttlSeconds?: number }): Promise<{ vm: VmRecord; hit: boolean; ready: Promise<VmRecord> }>;
+  claim(pool: string, owner: { tenant: string }, opts: { name?: string; ttlSeconds?: number }): Promise<{ vm: VmRecord; hit: boolean; ready: Promise<VmRecord>; identity: Promise<unknown> }>;
 }
 
 /** A route module: its routes, given the ports. */

@@ -81,7 +81,8 @@ describe('warm pools through the controller', { skip, concurrency: false }, () =
     const claimed: View[] = [];
     for (const name of ['alpha', 'beta']) {
       const t0 = performance.now();
-      const r = await api<View>('POST', '/v1/vms', { pool: 'desk', name });
+      // ?wait=true: also until the guest has applied its hostname, clock and entropy (bench/sessions times both).
+      const r = await api<View>('POST', '/v1/vms?wait=true', { pool: 'desk', name });
       const ms = performance.now() - t0;
       assert.equal(r.status, 201, JSON.stringify(r.body));
       assert.deepEqual([r.body.name, r.body.state], [name, 'ready']);
@@ -134,7 +135,7 @@ describe('warm pools through the controller', { skip, concurrency: false }, () =
     const after = live.c.store.pools.members('desk');
     assert.deepEqual(after.map((m) => m.vmId).sort(), before, 'the same members, adopted');
     for (const m of after) assert.equal(live.c.store.mustGetVm(m.vmId).state, 'paused');
-    const r = await api<View>('POST', '/v1/vms', { pool: 'desk', name: 'gamma' });
+    const r = await api<View>('POST', '/v1/vms?wait=true', { pool: 'desk', name: 'gamma' });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.ok(before.includes(r.body.id));
     assert.equal(await sh(r.body.id, 'hostname'), 'gamma');
