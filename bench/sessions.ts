@@ -73,7 +73,7 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
   let pools: PoolService | undefined;
   try {
     img = await makeTestGuestImage('desktop');
-    t = await createTestController({ net: { cidr: '10.222.0.0/24' }, manager: { images: img.source, drivers: { qemu: new QemuDriver({ guestAgent: true }) } } });
+    t = await createTestController({ net: { cidr: '10.232.0.0/24' }, manager: { images: img.source, drivers: { qemu: new QemuDriver({ guestAgent: true }) } } });
     const tc = t;
     const snap = await tc.manager.snapshots.create({ image: 'desktop' });
     const m = snap.manifest;

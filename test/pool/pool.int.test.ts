@@ -36,7 +36,7 @@ describe('warm pools through the controller', { skip, concurrency: false }, () =
   before(async () => {
     cacheDir = mkdtempSync(join(tmpdir(), 'hangar-poolcache-'));
     process.env.HANGAR_CACHE_DIR = cacheDir; // the pool's snapshot goes under <cache>/snapshots
-    live = await startLiveController({ net: { cidr: '10.219.0.0/29' } }); // 5 guest addresses
+    live = await startLiveController({ net: { cidr: '10.229.0.0/29' } }); // 5 guest addresses
   });
   after(async () => {
     const cfg = live?.c.manager.netConfig;
