@@ -41,6 +41,8 @@ describe('warm pools through the controller', { skip, concurrency: false }, () =
   after(async () => {
     const cfg = live?.c.manager.netConfig;
     try {
+      // The pool first: else it would refill while its members are destroyed.
+      if (live?.c.store.pools.get('desk')) await fetch(`${live.c.url}/v1/pools/desk`, { method: 'DELETE', headers: { authorization: `Bearer ${live.c.token}` } });
       await live?.destroy();
     } finally {
       if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
