@@ -168,10 +168,11 @@ export class QemuHandle implements VmmHandle {
     const files = { [QEMU_STATE_FILE]: { sha256: r.sha256, size: r.bytes } };
     if (share) {
       const copy = join(dir, QEMU_MEMORY_FILE);
-      await run('cp', ['--sparse=always', '--', this.sharedMemory!, copy], { timeoutMs: 300_000 });
+      // The guest is paused: the source does not change, so it is hashed (from tmpfs) while cp writes the copy.
+      const [, info] = await Promise.all([run('cp', ['--sparse=always', '--', this.sharedMemory!, copy], { timeoutMs: 300_000 }), hashFile(this.sharedMemory!)]);
       if (this.socketOwner) await chown(copy, 0, this.socketOwner.gid);
       await chmod(copy, this.socketOwner ? 0o660 : 0o600);
-      Object.assign(files, { [QEMU_MEMORY_FILE]: await hashFile(copy) });
+      Object.assign(files, { [QEMU_MEMORY_FILE]: info });
     }
     return { files, vmmVersion: (await this.client()).version, guestAgent: this.guestAgent, ms: Math.round(performance.now() - t0) };
   }
