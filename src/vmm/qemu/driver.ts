@@ -9,13 +9,13 @@
 // falls back to read-only), so the copy is the VMM group's like a disk (0660); Hangar itself never writes it.
 import type { GuestChannel } from '../../guest-protocol.js';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HangarError, isHangarError } from '../../errors.js';
 import { run, which } from '../../util/exec.js';
 import { chooseAccel, qemuKvmCheck, type Accel, type AccelChoice, type KvmCheck } from '../accel.js';
 import { tail } from '../console.js';
-import { checkFiles, hashFile } from '../../util/files.js';
+import { checkFiles } from '../../util/files.js';
 import type { DriverProbe, RestoreOptions, ResumeSync, SavedState, VmmDriver, VmmHandle, VmmRunState } from '../driver.js';
 import type { CgroupUsage, VmCgroup } from '../cgroup/host.js';
 import type { LimitsView } from '../cgroup/plan.js';
@@ -23,6 +23,7 @@ import { adoptedCgroup, closeCgroup, dropPrivileges, ensureTraversable, findSetp
 import { SupervisedProcess, verifyProcess, readPidFile, type ProcessIdentity } from '../supervisor.js';
 import type { MachineSpec, ProcessExit } from '../types.js';
 import { buildQemuArgv, qmpSocketArg } from './argv.js';
+import { copyRamFile, makeSharedMemory, QEMU_MEMORY_FILE, sharedMemoryPath } from './memory.js';
 import { sendResumeSync } from './agent.js';
 import { qemuRunPaths, type QemuRunPaths } from './paths.js';
 import { connectQmpWhenReady, QmpClient, type QmpEvent } from './qmp.js';
@@ -30,10 +31,7 @@ import { agentListening, restoreQemuState, saveQemuState } from './state.js';
 
 /** The one file a QEMU guest's saved state is (a migration stream). */
 export const QEMU_STATE_FILE = 'state.bin';
-/** A golden snapshot's copy of the guest RAM (with a device-state-only state.bin): clones map it privately. */
-export const QEMU_MEMORY_FILE = 'memory.ram';
-/** Where VMs' shared RAM files live by default: tmpfs, so guest RAM is never written back to a disk. */
-export const DEFAULT_MEMORY_DIR = '/dev/shm/hangar';
+export { DEFAULT_MEMORY_DIR, QEMU_MEMORY_FILE } from './memory.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
@@ -168,11 +166,7 @@ export class QemuHandle implements VmmHandle {
     const files = { [QEMU_STATE_FILE]: { sha256: r.sha256, size: r.bytes } };
     if (share) {
       const copy = join(dir, QEMU_MEMORY_FILE);
-      // The guest is paused: the source does not change, so it is hashed (from tmpfs) while cp writes the copy.
-      const [, info] = await Promise.all([run('cp', ['--sparse=always', '--', this.sharedMemory!, copy], { timeoutMs: 300_000 }), hashFile(this.sharedMemory!)]);
-      if (this.socketOwner) await chown(copy, 0, this.socketOwner.gid);
-      await chmod(copy, this.socketOwner ? 0o660 : 0o600);
-      Object.assign(files, { [QEMU_MEMORY_FILE]: info });
+      Object.assign(files, { [QEMU_MEMORY_FILE]: await copyRamFile(this.sharedMemory!, copy, this.socketOwner) });
     }
     return { files, vmmVersion: (await this.client()).version, guestAgent: this.guestAgent, ms: Math.round(performance.now() - t0) };
   }
@@ -286,23 +280,8 @@ export class QemuDriver implements VmmDriver {
     return probe;
   }
 
-  /** The VM's own shared RAM file, or null (anonymous RAM). */
   private sharedMemoryPath(spec: MachineSpec): string | null {
-    const dir = this.opts.memoryDir === undefined ? DEFAULT_MEMORY_DIR : this.opts.memoryDir;
-    return dir === null ? null : join(dir, `${spec.id}.ram`);
-  }
-
-  /** A fresh, sparse RAM file of the guest's size, the VMM user's (QEMU maps it; nothing else may). */
-  private async makeSharedMemory(path: string, spec: MachineSpec, user: { uid: number; gid: number } | null): Promise<void> {
-    await mkdir(dirname(path), { recursive: true, mode: 0o711 });
-    await rm(path, { force: true });
-    const fh = await open(path, 'wx', 0o600);
-    try {
-      await fh.truncate(spec.memMiB * 1024 * 1024);
-      if (user) await fh.chown(user.uid, user.gid);
-    } finally {
-      await fh.close();
-    }
+    return sharedMemoryPath(this.opts.memoryDir, spec.id);
   }
 
   private identity(spec: MachineSpec, binary: string): ProcessIdentity {
@@ -339,7 +318,7 @@ export class QemuDriver implements VmmDriver {
     await rm(paths.agentSocket, { force: true });
     await rm(paths.guestSocket, { force: true });
     await rm(paths.pidFile, { force: true });
-    if (shared) await this.makeSharedMemory(shared, spec, user);
+    if (shared) await makeSharedMemory(shared, spec.memMiB, user);
     if (user) {
       // QEMU creates its sockets in the run directory and opens the disk and console by path, as the VMM user.
       await prepareRunDir(spec.runDir, user);
