@@ -94,13 +94,17 @@ export class PoolService {
     return this.get(req.name);
   }
 
-  /** Removes a pool: its members are destroyed, and the snapshot it made for a profile template. */
+  /**
+   * Removes a pool: its waiting members are destroyed, and the snapshot it made for a profile template — VMs
+   * claimed from it are converted first (each gets its own kernel; a running clone keeps its RAM mapping), never
+   * destroyed: they are their tenants' now.
+   */
   async remove(name: string): Promise<void> {
     const p = this.store.must(name);
     const members = this.store.members(name);
     this.store.remove(name);
     for (const m of members) await this.vms.destroy(m.vmId).catch((e: unknown) => { if (!isHangarError(e, 'VM_NOT_FOUND')) throw e; });
-    if ('profile' in p.template && p.snapshotId) await this.snapshots.remove(p.snapshotId, 'destroy').catch((e: unknown) => this.log('pool snapshot not removed', { pool: name, error: (e as Error).message }));
+    if ('profile' in p.template && p.snapshotId) await this.snapshots.remove(p.snapshotId, 'convert').catch((e: unknown) => this.log('pool snapshot not removed', { pool: name, error: (e as Error).message }));
   }
 
   /**

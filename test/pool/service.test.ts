@@ -29,10 +29,11 @@ function fakeVms(store: Store, log: string[]): PoolVms {
   };
 }
 
+const removed: string[] = [];
 const snapshots: PoolSnapshots = {
-  create: async () => { throw new Error('not here'); },
+  create: async () => ({ manifest: { id: 'snap-0000000a' } } as unknown as StoredSnapshot),
   get: async (id) => ({ manifest: { id } } as unknown as StoredSnapshot),
-  remove: async () => undefined,
+  remove: async (id, force) => { removed.push(`${id} ${force}`); },
 };
 
 async function until(cond: () => boolean, ms = 3000): Promise<void> {
@@ -110,4 +111,17 @@ test('removing a pool destroys its waiting members', () => withService(async (st
   await svc.remove('desk');
   assert.ok(log.includes(`destroy ${id}`));
   assert.equal(svc.list().length, 0);
+}));
+
+test('a profile pool makes its snapshot; removing the pool converts the VMs claimed from it, never destroys them', () => withService(async (store, svc, log) => {
+  await svc.create({ name: 'prof', size: 1, profile: 'desktop' });
+  svc.start();
+  await until(() => svc.get('prof').ready === 1);
+  assert.equal(svc.get('prof').snapshot, 'snap-0000000a');
+  const r = await svc.claim('prof', { tenant: 'default' }, { name: 'kept' });
+  await until(() => svc.get('prof').ready === 1);
+  await svc.remove('prof');
+  assert.ok(removed.includes('snap-0000000a convert'));
+  assert.ok(!log.includes(`destroy ${r.vm.id}`));
+  assert.equal(store.mustGetVm(r.vm.id).name, 'kept');
 }));
