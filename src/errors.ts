@@ -117,6 +117,9 @@ export const ERRORS = {
   VOLUME_IN_USE: { http: 409, summary: 'The volume is attached (read-write to another VM, or at all for a writer, a removal or an offline resize)' },
   VOLUME_SLOTS_FULL: { http: 409, summary: 'The VM has no free volume slot (or none at all: it was started without them)' },
   VOLUME_ATTACH_FAILED: { http: 500, summary: 'The volume could not be attached to or mounted in the VM' },
+  // ---- pools
+  POOL_NOT_FOUND: { http: 404, summary: 'No such warm pool' },
+  POOL_EMPTY: { http: 503, summary: 'The warm pool has no ready VM right now (the claim fell back, or retry)' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -28,6 +28,8 @@ export interface ControllerConfigInput {
   hibernateAfterS?: number;
   /** What an idle VM does: hibernate (default) or pause. A VM's own idleAction overrides it. */
   idleAction?: 'hibernate' | 'pause';
+  /** Warm pools: guest memory all members may hold (MiB, 0: no budget) and members restored at once. */
+  pools?: { memoryBudgetMiB?: number; parallel?: number };
   /** Browser origins besides the controller's own whose pages may open desktops (e.g. a reverse proxy's). */
   viewerOrigins?: string[];
   /**
@@ -68,6 +70,7 @@ export interface ControllerConfig {
   viewerTokenTtlS: number;
   hibernateAfterS: number;
   idleAction: 'hibernate' | 'pause';
+  pools: { memoryBudgetMiB: number | null; parallel: number };
   viewerOrigins: string[];
   /** Create-VM limits (the API schema is built from them). */
   limits: VmLimits;
@@ -138,6 +141,10 @@ export function loadControllerConfig(opts: { file?: string; env?: NodeJS.Process
     viewerTokenTtlS: validInt(pick('viewerTokenTtlS') ?? 300, 'viewerTokenTtlS', 10, 86_400),
     hibernateAfterS: validInt(pick('hibernateAfterS') ?? 0, 'hibernateAfterS', 0, 30 * 86_400),
     idleAction: oneOf(pick('idleAction') ?? 'hibernate', 'idleAction', ['hibernate', 'pause'] as const),
+    pools: {
+      memoryBudgetMiB: validInt(pick('pools')?.memoryBudgetMiB ?? 0, 'pools.memoryBudgetMiB', 0, 2 ** 30) || null,
+      parallel: validInt(pick('pools')?.parallel ?? 1, 'pools.parallel', 1, 16),
+    },
     viewerOrigins: viewerOrigins(pick('viewerOrigins')),
     limits: vmLimits(pick('limits')),
     streams: streamLimits(pick('streams')),

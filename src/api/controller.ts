@@ -28,6 +28,10 @@ import { HangarMetrics, wireEgressMetrics } from '../metrics.js';
 import { listNetns, setupHostNetwork } from '../net/host.js';
 import { createEgress, type Egress } from '../net/egress/egress.js';
 import { networkRoutes } from './network-routes.js';
+import { POOL_TENANT } from '../pool/plan.js';
+import { poolMetrics } from '../pool/metrics.js';
+import { poolRoutes } from '../pool/routes.js';
+import { PoolService } from '../pool/service.js';
 import { SnapshotStore } from '../snapshot/store.js';
 import { Store } from '../store/store.js';
 import { hashKey, newKeyId } from '../tenancy/keys.js';
@@ -129,7 +133,7 @@ export const CONTROLLER_UMASK = 0o077;
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
   // Here rather than in `hangar up`: every way a controller starts (the CLI, systemd's --foreground, tests) gets it.
   process.umask(CONTROLLER_UMASK);
-  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void; egress?: Egress };
+  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; pools: PoolService; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void; egress?: Egress };
   const metrics = new HangarMetrics();
   const logger = pino(
     {
@@ -248,7 +252,13 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           idleDefaults: { timeoutS: config.hibernateAfterS, action: config.idleAction },
           onEvent: (l) => c.store.onEvent(l), log: (msg, data) => logger.info(data ?? {}, msg),
         });
-        const ports: ApiContext = { vms: sessions.vms, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy, agents };
+        // Warm pools (src/pool/): members wait paused in their own tenant; refilling starts with the background loops.
+        c.pools = new PoolService(c.store.pools, c.manager, c.manager.snapshots, c.agents, config.pools, (msg, data) => logger.info(data ?? {}, msg));
+        c.pools.setExpiry = (id, expiresAt) => c.store.patchVm(id, { expiresAt });
+        c.pools.onSnapshot = (id) => c.store.tenancy.setSnapshotOwner(id, POOL_TENANT);
+        const pools = c.pools;
+        pools.metrics = poolMetrics(metrics.registry, () => pools.list());
+        const ports: ApiContext = { vms: sessions.vms, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy, agents, pools };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
         // Computer use: the controller's own RFB client, over the same dial as viewers (restores a hibernated VM).
@@ -273,7 +283,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: async (id: string) => { const s = await desk.dial(id); const release = c.manager.hold(id); s.once('close', release); return s; } };
         // The E2B SDKs' API (REST under /e2b, envd under /e2b/sandbox): src/e2b/.
         const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, desktop: computer, persist: new E2bRows(c.store.database), log: (msg, data) => logger.info(data, msg) });
-        const modules: ApiRouteModule[] = [e2b.routes, (p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager), () => sessions.routes];
+        const modules: ApiRouteModule[] = [e2b.routes, (p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager), () => sessions.routes, () => poolRoutes(pools)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         // API use of a VM (anything under /v1/vms/:id/…, every change to it) is activity for the idler.
         c.app.addHook('preHandler', async (req) => { const id = (req.params as { id?: string } | undefined)?.id; if (id && countsAsActivity(req.method, req.routeOptions.url)) c.manager.touch(id); });
@@ -311,7 +321,8 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           idler(c.manager, c.store, { defaultS: config.hibernateAfterS, defaultAction: config.idleAction, own: () => c.store.volumes.allIdle() },
             Math.min(config.reapIntervalMs, config.hibernateAfterS > 0 ? config.hibernateAfterS * 1000 : config.reapIntervalMs, 2000)).start(),
         ];
-        return async () => { await Promise.all(c.loops.map((l) => l.stop())); };
+        c.pools.start();
+        return async () => { await Promise.all(c.loops.map((l) => l.stop())); await c.pools.stop(); };
       },
     },
   ], ctx, hooks.progress);
@@ -326,6 +337,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       // Not the start-up undo stack: the host network and namespaces stay, running VMs still use them.
       rmSync(config.endpointPath, { force: true });
       await Promise.all(ctx.loops.map((l) => l.stop()));
+      await ctx.pools.stop();
       ctx.detach?.();
       await ctx.app.close();
       await ctx.manager.detachAll();

@@ -80,6 +80,25 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, s
       return vmView(q.wait ? await waitFor(ready, q.timeoutMs ?? 300_000) : vm);
     },
   });
+  /** POST /v1/vms { pool }: a ready member of the pool, given the caller's name and TTL (src/pool/). */
+  const claimFromPool = async (req: FastifyRequest, reply: FastifyReply, body: CreateVmInput, q: WaitQuery): Promise<unknown> => {
+    const { pool, name, ttlSeconds, ...rest } = body;
+    const fixed = Object.keys(rest).filter((k) => (rest as Record<string, unknown>)[k] !== undefined);
+    if (fixed.length) throw new HangarError('INVALID_ARGUMENT', `a claim from pool ${pool} takes only name and ttlSeconds (the pool's template fixes ${fixed.join(', ')})`, { field: fixed[0], reason: 'fixed' });
+    if (!ctx.pools) throw new HangarError('POOL_NOT_FOUND', `no pool ${pool}: this controller has no pools`, { name: pool });
+    if (name !== undefined) normalizeCreate({ name }, limits); // the same name rules as any create
+    const r = await ctx.pools.claim(pool!, { tenant: principalOf(req).tenant }, { ...(name ? { name } : {}), ...(ttlSeconds ? { ttlSeconds } : {}) });
+    // ?wait=true also waits until the guest has applied its hostname, clock and entropy.
+    if (r.hit) {
+      if (q.wait) await r.identity;
+      return reply.code(201).send(vmView(r.vm));
+    }
+    if (!q.wait) {
+      r.ready.catch(() => undefined);
+      return reply.code(202).send(vmView(r.vm));
+    }
+    return reply.code(201).send(vmView(await waitFor(r.ready, q.timeoutMs ?? 300_000)));
+  };
   return [
     {
       method: 'GET', url: '/healthz', summary: 'Liveness (no auth)', auth: 'none',
@@ -91,7 +110,9 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, s
       schema: { body: createVmSchema(limits), querystring: waitQuery, response: vmResponse },
       handler: async (req, reply) => {
         const q = req.query as WaitQuery;
-        const create = normalizeCreate(req.body as CreateVmInput, limits);
+        const body = req.body as CreateVmInput;
+        if (body.pool !== undefined) return claimFromPool(req, reply, body, q);
+        const create = normalizeCreate(body, limits);
         // Another tenant's snapshot is as missing as one that does not exist.
         if (create.fromSnapshot && tenancy && !canSee(req, tenancy.snapshotOwner(create.fromSnapshot))) {
           throw new HangarError('SNAPSHOT_NOT_FOUND', `no snapshot ${create.fromSnapshot}`, { id: create.fromSnapshot });

@@ -41,6 +41,13 @@ export interface ApiContext {
   tenancy?: TenancyPort;
   /** Sessions with the VMs' guest agents (src/agent/port.ts). */
   agents: AgentPort;
+  /** Warm pools: claims from POST /v1/vms { pool } (absent: no pools on this controller). */
+  pools?: PoolClaims;
+}
+
+/** What a create from a pool needs (src/pool/service.ts's PoolService is one). */
+export interface PoolClaims {
+  claim(pool: string, owner: { tenant: string }, opts: { name?: string; ttlSeconds?: number }): Promise<{ vm: VmRecord; hit: boolean; ready: Promise<VmRecord>; identity: Promise<unknown> }>;
 }
 
 /** A route module: its routes, given the ports. */

@@ -26,6 +26,11 @@ export const GROUPS: Readonly<Record<string, Group>> = {
     details: 'A volume is named by its name or id (vol-0123abcd). One VM writes to it at a time; a browser-profile volume mounted at /home/hangar/.config/chromium keeps Chromium\'s logins.',
     examples: ['hangar volume create data --size 1G', 'hangar vm create --volume data:/home/hangar/data', 'hangar volume attach data alice --path /data'],
   },
+  pool: {
+    summary: 'Warm pools: ready VMs of a template, claimed in milliseconds (POST /v1/vms {"pool": NAME})',
+    details: 'A pool is named by its name. create and rm need an admin key.',
+    examples: ['hangar pool create desk --size 3 --profile desktop', 'hangar pool ls', 'hangar pool rm desk'],
+  },
   image: {
     summary: 'Build, list and remove guest images (kernel + Debian root filesystem)',
     examples: ['hangar image build', 'hangar image ls', 'hangar image prune --dry-run'],

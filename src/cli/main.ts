@@ -16,10 +16,11 @@ import { commands as controllerCommands } from './controller.js';
 import { commands as doctorCommands } from './doctor.js';
 import { commands as snapshotCommands } from './snapshot.js';
 import { commands as volumeCommands } from './volume.js';
+import { commands as poolCommands } from './pool.js';
 import { commands as eventsCommands } from './events.js';
 import { commands as tenancyCommands } from './tenancy.js';
 
-export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...networkCommands, ...agentCommands, ...cpCommands, ...computerCommands, ...snapshotCommands, ...volumeCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...eventsCommands, ...tenancyCommands];
+export const COMMANDS: Command[] = [...controllerCommands, ...vmCommands, ...networkCommands, ...agentCommands, ...cpCommands, ...computerCommands, ...snapshotCommands, ...volumeCommands, ...poolCommands, ...imageCommands, ...kernelCommands, ...doctorCommands, ...eventsCommands, ...tenancyCommands];
 
 const HELP = new Set(['--help', '-h']);
 const groups = (): string[] => [...new Set(COMMANDS.filter((c) => c.path.length > 1).map((c) => c.path[0]!))];

@@ -137,7 +137,8 @@ export async function readBanner(dialer: Dialer, host: string, port: number, tim
     return await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new HangarError('VM_UNREACHABLE', `${host}:${port} sent nothing within ${timeoutMs} ms`, { host, port })), timeoutMs);
       s.once('data', (d: Buffer) => { clearTimeout(timer); resolve(d.toString('latin1')); });
-      s.once('error', (e) => { clearTimeout(timer); reject(new HangarError('VM_UNREACHABLE', e.message, { host, port })); });
+      // `on`: destroying a relayed stream after an error reports another (an abort), which must not go uncaught.
+      s.on('error', (e) => { clearTimeout(timer); reject(new HangarError('VM_UNREACHABLE', e.message, { host, port })); });
       s.once('end', () => { clearTimeout(timer); reject(new HangarError('VM_UNREACHABLE', `${host}:${port} closed without a banner`, { host, port })); });
     });
   } finally {

@@ -163,6 +163,31 @@ export const MIGRATIONS: readonly Migration[] = [
     run: tenantScopedVms,
   },
   {
+    version: 6,
+    name: 'warm pools: their templates and counters, and which VM waits in which pool',
+    sql: `
+      CREATE TABLE pools (
+        name          TEXT PRIMARY KEY,
+        template      TEXT NOT NULL,    -- JSON: {"snapshot": id} or {"profile": name}
+        snapshot_id   TEXT,             -- the golden snapshot members are cloned from (a profile's: made by the pool)
+        size          INTEGER NOT NULL,
+        created_at    TEXT NOT NULL,
+        claims        INTEGER NOT NULL DEFAULT 0,
+        misses        INTEGER NOT NULL DEFAULT 0,
+        refill_ms     INTEGER           -- the last member's create→paused-and-ready time
+      );
+      CREATE TABLE pool_vms (
+        vm_id         TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
+        pool          TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE,
+        state         TEXT NOT NULL CHECK (state IN ('filling', 'ready')),
+        since         TEXT NOT NULL
+      );
+      CREATE INDEX pool_vms_pool ON pool_vms(pool, state, since);
+      -- Members wait in a tenant of their own (no quotas; never listed as anyone's VM) until a claim moves them.
+      INSERT INTO tenants (id, created_at) VALUES ('hangar-pool', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+    `,
+  },
+  {
     version: 7,
     name: 'volumes, their attachments, per-VM idle settings',
     // A volume is a sparse ext4 file in the state dir (src/volume/); an attachment puts it in one of a VM's volume

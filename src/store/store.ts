@@ -10,6 +10,7 @@ import type { MachineSpec, ProcessExit, VmmKind } from '../vmm/types.js';
 import type { NetworkPolicy } from '../net/egress/policy.js';
 import { VIEWER_NONCE_BYTES, type Hibernation } from '../domain/vm.js';
 import { openDb, type Db } from './db.js';
+import { PoolStore } from './pools.js';
 import { TenancyStore } from './tenancy.js';
 import { VolumeStore } from './volumes.js';
 
@@ -96,6 +97,8 @@ export class Store implements StateStore {
   readonly tenancy: TenancyStore;
   /** Volumes, their attachments, the VMs' idle settings. */
   readonly volumes: VolumeStore;
+  /** Warm pools and their members (src/pool/). */
+  readonly pools: PoolStore;
 
   /** Bumped by every write to VMs or allocations: readers cache derived views (e.g. the VM list) per version. */
   get version(): number {
@@ -105,6 +108,7 @@ export class Store implements StateStore {
   constructor(path: string) {
     this.db = openDb(path);
     this.tenancy = new TenancyStore(this.db, () => { this.writes++; });
+    this.pools = new PoolStore(this.db, this.tenancy, () => { this.writes++; });
     this.volumes = new VolumeStore(this.db, () => { this.writes++; });
   }
 

@@ -23,7 +23,7 @@ import { SnapshotStore } from '../snapshot/store.js';
 import type { StateStore } from '../store/store.js';
 import { silentProgress, type Progress } from '../util/progress.js';
 import { tailFile } from '../util/tail.js';
-import type { VmmDriver } from '../vmm/driver.js';
+import type { ResumeSync, VmmDriver } from '../vmm/driver.js';
 import type { MachineSpec, VmmKind } from '../vmm/types.js';
 import { Activity } from './activity.js';
 import { Booter } from './booter.js';
@@ -39,6 +39,7 @@ import type { Egress, VmEgressFacts } from '../net/egress/egress.js';
 import type { NetworkPolicy } from '../net/egress/policy.js';
 import type { NetworkPolicyBody } from '../net/egress/schema.js';
 import { reconcile, stopVmmIn, type ReconcileReport } from './reconcile.js';
+import { POOL_TENANT } from '../pool/plan.js';
 import { captureVm, hibernateVm, hibernationBoot, type CapturedVm } from './saved-state.js';
 import type { HostInfo, ImageSource, ImageSummary, VmOwner, VmService } from './service.js';
 
@@ -187,8 +188,16 @@ export class VmManager implements VmService {
 
   // ---------------------------------------------------------------- actions
 
+  /** The VMs users see: a warm pool's members wait in POOL_TENANT until a claim moves them (src/pool/). */
   list(): VmRecord[] {
-    return this.o.store.listVms();
+    return this.o.store.listVms().filter((vm) => vm.tenantId !== POOL_TENANT);
+  }
+
+  /** A claimed pool member, just resumed: clock, entropy and its own hostname through the agent channel. */
+  resync(idOrName: string, hostname: string): Promise<ResumeSync | null> {
+    const id = this.get(idOrName).id;
+    this.activity.touch(id);
+    return this.lock.run(id, () => this.live.must(id).handle.afterResume({ hostname }));
   }
 
   get(idOrName: string): VmRecord {

@@ -100,7 +100,7 @@ export async function captureVm(vm: VmRecord, dir: string, d: SavedStateDeps): P
   let tState = tPaused;
   const disk = join(dir, SNAPSHOT_DISK);
   try {
-    saved = await l.handle.saveState(dir);
+    saved = await l.handle.saveState(dir, { shareMemory: true });
     tState = performance.now();
     await copyDisk(spec.rootfsPath, disk);
   } finally {

@@ -68,8 +68,11 @@ export interface VmmHandle {
   usage?(): Promise<CgroupUsage | null>;
   /** QEMU: a raw monitor (QMP) command, for the volume slots' block nodes (src/volume/). Absent elsewhere. */
   monitor?(command: string, args?: Record<string, unknown>): Promise<unknown>;
-  /** Writes the state of a PAUSED guest into dir. The VMM stays alive (the caller resumes or stops it). */
-  saveState(dir: string): Promise<SavedState>;
+  /**
+   * Writes the state of a PAUSED guest into dir. The VMM stays alive (the caller resumes or stops it).
+   * shareMemory (golden snapshots): the guest RAM as a file clones can map privately, where the VMM can.
+   */
+  saveState(dir: string, opts?: { shareMemory?: boolean }): Promise<SavedState>;
   /**
    * Right after a restored guest is resumed: clock and entropy for it, and its own hostname where the VMM has a
    * channel for it (null when the VMM does the clock itself and has none).

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import type { ApiContext, ApiRoute, SnapshotPort } from '../../src/api/routes.js';
+import type { ApiContext, ApiRoute, PoolClaims, SnapshotPort } from '../../src/api/routes.js';
 import { buildServer } from '../../src/api/server.js';
 import { agentRoutes } from '../../src/api/agent-routes.js';
 import { desktopRoutes } from '../../src/desktop/routes.js';
@@ -70,7 +70,7 @@ const manifest: SnapshotManifest = {
  * `stubStreams`: the routes that stream until the client leaves (events, console ?follow, doctor runs real host
  * checks) answer 200 'stub' once their request passed validation, so a fuzz run can await every answer.
  */
-export async function createFakeApi(opts: { limits?: VmLimits; stubStreams?: boolean } = {}): Promise<FakeApi> {
+export async function createFakeApi(opts: { limits?: VmLimits; stubStreams?: boolean; pools?: PoolClaims } = {}): Promise<FakeApi> {
   const dir = mkdtempSync(join(tmpdir(), 'hangar-fake-api-'));
   const consoleLog = join(dir, 'console.log');
   writeFileSync(consoleLog, 'line 1\nline 2\n');
@@ -107,7 +107,7 @@ export async function createFakeApi(opts: { limits?: VmLimits; stubStreams?: boo
 
   // Tenancy over the real store (so the tenant, key and audit routes are served and fuzzed); FAKE_TOKEN is the admin key.
   store.tenancy.syncTokenFileKey(hashKey(FAKE_TOKEN), newKeyId());
-  const ctx: ApiContext = { vms: service, snapshots, events: store, metrics, token: FAKE_TOKEN, tenancy: store.tenancy, agents: new Agents({ channel: () => null }) };
+  const ctx: ApiContext = { vms: service, snapshots, events: store, metrics, token: FAKE_TOKEN, tenancy: store.tenancy, agents: new Agents({ channel: () => null }), ...(opts.pools ? { pools: opts.pools } : {}) };
   const desk = {
     lookup: (id: string) => (id.startsWith('missing') ? null : { state: 'ready', viewerNonce: Buffer.alloc(16, 1) }),
     rotateNonce: (id: string) => !id.startsWith('missing'),

@@ -55,6 +55,7 @@ const API_COMMANDS: string[][] = [
   ['volume', 'create', 'data', '--size', '1G'], ['volume', 'ls'], ['volume', 'show', 'data'], ['volume', 'resize', 'data', '--size', '2G'],
   ['volume', 'snapshot', 'data', '--name', 'copy'], ['volume', 'rm', 'data'], ['volume', 'attach', 'data', 'alice', '--path', '/data'], ['volume', 'detach', 'data', 'alice'],
   ['vm', 'exec', 'alice', 'true'], ['vm', 'shell', 'alice'], ['vm', 'ps', 'alice'], ['vm', 'kill', 'alice', 'p1'], ['vm', 'cp', 'alice:/a', 'alice:/b'],
+  ['pool', 'create', 'desk', '--size', '2', '--profile', 'desktop'], ['pool', 'ls'], ['pool', 'show', 'desk'], ['pool', 'rm', 'desk'],
 ];
 
 test('every API command covered here, and every command of the CLI is either here or has no API call', () => {

@@ -87,3 +87,13 @@ test('large reads: what the server says first is kept until someone listens (an 
     await new Promise((r) => srv.close(r));
   }
 });
+
+test('readBanner: a stream that errors, then errors again when destroyed, is a rejection, never an uncaught error', async () => {
+  const { Duplex } = await import('node:stream');
+  const { readBanner } = await import('../../src/net/dial.js');
+  const s = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+  s._destroy = (_e, cb) => { cb(new Error('aborted by destroy')); };
+  setImmediate(() => s.emit('error', new Error('read ECONNRESET')));
+  await assert.rejects(readBanner({ via: 'relay', connect: async () => s }, '10.0.0.2', 5900, 2000), /ECONNRESET/);
+  await new Promise((r) => setImmediate(r)); // the destroy's error has been emitted by now
+});

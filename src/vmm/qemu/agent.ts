@@ -72,7 +72,8 @@ export async function sendResumeSync(socketPath: string, opts: { timeoutMs?: num
       if (sentAt) done(null);
       else { s.destroy(); reject(new HangarError('SNAPSHOT_FAILED', `the agent socket ${socketPath} did not answer within ${timeoutMs} ms`, { socketPath })); }
     }, timeoutMs);
-    s.once('error', (e) => {
+    // `on`, not `once`: a second error (EPIPE then ECONNRESET) must not be an uncaught 'error' event.
+    s.on('error', (e) => {
       clearTimeout(timer);
       if (sentAt) done(null);
       else reject(new HangarError('SNAPSHOT_FAILED', `agent socket ${socketPath}: ${e.message}`, { socketPath }, { cause: e }));

@@ -41,6 +41,13 @@ export interface QemuArgvOptions {
    * controller: it changes the device set.
    */
   qgaSocket?: string;
+  /**
+   * Guest RAM from a file instead of anonymous memory (-object memory-backend-file + -machine memory-backend):
+   * share=true maps it shared (a VM whose RAM a golden snapshot can copy, saved with x-ignore-shared), share=false
+   * maps it privately (a clone of that copy: unchanged pages stay shared with every other clone in the page cache,
+   * written ones are copied on write). Part of the machine, not of the device set: a state restores either way.
+   */
+  memory?: { path: string; share: boolean };
 }
 
 /** The -sandbox argument: everything QEMU 7.2 can deny (measured: a VM boots, saves and restores under it). */
@@ -122,6 +129,7 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
   const vcpus = validInt(spec.vcpus, 'vcpus', QEMU_LIMITS.vcpus.min, QEMU_LIMITS.vcpus.max);
   const memMiB = validInt(spec.memMiB, 'memMiB', QEMU_LIMITS.memMiB.min, QEMU_LIMITS.memMiB.max);
   const qmp = socketPath(opts.qmpSocket, 'qmpSocket');
+  const memory = opts.memory === undefined ? undefined : { path: optPath(opts.memory.path, 'memory.path'), share: opts.memory.share === true };
   const pidFile = opts.pidFile === undefined ? undefined : cleanPath(opts.pidFile, 'pidFile');
   if (opts.accel !== 'kvm' && opts.accel !== 'tcg') throw invalid('accel', `must be kvm or tcg (got ${JSON.stringify(opts.accel)})`);
   const net = spec.net ? { tap: validInterfaceName(spec.net.tap, 'net.tap'), mac: validMac(spec.net.mac, 'net.mac') } : undefined;
@@ -136,9 +144,10 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
 
   const argv = [
     '-name', `hangar-${id}`,
-    '-M', MICROVM_MACHINE,
+    '-M', memory ? `${MICROVM_MACHINE},memory-backend=ram` : MICROVM_MACHINE,
     ...(opts.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${TCG_TB_MIB}`]),
     '-m', `${memMiB}M`,
+    ...(memory ? ['-object', `memory-backend-file,id=ram,size=${memMiB}M,mem-path=${memory.path},share=${memory.share ? 'on' : 'off'}`] : []),
     '-smp', String(vcpus),
     '-nodefaults', '-no-user-config', '-display', 'none',
     // A guest reboot (reboot=k, panic=1) ends the process, as with Firecracker: Hangar sees it and decides.

@@ -3,6 +3,10 @@
 // with the VM's limits → spawn supervised (inside spec.netns if set, dropped to the VMM user by setpriv, under
 // QEMU's seccomp sandbox, CPUs stopped) → moved into its cgroup → QMP answers → `cont`.
 // Stop escalates: system_powerdown → QMP quit → SIGTERM → SIGKILL to the process group.
+// Guest RAM (memoryDir set): a VM booted or restored from its own state gets a shared RAM file (tmpfs, one per VM,
+// removed when QEMU ends), so a golden snapshot of it can copy the RAM beside a device-state-only stream; a clone
+// maps the snapshot's copy privately (see state.ts). QEMU 7.2 opens that file read-write even for share=off (8.2
+// falls back to read-only), so the copy is the VMM group's like a disk (0660); Hangar itself never writes it.
 import type { GuestChannel } from '../../guest-protocol.js';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -19,6 +23,7 @@ import { adoptedCgroup, closeCgroup, dropPrivileges, ensureTraversable, findSetp
 import { SupervisedProcess, verifyProcess, readPidFile, type ProcessIdentity } from '../supervisor.js';
 import type { MachineSpec, ProcessExit } from '../types.js';
 import { buildQemuArgv, qmpSocketArg } from './argv.js';
+import { copyRamFile, makeSharedMemory, QEMU_MEMORY_FILE, sharedMemoryPath } from './memory.js';
 import { sendResumeSync } from './agent.js';
 import { qemuRunPaths, type QemuRunPaths } from './paths.js';
 import { connectQmpWhenReady, QmpClient, type QmpEvent } from './qmp.js';
@@ -26,6 +31,7 @@ import { agentListening, restoreQemuState, saveQemuState } from './state.js';
 
 /** The one file a QEMU guest's saved state is (a migration stream). */
 export const QEMU_STATE_FILE = 'state.bin';
+export { DEFAULT_MEMORY_DIR, QEMU_MEMORY_FILE } from './memory.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
@@ -49,6 +55,11 @@ export interface QemuDriverOptions {
   confine?: Confinement;
   /** Bench/debug only: also a qemu-guest-agent port (qga.sock in the run directory), with guestAgent. */
   qemuGuestAgent?: boolean;
+  /**
+   * The directory of the VMs' shared RAM files (one `<id>.ram` per VM), default DEFAULT_MEMORY_DIR; null:
+   * anonymous RAM (snapshots then carry the RAM in their stream and clones share nothing).
+   */
+  memoryDir?: string | null;
 }
 
 export interface QemuStartOptions {
@@ -59,6 +70,8 @@ export interface QemuStartOptions {
   incoming?: string;
   /** Overrides the driver's guestAgent: a restore must recreate the device set the state was saved with. */
   guestAgent?: boolean;
+  /** A clone's RAM: this file mapped privately (else the VM's own shared RAM file, if the driver has memoryDir). */
+  privateMemory?: string;
 }
 
 /** How long a guest gets to end itself after Ctrl-Alt-Del before QMP quit. */
@@ -85,6 +98,8 @@ export class QemuHandle implements VmmHandle {
     /** Its cgroup (removed once it has exited), and the user it runs as. */
     readonly cgroup: VmCgroup | null = null,
     readonly socketOwner: { uid: number; gid: number } | null = null,
+    /** Its own shared RAM file (null: anonymous RAM, or a clone's private mapping of a snapshot's). */
+    readonly sharedMemory: string | null = null,
   ) {
     this.qmp = qmp;
     this.guestChannel = guestAgent ? { kind: 'unix', path: paths.guestSocket } : null;
@@ -96,6 +111,7 @@ export class QemuHandle implements VmmHandle {
       await rm(paths.qmpSocket, { force: true }).catch(() => undefined);
       await rm(paths.agentSocket, { force: true }).catch(() => undefined);
       await rm(paths.guestSocket, { force: true }).catch(() => undefined);
+      if (sharedMemory) await rm(sharedMemory, { force: true }).catch(() => undefined);
       return e;
     });
   }
@@ -144,9 +160,20 @@ export class QemuHandle implements VmmHandle {
     await (await this.client()).stop();
   }
 
-  async saveState(dir: string): Promise<SavedState> {
-    const r = await saveQemuState(this, join(dir, QEMU_STATE_FILE));
-    return { files: { [QEMU_STATE_FILE]: { sha256: r.sha256, size: r.bytes } }, vmmVersion: (await this.client()).version, guestAgent: this.guestAgent, ms: r.ms };
+  /**
+   * shareMemory (golden snapshots): with a shared RAM file, the stream leaves the RAM out and the file is copied
+   * (sparse) beside it while the guest is still paused; without one, or for hibernation, the stream carries it.
+   */
+  async saveState(dir: string, opts: { shareMemory?: boolean } = {}): Promise<SavedState> {
+    const t0 = performance.now();
+    const share = !!opts.shareMemory && this.sharedMemory !== null;
+    const r = await saveQemuState(this, join(dir, QEMU_STATE_FILE), { ignoreShared: share });
+    const files = { [QEMU_STATE_FILE]: { sha256: r.sha256, size: r.bytes } };
+    if (share) {
+      const copy = join(dir, QEMU_MEMORY_FILE);
+      Object.assign(files, { [QEMU_MEMORY_FILE]: await copyRamFile(this.sharedMemory!, copy, this.socketOwner) });
+    }
+    return { files, vmmVersion: (await this.client()).version, guestAgent: this.guestAgent, ms: Math.round(performance.now() - t0) };
   }
 
   /** The clock and entropy resync through the agent channel, if the guest holds it open (an older image may not). */
@@ -201,7 +228,7 @@ export class QemuHandle implements VmmHandle {
 
 export class QemuDriver implements VmmDriver {
   readonly kind = 'qemu' as const;
-  readonly stateFiles = [QEMU_STATE_FILE] as const;
+  readonly stateFiles = [QEMU_STATE_FILE, QEMU_MEMORY_FILE] as const;
   private binaryPath: string | null = null;
   /** Whether KVM really runs a VM, asked of this QEMU once (where /dev/kvm opens): it does not change while we run. */
   private kvmChecked: Promise<KvmCheck> | null = null;
@@ -258,6 +285,10 @@ export class QemuDriver implements VmmDriver {
     return probe;
   }
 
+  private sharedMemoryPath(spec: MachineSpec): string | null {
+    return sharedMemoryPath(this.opts.memoryDir, spec.id);
+  }
+
   private identity(spec: MachineSpec, binary: string): ProcessIdentity {
     return { binary, markers: [qmpSocketArg(qemuRunPaths(spec.runDir).qmpSocket), `hangar-${spec.id}`] };
   }
@@ -272,7 +303,10 @@ export class QemuDriver implements VmmDriver {
     const user = confine?.user ?? null;
     // With a cgroup the CPUs start stopped, so no guest instruction runs before the process is inside it.
     const paused = !!confine?.cgroups && opts.incoming === undefined;
+    const shared = opts.privateMemory === undefined ? this.sharedMemoryPath(spec) : null;
+    const memory = opts.privateMemory !== undefined ? { path: opts.privateMemory, share: false } : shared ? { path: shared, share: true } : undefined;
     const argv = buildQemuArgv(spec, {
+      ...(memory ? { memory } : {}),
       accel: accel.accel, qmpSocket: paths.qmpSocket, sandbox: this.opts.sandbox ?? true, paused,
       ...(agent ? { agentSocket: paths.agentSocket, guestSocket: paths.guestSocket, rng: true } : {}),
       ...(agent && this.opts.qemuGuestAgent ? { qgaSocket: join(spec.runDir, 'qga.sock') } : {}),
@@ -289,6 +323,7 @@ export class QemuDriver implements VmmDriver {
     await rm(paths.agentSocket, { force: true });
     await rm(paths.guestSocket, { force: true });
     await rm(paths.pidFile, { force: true });
+    if (shared) await makeSharedMemory(shared, spec.memMiB, user);
     if (user) {
       // QEMU creates its sockets in the run directory and opens the disk and console by path, as the VMM user.
       await prepareRunDir(spec.runDir, user);
@@ -306,6 +341,7 @@ export class QemuDriver implements VmmDriver {
       });
     } catch (e) {
       await cgroup?.remove().catch(() => undefined);
+      if (shared) await rm(shared, { force: true }).catch(() => undefined);
       throw e;
     }
     const gone = new AbortController();
@@ -320,12 +356,13 @@ export class QemuDriver implements VmmDriver {
     } catch (e) {
       let exit = proc.exit ?? (await proc.terminate({ graceMs: 1000 }));
       if (cgroup) exit = await closeCgroup(cgroup, exit);
+      if (shared) await rm(shared, { force: true }).catch(() => undefined);
       const log = await tail(paths.vmmLog, 20);
       throw new HangarError('VMM_START_FAILED', `QEMU for ${spec.id} did not come up: ${log.trim().split('\n').at(-1) || (e as Error).message}`, {
         id: spec.id, exit, vmmLog: log, cause: isHangarError(e) ? e.toJSON() : String(e),
       }, { cause: e });
     }
-    return new QemuHandle(spec, proc, qmp, paths, accel, Math.round(performance.now() - t0), agent, cgroup, user ? { uid: user.uid, gid: user.gid } : null);
+    return new QemuHandle(spec, proc, qmp, paths, accel, Math.round(performance.now() - t0), agent, cgroup, user ? { uid: user.uid, gid: user.gid } : null, shared);
   }
 
   async adopt(spec: MachineSpec): Promise<VmmHandle | null> {
@@ -343,7 +380,9 @@ export class QemuDriver implements VmmDriver {
       // QEMU created the agent socket if it was started with the channel.
       const confine = this.opts.confine;
       const user = confine?.user ?? null;
-      return new QemuHandle(spec, proc, qmp, paths, null, 0, existsSync(paths.agentSocket), confine ? adoptedCgroup(confine, spec) : null, user ? { uid: user.uid, gid: user.gid } : null);
+      const shared = this.sharedMemoryPath(spec);
+      return new QemuHandle(spec, proc, qmp, paths, null, 0, existsSync(paths.agentSocket), confine ? adoptedCgroup(confine, spec) : null, user ? { uid: user.uid, gid: user.gid } : null,
+        shared && existsSync(shared) ? shared : null);
     } catch (e) {
       proc.release();
       // Ours and alive but deaf: not "gone". The caller decides (usually: stop it by signal and start afresh).
@@ -356,11 +395,18 @@ export class QemuDriver implements VmmDriver {
     return Promise.resolve(null);
   }
 
-  /** QEMU waits for the migration stream (-incoming) with the device set the state was saved with, then loads it. */
+  /**
+   * QEMU waits for the migration stream (-incoming) with the device set the state was saved with, then loads it.
+   * A state with its RAM beside it (QEMU_MEMORY_FILE in opts.files: a golden snapshot's) maps that file privately
+   * and loads the device state only.
+   */
   async restore(spec: MachineSpec, dir: string, opts: RestoreOptions = {}): Promise<QemuHandle> {
     if (opts.files) await checkFiles(dir, opts.files);
     const sha256 = opts.files?.[QEMU_STATE_FILE]?.sha256;
-    const r = await restoreQemuState((incoming) => this.start(spec, { incoming, ...(opts.guestAgent !== undefined ? { guestAgent: opts.guestAgent } : {}) }), spec, join(dir, QEMU_STATE_FILE), sha256 ? { sha256 } : {});
+    const mapped = opts.files?.[QEMU_MEMORY_FILE] ? join(dir, QEMU_MEMORY_FILE) : undefined;
+    const r = await restoreQemuState((incoming) => this.start(spec, {
+      incoming, ...(opts.guestAgent !== undefined ? { guestAgent: opts.guestAgent } : {}), ...(mapped ? { privateMemory: mapped } : {}),
+    }), spec, join(dir, QEMU_STATE_FILE), { ...(sha256 ? { sha256 } : {}), ...(mapped ? { ignoreShared: true } : {}) });
     return r.handle;
   }
 }

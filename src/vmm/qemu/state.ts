@@ -7,6 +7,12 @@
 // - unix:PATH — QEMU connects to (migrate) or listens on (-incoming) a socket in the VM's run directory, and this
 //   process is the other end: it moves the bytes between the socket and the file and hashes them on the way. No
 //   shell, no helper process, and the path is validated strictly before QEMU sees it. Chosen.
+//
+// Golden snapshots of a VM whose RAM is a shared file (memory-backend-file,share=on) are saved with the migration
+// capability x-ignore-shared: the stream carries the device state only and the RAM file is copied beside it. A
+// clone maps that copy privately (share=off) and loads the stream with the same capability (-incoming defer, the
+// capability, then migrate-incoming): nothing of the RAM goes through the socket, unchanged pages stay shared in
+// the page cache between clones, written pages are copied on write.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chown, rm, stat } from 'node:fs/promises';
@@ -83,6 +89,7 @@ const PEER_CLOSED = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'EPIPE', 'ECONNRESET'
  * query-status to say). A close before that is an error.
  */
 export async function sendFile(file: string, socket: Socket): Promise<{ bytes: number; sha256: string }> {
+  quietAfterDone(socket);
   const { size } = await stat(file);
   const m = meter();
   try {
@@ -92,6 +99,17 @@ export async function sendFile(file: string, socket: Socket): Promise<{ bytes: n
     if (!(code && PEER_CLOSED.has(code) && m.bytes() === size)) throw e;
   }
   return m.result();
+}
+
+/**
+ * The fix for bench/snapshot's crash (a run that ended with Node's version line and no figures): once a pipeline
+ * has settled it no longer listens on its streams, and QEMU resetting its end of the migration socket afterwards
+ * (ECONNRESET/EPIPE, which it does when it closes a socket with unread bytes) was an 'error' event nobody handled —
+ * an uncaught exception that ends the process. Errors during the transfer still reach the pipeline; one after it
+ * is only logged away, and the socket is destroyed.
+ */
+export function quietAfterDone(socket: Socket): void {
+  socket.on('error', () => { socket.destroy(); });
 }
 
 function listen(path: string): Promise<Server> {
@@ -107,7 +125,7 @@ function listen(path: string): Promise<Server> {
  * (QMP stop) so the stream and a disk copy taken afterwards describe the same instant. QEMU is left in
  * 'postmigrate': `cont` runs the guest on, `quit` ends it.
  */
-export async function saveQemuState(handle: QemuStateSource, file: string, opts: { timeoutMs?: number } = {}): Promise<StreamResult> {
+export async function saveQemuState(handle: QemuStateSource, file: string, opts: { timeoutMs?: number; ignoreShared?: boolean } = {}): Promise<StreamResult> {
   const t0 = performance.now();
   const qmp = await handle.client();
   const status = await qmp.queryStatus();
@@ -122,6 +140,7 @@ export async function saveQemuState(handle: QemuStateSource, file: string, opts:
   const written = new Promise<void>((resolve, reject) => {
     srv.once('connection', (s) => {
       conn = s;
+      quietAfterDone(s);
       srv.close(); // one stream only
       pipeline(s, m, createWriteStream(file, { mode: 0o600 })).then(resolve, reject);
     });
@@ -129,6 +148,8 @@ export async function saveQemuState(handle: QemuStateSource, file: string, opts:
   written.catch(() => undefined);
   try {
     await qmp.execute('migrate-set-parameters', { 'max-bandwidth': MAX_BANDWIDTH });
+    // Set for this save only, and always (a later hibernation of the same QEMU must carry its RAM).
+    await setIgnoreShared(qmp, !!opts.ignoreShared);
     await qmp.migrate(`unix:${sock}`);
     const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
     for (;;) {
@@ -149,8 +170,14 @@ export async function saveQemuState(handle: QemuStateSource, file: string, opts:
   } finally {
     srv.close();
     await rm(sock, { force: true });
+    if (opts.ignoreShared) await setIgnoreShared(qmp, false).catch(() => undefined);
   }
   return { ...m.result(), ms: Math.round(performance.now() - t0) };
+}
+
+/** x-ignore-shared: RAM blocks backed by a shared file are left out of the stream (both ends must agree). */
+export function setIgnoreShared(qmp: QmpClient, on: boolean): Promise<unknown> {
+  return qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: on }] });
 }
 
 function isSnapshotError(e: unknown): e is HangarError {
@@ -179,14 +206,20 @@ async function connectWhenListening(path: string, timeoutMs: number, alive: () =
  * `sha256`, a stream that does not hash to it fails the restore before the guest runs.
  */
 export async function restoreQemuState<H extends QemuIncoming>(
-  start: (incoming: string) => Promise<H>, spec: MachineSpec, file: string, opts: { sha256?: string; timeoutMs?: number } = {},
+  start: (incoming: string) => Promise<H>, spec: MachineSpec, file: string, opts: { sha256?: string; timeoutMs?: number; ignoreShared?: boolean } = {},
 ): Promise<{ handle: H } & StreamResult> {
   const t0 = performance.now();
   const sock = safeSocketPath(qemuRunPaths(spec.runDir).migrateInSocket, 'migrateInSocket');
   await rm(sock, { force: true });
-  const handle = await start(`unix:${sock}`);
+  // The capability must be set before the stream is read: QEMU then waits (defer) until told where to listen.
+  const handle = await start(opts.ignoreShared ? 'defer' : `unix:${sock}`);
   const timeoutMs = opts.timeoutMs ?? 300_000;
   try {
+    if (opts.ignoreShared) {
+      const qmp = await handle.client();
+      await setIgnoreShared(qmp, true);
+      await qmp.execute('migrate-incoming', { uri: `unix:${sock}` });
+    }
     const s = await connectWhenListening(sock, 10_000, () => handle.process.alive);
     const sent = sendFile(file, s);
     sent.catch(() => undefined); // awaited below; not unhandled if QMP fails first

@@ -131,3 +131,15 @@ test("hangar-agent's port: a second virtserialport org.hangar.guest on the agent
   assert.equal(argv.filter((a) => a.startsWith('virtio-serial-device')).length, 1);
   assert.throws(() => buildQemuArgv(spec, { accel: 'tcg', qmpSocket, guestSocket: '/r/guest.sock' }), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'));
 });
+
+test('guest RAM from a file: shared for a VM of its own, private for a clone; the path is escaped and validated', () => {
+  const plain = buildQemuArgv(spec, { accel: 'tcg', qmpSocket });
+  assert.ok(!plain.some((a) => a.includes('memory-backend')));
+  const shared = buildQemuArgv(spec, { accel: 'tcg', qmpSocket, memory: { path: '/dev/shm/hangar/desk-1.ram', share: true } });
+  assert.equal(shared[shared.indexOf('-M') + 1], 'microvm,acpi=off,x-option-roms=off,rtc=on,memory-backend=ram');
+  assert.equal(shared[shared.indexOf('-object') + 1], 'memory-backend-file,id=ram,size=1024M,mem-path=/dev/shm/hangar/desk-1.ram,share=on');
+  assert.ok(shared.indexOf('-object') > shared.indexOf('-m'));
+  const clone = buildQemuArgv(spec, { accel: 'tcg', qmpSocket, memory: { path: '/s/snap,1/memory.ram', share: false } });
+  assert.equal(clone[clone.indexOf('-object') + 1], 'memory-backend-file,id=ram,size=1024M,mem-path=/s/snap,,1/memory.ram,share=off');
+  assert.throws(() => buildQemuArgv(spec, { accel: 'tcg', qmpSocket, memory: { path: 'memory.ram', share: false } }), (e: unknown) => isHangarError(e, 'INVALID_ARGUMENT'));
+});

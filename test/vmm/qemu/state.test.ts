@@ -58,3 +58,31 @@ test('sendFile: a peer that closes right after the last byte is the normal end; 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+// bench/snapshot's crash: QEMU resetting the migration socket after the stream was done was an 'error' event no
+// one listened to any more (an uncaught exception ends the process with Node's version line and nothing else).
+test('sendFile: a socket error after the stream is done is absorbed, not an uncaught exception', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hangar-sendfile-late-'));
+  try {
+    const file = join(dir, 'state.bin');
+    await writeFile(file, randomBytes(64 * 1024));
+    const sock = join(dir, 'peer.sock');
+    const srv = createServer((c) => { c.on('error', () => undefined); c.resume(); });
+    await new Promise<void>((r) => srv.listen(sock, r));
+    try {
+      const s = await new Promise<Socket>((resolve, reject) => {
+        const x = connect({ path: sock }, () => resolve(x));
+        x.once('error', reject);
+      });
+      await sendFile(file, s);
+      const late = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+      // With no listener left, emit() throws the error: that throw is the crash.
+      assert.doesNotThrow(() => s.emit('error', late));
+      assert.ok(s.listenerCount('error') >= 1);
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
