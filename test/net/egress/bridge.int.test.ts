@@ -44,7 +44,7 @@ before(async () => {
   current = normalisePolicy({ egress: { mode: 'allowlist', allow: ['allowed.test'] } });
   await egress.attach(target(), current);
   // A service of the host itself on its uplink address (what sshd is on a real host).
-  hostService = spawn('ip', ['netns', 'exec', net.hostNetns, process.execPath, '-e', `require('net').createServer((s) => s.end('host\\n')).listen(2222, '${WORLD.uplinkAddress}')`], { stdio: 'ignore' });
+  hostService = spawn('ip', ['netns', 'exec', net.hostNetns, process.execPath, '-e', `require('net').createServer((s) => { s.on('error', () => undefined); s.end('host\\n'); }).listen(2222, '${WORLD.uplinkAddress}')`], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 300));
 });
 

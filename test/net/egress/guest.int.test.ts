@@ -212,7 +212,7 @@ describe('egress from inside real guests (a VM and its clone)', { skip, concurre
       // Any namespace on the bridge (what a guest is), with internet egress and a desktop of its own.
       fake = await createFakeGuest(cfg, '10.226.0.13');
       await applyVmRules(cfg, { ip: fake.ip, policy: normalisePolicy({ egress: { mode: 'internet' } }), flushDns: true, port: { kind: 'tap', ifname: fake.ifname, mac: fake.mac } }, session.apply);
-      desk = spawn('ip', ['netns', 'exec', fake.netns, process.execPath, '-e', "require('net').createServer((s) => s.end('RFB 003.008\\n')).listen(5900)"], { stdio: 'ignore' });
+      desk = spawn('ip', ['netns', 'exec', fake.netns, process.execPath, '-e', "require('net').createServer((s) => { s.on('error', () => undefined); s.end('RFB 003.008\\n'); }).listen(5900)"], { stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(await tcpOpen(host, vm.a.ip, 5900), true, 'the host side reaches A\'s desktop');
       assert.equal(await tcpOpen(host, fake.ip, 5900), true, 'the host reaches the neighbour\'s desktop (control)');

@@ -41,7 +41,7 @@ before(async () => {
   a = await createFakeGuest(net.cfg, A);
   b = await createFakeGuest(net.cfg, B);
   // B plays a VM's desktop: an RFB-like banner on 5900.
-  vnc = spawn('ip', ['netns', 'exec', b.netns, process.execPath, '-e', "require('net').createServer((s) => s.end('RFB 003.008\\n')).listen(5900)"], { stdio: 'ignore' });
+  vnc = spawn('ip', ['netns', 'exec', b.netns, process.execPath, '-e', "require('net').createServer((s) => { s.on('error', () => undefined); s.end('RFB 003.008\\n'); }).listen(5900)"], { stdio: 'ignore' });
   host = async (argv, timeoutMs = 10_000) => {
     const r = await run('ip', ['netns', 'exec', net.hostNetns, ...argv], { allowFailure: true, timeoutMs });
     return { code: r.code, stdout: r.stdout, stderr: r.stderr };
