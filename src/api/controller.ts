@@ -49,6 +49,7 @@ import { buildServer, redactUrl } from './server.js';
 import { consoleTrimmer, healthLoop, idler, ttlReaper, type Loop } from './workers.js';
 import { activeAgents, countsAsActivity } from '../vm/activity.js';
 import { sessionParts } from '../volume/wire.js';
+import type { VolumeService } from '../volume/service.js';
 import { ensureTraversable, handOver } from '../vmm/confine.js';
 
 export interface Controller {
@@ -59,6 +60,8 @@ export interface Controller {
   metrics: HangarMetrics;
   /** Sessions with the VMs' guest agents. */
   agents: AgentPort;
+  /** Volumes: `volumes.attach(vmId, { name, path, readOnly? }, tenant?)` attaches one to a running VM (a pool's claim). */
+  volumes: VolumeService;
   token: string;
   url: string;
   reconcile: ReconcileReport;
@@ -128,7 +131,7 @@ export const CONTROLLER_UMASK = 0o077;
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
   // Here rather than in `hangar up`: every way a controller starts (the CLI, systemd's --foreground, tests) gets it.
   process.umask(CONTROLLER_UMASK);
-  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void; egress?: Egress };
+  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; volumes: VolumeService; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void; egress?: Egress };
   const metrics = new HangarMetrics();
   const logger = pino(
     {
@@ -247,6 +250,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           idleDefaults: { timeoutS: config.hibernateAfterS, action: config.idleAction },
           onEvent: (l) => c.store.onEvent(l), log: (msg, data) => logger.info(data ?? {}, msg),
         });
+        c.volumes = sessions.service;
         const ports: ApiContext = { vms: sessions.vms, snapshots: c.manager.snapshots, events: c.store, metrics, token: c.token, tenancy: c.store.tenancy, agents };
         const keyPath = join(config.paths.stateDir, 'viewer.key');
         const desk = desktopDeps(ports, c.manager, c.store, config, metrics, () => c.app.server.address(), await loadOrCreateViewerSecret(keyPath, keyReplaced(keyPath)));
@@ -317,7 +321,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
   await writeEndpoint(config.endpointPath, url);
   logger.info({ url, reconcile: ctx.reconcile }, 'controller ready');
   return {
-    config, app: ctx.app, manager: ctx.manager, store: ctx.store, metrics, agents: ctx.agents, token: ctx.token, url, reconcile: ctx.reconcile, loops: ctx.loops,
+    config, app: ctx.app, manager: ctx.manager, store: ctx.store, metrics, agents: ctx.agents, volumes: ctx.volumes, token: ctx.token, url, reconcile: ctx.reconcile, loops: ctx.loops,
     close: async () => {
       // Not the start-up undo stack: the host network and namespaces stay, running VMs still use them.
       rmSync(config.endpointPath, { force: true });
