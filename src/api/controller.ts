@@ -54,6 +54,7 @@ import { buildServer, redactUrl } from './server.js';
 import { consoleTrimmer, healthLoop, idler, ttlReaper, type Loop } from './workers.js';
 import { activeAgents, countsAsActivity } from '../vm/activity.js';
 import { sessionParts } from '../volume/wire.js';
+import type { VolumeService } from '../volume/service.js';
 import { ensureTraversable, handOver } from '../vmm/confine.js';
 
 export interface Controller {
@@ -64,6 +65,8 @@ export interface Controller {
   metrics: HangarMetrics;
   /** Sessions with the VMs' guest agents. */
   agents: AgentPort;
+  /** Volumes: `volumes.attach(vmId, { name, path, readOnly? }, tenant?)` attaches one to a running VM (a pool's claim). */
+  volumes: VolumeService;
   token: string;
   url: string;
   reconcile: ReconcileReport;
@@ -133,7 +136,7 @@ export const CONTROLLER_UMASK = 0o077;
 export async function startController(config: ControllerConfig, hooks: ControllerHooks = {}): Promise<Controller> {
   // Here rather than in `hangar up`: every way a controller starts (the CLI, systemd's --foreground, tests) gets it.
   process.umask(CONTROLLER_UMASK);
-  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; pools: PoolService; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void; egress?: Egress };
+  const ctx = {} as { confine: Confinement; store: Store; manager: VmManager; agents: Agents; pools: PoolService; volumes: VolumeService; app: FastifyInstance; token: string; reconcile: ReconcileReport; loops: Loop[]; detach?: () => void; egress?: Egress };
   const metrics = new HangarMetrics();
   const logger = pino(
     {
@@ -252,6 +255,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           idleDefaults: { timeoutS: config.hibernateAfterS, action: config.idleAction },
           onEvent: (l) => c.store.onEvent(l), log: (msg, data) => logger.info(data ?? {}, msg),
         });
+        c.volumes = sessions.service;
         // Warm pools (src/pool/): members wait paused in their own tenant; refilling starts with the background loops.
         c.pools = new PoolService(c.store.pools, c.manager, c.manager.snapshots, c.agents, config.pools, (msg, data) => logger.info(data ?? {}, msg));
         c.pools.setExpiry = (id, expiresAt) => c.store.patchVm(id, { expiresAt });
@@ -332,7 +336,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
   await writeEndpoint(config.endpointPath, url);
   logger.info({ url, reconcile: ctx.reconcile }, 'controller ready');
   return {
-    config, app: ctx.app, manager: ctx.manager, store: ctx.store, metrics, agents: ctx.agents, token: ctx.token, url, reconcile: ctx.reconcile, loops: ctx.loops,
+    config, app: ctx.app, manager: ctx.manager, store: ctx.store, metrics, agents: ctx.agents, volumes: ctx.volumes, token: ctx.token, url, reconcile: ctx.reconcile, loops: ctx.loops,
     close: async () => {
       // Not the start-up undo stack: the host network and namespaces stay, running VMs still use them.
       rmSync(config.endpointPath, { force: true });

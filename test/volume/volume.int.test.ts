@@ -9,12 +9,15 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { resolvePaths } from '../../src/config.js';
 import { skipUnlessRoot } from '../support/env.js';
 import { imageSkipReason } from '../support/controller.js';
 import { collect } from '../support/agent-binary.js';
 import { startLiveController, type LiveController } from '../support/live-controller.js';
 import { rfbConnect } from '../snapshot/rfb-client.js';
 
+// The golden snapshot goes to a temporary cache (below); images stay where they are.
+process.env.HANGAR_IMAGES_DIR ??= resolvePaths().imagesDir;
 const skip = skipUnlessRoot() || (await imageSkipReason()) || false;
 
 interface Vol { id: string; name: string; sizeMiB: number; attachments: { vm: string; path: string; readOnly: boolean; slot: number }[] }
