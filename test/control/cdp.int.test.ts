@@ -58,6 +58,11 @@ describe('CDP on a browser-profile VM (Playwright through Hangar, a viewer conne
       if (Date.now() > deadline) throw new Error("the guest's Chromium did not listen on 9222");
       await new Promise((r) => setTimeout(r, 1000));
     }
+    // Listening is not answering yet: under TCG its first /json/version takes seconds.
+    while ((await fetch(`${live.c.url}/v1/vms/${vmId}/cdp/json/version`, { headers: bearer() })).status !== 200) {
+      if (Date.now() > deadline) throw new Error("the guest's Chromium did not answer /json/version");
+      await new Promise((r) => setTimeout(r, 1000));
+    }
     const v = await (await fetch(`${live.c.url}/v1/vms/${vmId}/viewer`, { method: 'POST', headers: { ...bearer(), 'content-type': 'application/json' }, body: '{}' })).json() as { url: string };
     viewer = await launchBrowser();
     viewerPage = await openViewer(viewer, `${live.c.url}${v.url}`);

@@ -97,6 +97,9 @@ function validBootArgs(value: unknown, devices: number): string {
   return value;
 }
 
+/** TCG's translation-block cache in MiB (QEMU's default, 1 GiB, exceeds the VMM cgroup's overhead). */
+export const TCG_TB_SIZE_MIB = 128;
+
 export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[] {
   // Validate everything first: nothing is emitted from an unchecked value.
   const id = validName(spec.id, 'id');
@@ -120,7 +123,9 @@ export function buildQemuArgv(spec: MachineSpec, opts: QemuArgvOptions): string[
   const argv = [
     '-name', `hangar-${id}`,
     '-M', MICROVM_MACHINE,
-    ...(opts.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg']),
+    // TCG's translated-code cache defaults to 1 GiB: a guest running much code (Chromium) grows QEMU's RSS past the
+    // VMM cgroup's guest memory + overhead, and the cgroup OOM-kills the VMM. 128 MiB keeps it inside the overhead.
+    ...(opts.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${TCG_TB_SIZE_MIB}`]),
     '-m', `${memMiB}M`,
     '-smp', String(vcpus),
     '-nodefaults', '-no-user-config', '-display', 'none',

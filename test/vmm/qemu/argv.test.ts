@@ -21,7 +21,7 @@ test('golden: TCG with network', () => {
   assert.deepEqual(buildQemuArgv(spec, { accel: 'tcg', qmpSocket }), [
     '-name', 'hangar-desk-1',
     '-M', 'microvm,acpi=off,x-option-roms=off,rtc=on',
-    '-accel', 'tcg',
+    '-accel', 'tcg,tb-size=128',
     '-m', '1024M',
     '-smp', '2',
     '-nodefaults', '-no-user-config', '-display', 'none',
