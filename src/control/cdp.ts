@@ -59,8 +59,8 @@ export function upgradeRequest(path: string, key: string, protocol?: string): st
     `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${protocol && /^[\w.-]{1,64}$/.test(protocol) ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : ''}\r\n`;
 }
 
-/** A GET of `path` on the guest's Chromium over one agent stream; its JSON body. */
-export async function cdpGetJson(stream: Duplex, path: string, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+/** A GET of `path` on the guest's Chromium over one agent stream; its JSON body (under TCG a busy Chromium takes seconds). */
+export async function cdpGetJson(stream: Duplex, path: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
     const done = (e: Error | null, v?: Record<string, unknown>): void => {

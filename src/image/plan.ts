@@ -26,7 +26,9 @@ const DESKTOP_PACKAGES = [
 const PROFILE_PACKAGES: Record<Profile, readonly string[]> = {
   desktop: DESKTOP_PACKAGES,
   // dbus-x11 provides the session bus dconf-service asks for: debootstrap cannot pick an alternative itself.
-  browser: [...DESKTOP_PACKAGES, 'chromium', 'fonts-dejavu-core', 'dbus-x11'],
+  // scrot: the in-guest screenshot peers use (bench/control compares Hangar's RFB screenshots with it); its imlib2
+  // mostly shares libraries chromium already brings, so it lives here and the desktop image stays lean.
+  browser: [...DESKTOP_PACKAGES, 'chromium', 'fonts-dejavu-core', 'dbus-x11', 'scrot'],
 };
 
 /**

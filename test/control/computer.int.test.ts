@@ -7,7 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
+import { WebSocket } from 'ws';
+import { signViewerToken } from '../../src/desktop/token.js';
 import { run } from '../../src/util/exec.js';
 import { waitForMarker } from '../../src/vmm/console.js';
 import { ROOT, skipUnlessRoot } from '../support/env.js';
@@ -53,7 +56,6 @@ describe('computer use on a desktop VM', { skip, concurrency: false }, () => {
     assert.ok(colours.size > 3, `colours: ${colours.size}`);
     const out = join(live.stateDir, 'shot.png');
     await run(process.execPath, [join(ROOT, 'bin', 'hangar.js'), 'vm', 'screenshot', vmId, '-o', out], { env: live.env });
-    const { readFileSync } = await import('node:fs');
     assert.equal(PNG.sync.read(readFileSync(out)).width, 1280);
   });
 
@@ -93,6 +95,40 @@ describe('computer use on a desktop VM', { skip, concurrency: false }, () => {
     await new Promise((r) => setTimeout(r, 2000));
     const after = await png({ region });
     assert.ok(!after.data.equals(before.data), 'the region where the window was dragged to changed');
+  });
+
+  test("refused with stable codes, nothing dialled: a view-only token sending input, another VM's token, CDP on a desktop VM", async () => {
+    // A spy on the agent port, CDP's only way into a VM: it must not be asked for a session.
+    const dials = { agent: 0 };
+    const port = live.c.agents;
+    const session = port.session.bind(port);
+    port.session = (id, o) => { dials.agent++; return session(id, o); };
+    const post = (q: string, body: object): Promise<Response> => fetch(`${live.c.url}/v1/vms/${vmId}/computer${q}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const code = async (r: Response): Promise<[number, string]> => [r.status, ((await r.json()) as { error: { code: string } }).error.code];
+    try {
+      const view = await (await fetch(`${live.c.url}/v1/vms/${vmId}/viewer`, { method: 'POST', headers: { authorization: `Bearer ${live.c.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ viewOnly: true }) })).json() as { token: string };
+      for (const body of [{ action: 'left_click', coordinate: [10, 10] }, { action: 'type', text: 'x' }, { action: 'key', text: 'Return' }, { action: 'mouse_move', coordinate: [1, 1] }]) {
+        assert.deepEqual(await code(await post(`?token=${view.token}`, body)), [403, 'TOKEN_SCOPE'], JSON.stringify(body));
+      }
+      // A view-only token may look.
+      assert.equal((await post(`?token=${view.token}`, { action: 'screen_size' })).status, 200);
+      // The token the controller would issue for another VM (signed with its key, state directory's viewer.key).
+      const secret = Buffer.from(readFileSync(join(live.stateDir, 'viewer.key'), 'utf8').trim(), 'base64');
+      const other = signViewerToken(secret, 'vm-0therv3m', Buffer.alloc(16, 7), Date.now() + 60_000);
+      assert.deepEqual(await code(await post(`?token=${other}`, { action: 'screenshot' })), [401, 'VIEWER_TOKEN_INVALID']);
+      const cdp = await fetch(`${live.c.url}/v1/vms/${vmId}/cdp/json/version`, { headers: { authorization: `Bearer ${live.c.token}` } });
+      assert.deepEqual(await code(cdp), [409, 'CDP_UNAVAILABLE']);
+      const ws = await new Promise<number>((resolve, reject) => {
+        const w = new WebSocket(`${live.c.url.replace('http', 'ws')}/v1/vms/${vmId}/cdp`, { headers: { authorization: `Bearer ${live.c.token}` } });
+        w.once('open', () => { w.close(); resolve(101); });
+        w.once('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
+        w.once('error', reject);
+      });
+      assert.equal(ws, 409);
+      assert.equal(dials.agent, 0, 'CDP on a desktop VM dialled nothing');
+    } finally {
+      port.session = session;
+    }
   });
 
   test('record 10 s, replay in Chromium: the frame at t is the screenshot at t', { skip: skipUnlessChromium() }, async () => {
