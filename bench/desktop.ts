@@ -228,6 +228,8 @@ async function child(netCfg: NetConfig, hostNetns: string): Promise<BenchFigures
     };
     // Hangar's x11vnc as the image starts it ('image'), or one restarted with each set of flags to try.
     const variants = (process.env.HANGAR_BENCH_X11VNC_FLAGS ?? 'image').split('|').map((v) => v.trim()).filter(Boolean);
+    // 'image' only first: once replaced, the image's own x11vnc is gone (a later 'image' would measure the last set).
+    if (variants.indexOf('image') > 0) throw new Error("HANGAR_BENCH_X11VNC_FLAGS: 'image' can only be the first set");
     const useVariant = async (flags: string): Promise<void> => {
       if (flags === 'image') return;
       say(`Hangar's x11vnc restarted with: ${flags}`);
