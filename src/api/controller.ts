@@ -259,6 +259,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         // Warm pools (src/pool/): members wait paused in their own tenant; refilling starts with the background loops.
         c.pools = new PoolService(c.store.pools, c.manager, c.manager.snapshots, c.agents, config.pools, (msg, data) => logger.info(data ?? {}, msg));
         c.pools.setExpiry = (id, expiresAt) => c.store.patchVm(id, { expiresAt });
+        c.pools.volumes = c.volumes; // volumes asked for at claim: swapped into the running member, mounted
         c.pools.onSnapshot = (id) => c.store.tenancy.setSnapshotOwner(id, POOL_TENANT);
         const pools = c.pools;
         pools.metrics = poolMetrics(metrics.registry, () => pools.list());

@@ -82,12 +82,12 @@ export function coreRoutes(ctx: ApiContext, limits: VmLimits = DEFAULT_LIMITS, s
   });
   /** POST /v1/vms { pool }: a ready member of the pool, given the caller's name and TTL (src/pool/). */
   const claimFromPool = async (req: FastifyRequest, reply: FastifyReply, body: CreateVmInput, q: WaitQuery): Promise<unknown> => {
-    const { pool, name, ttlSeconds, ...rest } = body;
+    const { pool, name, ttlSeconds, volumes, ...rest } = body;
     const fixed = Object.keys(rest).filter((k) => (rest as Record<string, unknown>)[k] !== undefined);
-    if (fixed.length) throw new HangarError('INVALID_ARGUMENT', `a claim from pool ${pool} takes only name and ttlSeconds (the pool's template fixes ${fixed.join(', ')})`, { field: fixed[0], reason: 'fixed' });
+    if (fixed.length) throw new HangarError('INVALID_ARGUMENT', `a claim from pool ${pool} takes only name, ttlSeconds and volumes (the pool's template fixes ${fixed.join(', ')})`, { field: fixed[0], reason: 'fixed' });
     if (!ctx.pools) throw new HangarError('POOL_NOT_FOUND', `no pool ${pool}: this controller has no pools`, { name: pool });
     if (name !== undefined) normalizeCreate({ name }, limits); // the same name rules as any create
-    const r = await ctx.pools.claim(pool!, { tenant: principalOf(req).tenant }, { ...(name ? { name } : {}), ...(ttlSeconds ? { ttlSeconds } : {}) });
+    const r = await ctx.pools.claim(pool!, { tenant: principalOf(req).tenant }, { ...(name ? { name } : {}), ...(ttlSeconds ? { ttlSeconds } : {}), ...(volumes?.length ? { volumes } : {}) });
     // ?wait=true also waits until the guest has applied its hostname, clock and entropy.
     if (r.hit) {
       if (q.wait) await r.identity;

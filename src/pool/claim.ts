@@ -4,7 +4,8 @@
 // and acknowledges; under TCG that takes the guest ~1.5 s of perl and date forks, so the claim does not wait for
 // the acknowledgement: `identity` settles with it). Its machine-id was given when it was made (unique per member,
 // so per claimed VM), and its hangar-agent session is dropped: the claimer's first use opens a fresh one. Pure:
-// the steps only arrange calls on ClaimPorts. A step the lead adds later ("attach volumes") goes after resume.
+// the steps only arrange calls on ClaimPorts. Volumes asked for at claim are attached after resume (swapped into the
+// running VM's empty slots and mounted: src/volume/); a failure there discards the claimed VM, releasing them.
 import { HangarError } from '../errors.js';
 import type { Step, Undo } from '../util/steps.js';
 
@@ -18,9 +19,18 @@ export interface ClaimPorts {
   /** Drops the pool's hangar-agent session, if any: the claimer's first use opens a fresh one. */
   freshSession(vmId: string): void;
   setExpiry(vmId: string, expiresAt: string | null): void;
+  /** Attaches a volume to the running VM and mounts it in the guest (src/volume/service.ts attach). */
+  attachVolume(vmId: string, mount: ClaimVolume, tenant: string): Promise<void>;
   /** A claim that failed after the take: the VM is destroyed (it is the claimer's now, half-made). */
   discard(vmId: string): Promise<void>;
   now(): number;
+}
+
+/** A volume to mount at claim (the create input's `volumes` item). */
+export interface ClaimVolume {
+  name: string;
+  path: string;
+  readOnly?: boolean;
 }
 
 export interface ClaimRequest {
@@ -28,6 +38,7 @@ export interface ClaimRequest {
   tenant: string;
   name: string;
   ttlSeconds?: number;
+  volumes?: readonly ClaimVolume[];
 }
 
 export interface ClaimCtx {
@@ -58,6 +69,9 @@ export function claimSteps(req: ClaimRequest, p: ClaimPorts): Step<ClaimCtx>[] {
       },
     },
   ];
+  for (const v of req.volumes ?? []) {
+    steps.push({ name: `${id}: volume ${v.name} at ${v.path}`, run: () => p.attachVolume(id, v, req.tenant) });
+  }
   if (req.ttlSeconds) {
     const ttl = req.ttlSeconds;
     steps.push({ name: `${id}: expiry`, run: () => { p.setExpiry(id, new Date(p.now() + ttl * 1000).toISOString()); } });

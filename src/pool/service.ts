@@ -14,7 +14,7 @@ import { normalizeCreate } from '../vm/input.js';
 import type { ResumeSync } from '../vmm/driver.js';
 import type { VmOwner } from '../vm/service.js';
 import type { CreateVmRequest } from '../vm/input.js';
-import { claimSteps, type ClaimCtx, type ClaimPorts } from './claim.js';
+import { claimSteps, type ClaimCtx, type ClaimPorts, type ClaimVolume } from './claim.js';
 import { machineIdFrom, normalizePool, pickMember, POOL_TENANT, refillCount, toPoolView, type PoolRecord, type PoolView } from './plan.js';
 import type { PoolMetrics } from './metrics.js';
 
@@ -36,6 +36,13 @@ export interface PoolSnapshots {
 
 export interface PoolAgents extends AgentPort {
   invalidate?(vmId: string, forget?: boolean): void;
+}
+
+/** What a claim needs of the volume service (src/volume/service.ts is one): a narrow port, no import. */
+export interface PoolVolumes {
+  /** Throws VOLUME_NOT_FOUND / VOLUME_IN_USE before anything changes. */
+  precheck(tenant: string, mounts: readonly ClaimVolume[]): void;
+  attach(vmId: string, mount: ClaimVolume, tenant?: string): Promise<unknown>;
 }
 
 export interface PoolOptions {
@@ -111,8 +118,14 @@ export class PoolService {
    * A VM for `owner` from pool `name`: the longest-waiting ready member, given its identity (claim.ts); none
    * ready: a miss, counted, and a plain clone of the pool's snapshot instead (ready when its restore is).
    */
-  async claim(name: string, owner: VmOwner, opts: { name?: string; ttlSeconds?: number } = {}): Promise<ClaimResult> {
+  async claim(name: string, owner: VmOwner, opts: { name?: string; ttlSeconds?: number; volumes?: readonly ClaimVolume[] } = {}): Promise<ClaimResult> {
     const pool = this.store.must(name);
+    const volumes = opts.volumes ?? [];
+    // Volumes are checked before a member is taken: a missing or busy one changes nothing.
+    if (volumes.length) {
+      if (!this.volumes) throw new HangarError('INVALID_ARGUMENT', 'this controller attaches no volumes at claim', { field: 'volumes' });
+      this.volumes.precheck(owner.tenant, volumes);
+    }
     const t0 = performance.now();
     for (;;) {
       const m = pickMember(this.store.members(name));
@@ -120,7 +133,7 @@ export class PoolService {
       const vmName = opts.name ?? m.vmId;
       const ctx: ClaimCtx = {};
       try {
-        const { timings } = await runSteps(claimSteps({ vmId: m.vmId, tenant: owner.tenant, name: vmName, ...(opts.ttlSeconds ? { ttlSeconds: opts.ttlSeconds } : {}) }, this.claimPorts()), ctx);
+        const { timings } = await runSteps(claimSteps({ vmId: m.vmId, tenant: owner.tenant, name: vmName, ...(opts.ttlSeconds ? { ttlSeconds: opts.ttlSeconds } : {}), volumes }, this.claimPorts()), ctx);
         this.metrics?.claimed(name, (performance.now() - t0) / 1000);
         this.log('pool claim', { pool: name, vm: m.vmId, tenant: owner.tenant, ms: Math.round(performance.now() - t0) });
         this.wake();
@@ -139,7 +152,12 @@ export class PoolService {
     this.metrics?.missed(name);
     this.wake();
     if (!pool.snapshotId) throw new HangarError('POOL_EMPTY', `pool ${name} has no snapshot yet (its template is still being made)`, { pool: name });
-    const { vm, ready } = await this.vms.create(normalizeCreate({ fromSnapshot: pool.snapshotId, ...(opts.name ? { name: opts.name } : {}), ...(opts.ttlSeconds ? { ttlSeconds: opts.ttlSeconds } : {}) }), owner);
+    const { vm, ready: restored } = await this.vms.create(normalizeCreate({ fromSnapshot: pool.snapshotId, ...(opts.name ? { name: opts.name } : {}), ...(opts.ttlSeconds ? { ttlSeconds: opts.ttlSeconds } : {}) }), owner);
+    // A miss's volumes are attached once its restore is ready, as a hit's are after its resume.
+    const ready = volumes.length === 0 ? restored : restored.then(async (r) => {
+      for (const v of volumes) await this.volumes!.attach(r.id, v, owner.tenant);
+      return this.vms.find(r.id) ?? r;
+    });
     return { vm, hit: false, ready, timings: [], identity: ready.then(() => ({ synced: true, ms: 0 }), () => ({ synced: false, ms: 0 })) };
   }
 
@@ -153,11 +171,17 @@ export class PoolService {
       },
       freshSession: (id) => this.agents?.invalidate?.(id),
       setExpiry: (id, expiresAt) => this.setExpiry(id, expiresAt),
+      attachVolume: async (id, mount, tenant) => {
+        if (!this.volumes) throw new HangarError('INVALID_ARGUMENT', 'this controller attaches no volumes at claim', { field: 'volumes' });
+        await this.volumes.attach(id, mount, tenant);
+      },
       discard: async (id) => { await this.vms.destroy(id).catch(() => undefined); },
       now: () => performance.now(),
     };
   }
 
+  /** Set by the composition root: the volume service, for volumes asked for at claim (src/volume/service.ts). */
+  volumes: PoolVolumes | null = null;
   /** Set by the composition root (the store's patch): a claimed VM's TTL counts from its claim. */
   setExpiry: (id: string, expiresAt: string | null) => void = () => undefined;
   /** Set by the composition root: a snapshot the pool made belongs to the pool tenant (no user lists it). */

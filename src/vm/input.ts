@@ -61,7 +61,7 @@ export function createVmSchema(limits: VmLimits = DEFAULT_LIMITS) {
     ttlSeconds: Type.Optional(Type.Integer({ minimum: l.ttlSeconds.min, maximum: l.ttlSeconds.max, description: 'destroyed this long after creation (default: never)' })),
     vmm: Type.Optional(Type.Enum(VMM_KINDS, { description: 'default: the controller\'s defaultVmm' })),
     fromSnapshot: Type.Optional(refString('a golden snapshot id: restore a clone of it instead of booting')),
-    pool: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,31}$', description: 'a warm pool: claim one of its ready VMs (with name and ttlSeconds only)' })),
+    pool: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,31}$', description: 'a warm pool: claim one of its ready VMs (with name, ttlSeconds and volumes only)' })),
     resources: Type.Optional(resourcesSchema),
     network: Type.Optional(networkPolicySchema),
     volumes: Type.Optional(volumeMountsSchema),

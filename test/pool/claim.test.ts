@@ -16,6 +16,7 @@ function ports(calls: string[], opts: { fail?: string; answer?: Promise<boolean>
     resync: (id, host) => { note(`resync ${id} ${host}`); return opts.answer ?? Promise.resolve(true); },
     freshSession: (id) => note(`fresh session ${id}`),
     setExpiry: (id, at) => note(`expiry ${id} ${at}`),
+    attachVolume: async (id, m, tenant) => note(`volume ${id} ${m.name} ${m.path} ${tenant}`),
     discard: async (id) => note(`discard ${id}`),
     now: () => Date.parse('2026-12-01T00:00:00Z'),
   };
@@ -55,6 +56,16 @@ test('a failure after the take destroys the VM; a failed take touches nothing', 
   const none: string[] = [];
   await assert.rejects(runSteps(claimSteps({ vmId: 'vm-1', tenant: 't', name: 'a' }, ports(none, { fail: 'take' })), {}));
   assert.deepEqual(none, ['take vm-1 t a']);
+});
+
+test('volumes asked for at claim are attached after resume, in order; a failed attach destroys the claimed VM', async () => {
+  const calls: string[] = [];
+  const volumes = [{ name: 'data', path: '/home/hangar/data' }, { name: 'prof', path: '/home/hangar/.config/chromium' }];
+  await runSteps(claimSteps({ vmId: 'vm-1', tenant: 'acme', name: 'a', volumes }, ports(calls)), {});
+  assert.deepEqual(calls.filter((c) => !c.startsWith('resync') && !c.startsWith('fresh')), ['take vm-1 acme a', 'resume vm-1', 'volume vm-1 data /home/hangar/data acme', 'volume vm-1 prof /home/hangar/.config/chromium acme']);
+  const failed: string[] = [];
+  await assert.rejects(runSteps(claimSteps({ vmId: 'vm-1', tenant: 'acme', name: 'a', volumes }, ports(failed, { fail: 'volume vm-1 data' })), {}));
+  assert.equal(failed.at(-1), 'discard vm-1', 'the half-claimed VM (and so its volumes) released');
 });
 
 test('hostnames from VM names', () => {

@@ -137,12 +137,20 @@ describe('warm pools through the controller', { skip, concurrency: false }, () =
     const after = live.c.store.pools.members('desk');
     assert.deepEqual(after.map((m) => m.vmId).sort(), before, 'the same members, adopted');
     for (const m of after) assert.equal(live.c.store.mustGetVm(m.vmId).state, 'paused');
-    const r = await api<View>('POST', '/v1/vms?wait=true', { pool: 'desk', name: 'gamma' });
+    // A claim with a volume: swapped into the running member and mounted, no reboot; a missing one changes nothing.
+    assert.equal((await api('POST', '/v1/volumes', { name: 'gdata', sizeMiB: 64 })).status, 201);
+    const missing = await api<{ error: { code: string } }>('POST', '/v1/vms', { pool: 'desk', name: 'nope', volumes: [{ name: 'absent', path: '/mnt/x' }] });
+    assert.equal(missing.body.error.code, 'VOLUME_NOT_FOUND');
+    assert.equal((await api<Pool>('GET', '/v1/pools/desk')).body.ready, 2, 'a refused claim took no member');
+    const r = await api<View>('POST', '/v1/vms?wait=true', { pool: 'desk', name: 'gamma', volumes: [{ name: 'gdata', path: '/home/hangar/data' }] });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.ok(before.includes(r.body.id));
     assert.equal(await sh(r.body.id, 'hostname'), 'gamma');
+    assert.equal(await sh(r.body.id, 'grep -q " /home/hangar/data " /proc/mounts && echo mounted; echo hi > /home/hangar/data/f && cat /home/hangar/data/f'), 'mounted\nhi');
     assert.equal((await api('DELETE', '/v1/pools/desk')).status, 204);
     assert.deepEqual(live.c.store.pools.members(), []);
     assert.equal((await api<{ vms: View[] }>('GET', '/v1/vms')).body.vms.length, 1, 'the claimed VM stays');
+    assert.equal((await api('DELETE', `/v1/vms/${r.body.id}`)).status, 204);
+    assert.equal((await api('DELETE', '/v1/volumes/gdata')).status, 204, 'the volume is free once its VM is gone');
   });
 });
