@@ -14,7 +14,7 @@ const HTTP_SCRIPT = [
   'case "$2" in http://*) ;; *) echo "without curl only http:// URLs" >&2; exit 2;; esac',
   'rest=${2#http://}; hp=${rest%%/*}; path=/; [[ $rest == */* ]] && path="/${rest#*/}"',
   'h=${hp%%:*}; p=80; [[ $hp == *:* ]] && p=${hp#*:}',
-  'exec timeout "$1" bash -c "$3" tcp "$h" "$p" "$path"',
+  'exec timeout "$1" bash --norc --noprofile -c "$3" tcp "$h" "$p" "$path"',
 ].join('\n');
 /** The request itself (its own argument, so its quoting stays simple): host, port, path. */
 const HTTP_OVER_TCP = [
@@ -27,13 +27,15 @@ const HTTP_OVER_TCP = [
 
 export async function httpGet(r: Runner, url: string, o: { caCert?: string; timeoutS?: number } = {}): Promise<HttpResult> {
   const t = String(o.timeoutS ?? 3);
-  const res = await r(['bash', '-c', HTTP_SCRIPT, 'http', t, url, HTTP_OVER_TCP, ...(o.caCert ? [o.caCert] : [])], ((o.timeoutS ?? 3) + 5) * 1000);
+  // --norc: bash run with a socket as stdin (as Node spawns it) reads ~/.bashrc as if under rshd; a host's
+  // .bashrc (pyenv init…) then took seconds and the probe timed out.
+  const res = await r(['bash', '--norc', '--noprofile', '-c', HTTP_SCRIPT, 'http', t, url, HTTP_OVER_TCP, ...(o.caCert ? [o.caCert] : [])], ((o.timeoutS ?? 3) + 5) * 1000);
   return { ok: res.code === 0, code: res.code, body: res.stdout, stderr: res.stderr };
 }
 
 /** True when a TCP connection to host:port is established within timeoutS. */
 export async function tcpOpen(r: Runner, host: string, port: number, timeoutS = 2): Promise<boolean> {
-  const res = await r(['timeout', String(timeoutS), 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], (timeoutS + 5) * 1000);
+  const res = await r(['timeout', String(timeoutS), 'bash', '--norc', '-c', `exec 3<>/dev/tcp/${host}/${port}`], (timeoutS + 5) * 1000);
   return res.code === 0;
 }
 
@@ -51,5 +53,5 @@ export async function resolve(r: Runner, name: string): Promise<string[]> {
 
 /** Sends one UDP datagram (bash's /dev/udp); true when it left the guest's stack (not that anything received it). */
 export async function udpSend(r: Runner, host: string, port: number, payload: string): Promise<boolean> {
-  return (await r(['bash', '-c', 'printf %s "$1" > "/dev/udp/$2/$3"', 'udp', payload, host, String(port)])).code === 0;
+  return (await r(['bash', '--norc', '-c', 'printf %s "$1" > "/dev/udp/$2/$3"', 'udp', payload, host, String(port)])).code === 0;
 }

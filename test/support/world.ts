@@ -143,7 +143,9 @@ export async function createFakeGuest(cfg: NetConfig, ip: string): Promise<FakeG
   const mac = link[0]!.address;
   const runner: Runner = async (argv, timeoutMs = 10_000) => {
     // A guest's environment, not the test runner's (a CI host may set http_proxy/no_proxy for itself).
-    const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8' };
+    // HOME has no dotfiles: bash with a socket as stdin (Node's pipes) reads ~/.bashrc, and a host's (pyenv init…)
+    // took seconds, so probes timed out.
+    const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/nonexistent', LANG: 'C.UTF-8' };
     const r = await run('ip', ['netns', 'exec', ns, ...argv], { allowFailure: true, timeoutMs, env });
     return { code: r.code, stdout: r.stdout, stderr: r.stderr };
   };
