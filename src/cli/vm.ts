@@ -67,7 +67,7 @@ export const commands: Command[] = [
   {
     path: ['vm', 'create'],
     summary: 'Create a VM and wait until it is ready (progress on stderr)',
-    usage: `[--image REF] [--profile ${PROFILES.join('|')}] [--vcpus N] [--mem MIB] [--name NAME] [--ttl SECONDS] [--vmm qemu|firecracker] [--from-snapshot ID] [--no-wait] [--timeout SECONDS] [--quiet] [--json]`,
+    usage: `[--image REF] [--profile ${PROFILES.join('|')}] [--vcpus N] [--mem MIB] [--name NAME] [--ttl SECONDS] [--vmm qemu|firecracker] [--from-snapshot ID] [--pool NAME] [--volume NAME:PATH] [--no-wait] [--timeout SECONDS] [--quiet] [--json]`,
     details: 'Boots from an image (the newest of the profile unless --image names one), or clones a golden snapshot with '
       + "--from-snapshot (take one with 'hangar snapshot create'). Ranges and defaults are the controller's: a value it "
       + 'refuses is reported for the flag that set it. Exit 1 when the VM does not become ready, with its error and console.',
@@ -81,17 +81,18 @@ export const commands: Command[] = [
       vmm: { type: 'string', arg: 'KIND', description: "qemu or firecracker (default: the controller's)" },
       'from-snapshot': { type: 'string', arg: 'ID', description: 'clone a golden snapshot (id, unique id prefix) instead of booting an image' },
       volume: { type: 'string', arg: 'NAME:PATH[:ro],…', description: "volumes to mount in the guest (see 'hangar volume')" },
+      pool: { type: 'string', arg: 'NAME', description: "claim a ready VM from a warm pool (see 'hangar pool'); only --name, --ttl and --volume go with it" },
       idle: { type: 'string', arg: 'SECONDS', int: true, description: "idle timeout: hibernate (or pause) after this long without any access (0: never; default: the controller's)" },
       'idle-action': { type: 'string', arg: 'hibernate|pause', description: "what an idle VM does (default: the controller's)" },
       ...waitOptions,
       ...jsonOption,
     },
-    examples: ['hangar vm create --name alice', 'hangar vm create --profile browser --mem 2048 --ttl 3600 --json', 'hangar vm create --from-snapshot snap-0123 --name bob'],
+    examples: ['hangar vm create --name alice', 'hangar vm create --profile browser --mem 2048 --ttl 3600 --json', 'hangar vm create --from-snapshot snap-0123 --name bob', 'hangar vm create --pool desk --name carol'],
     run: async ({ values }, io) => {
       const { wait, o } = waitFrom(values, io);
       const api = clientFromEnv(io.env);
       const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-      const given = { '--image': str('image'), '--profile': str('profile'), '--vcpus': str('vcpus'), '--mem': str('mem'), '--name': str('name'), '--ttl': str('ttl'), '--vmm': str('vmm'), '--from-snapshot': str('from-snapshot') };
+      const given = { '--image': str('image'), '--profile': str('profile'), '--vcpus': str('vcpus'), '--mem': str('mem'), '--name': str('name'), '--ttl': str('ttl'), '--vmm': str('vmm'), '--from-snapshot': str('from-snapshot'), '--pool': str('pool') };
       const body: Record<string, unknown> = {};
       if (given['--image'] !== undefined) body.image = given['--image'];
       if (given['--profile'] !== undefined) body.profile = given['--profile'];
@@ -100,6 +101,7 @@ export const commands: Command[] = [
       if (given['--name'] !== undefined) body.name = given['--name'];
       if (given['--ttl'] !== undefined) body.ttlSeconds = Number(given['--ttl']);
       if (given['--vmm'] !== undefined) body.vmm = given['--vmm'];
+      if (given['--pool'] !== undefined) body.pool = given['--pool'];
       if (given['--from-snapshot'] !== undefined) body.fromSnapshot = (await resolveSnapshot(api, given['--from-snapshot'])).id;
       if (str('volume') !== undefined) {
         body.volumes = str('volume')!.split(',').map((m) => { const [name, path, ro] = m.split(':'); return { name, path, ...(ro === 'ro' ? { readOnly: true } : {}) }; });

@@ -85,6 +85,7 @@ test('vm create against the real API server: each refused value is reported for 
       [['--ttl', '5'], /^--ttl must be .*60.* \(got "5"\)$/],
       [['--name', 'Not Valid'], /^--name must .*\(got "Not Valid"\)$/],
       [['--vmm', 'xen'], /^--vmm must be .* \(got "xen"\)$/],
+      [['--pool', 'Bad Pool'], /^--pool must .*\(got "Bad Pool"\)$/],
     ];
     for (const [argv, re] of cases) {
       const r = await hangar(['vm', 'create', ...argv, '--json'], env);
