@@ -31,6 +31,8 @@ import { networkRoutes } from './network-routes.js';
 import { POOL_TENANT } from '../pool/plan.js';
 import { poolMetrics } from '../pool/metrics.js';
 import { poolRoutes } from '../pool/routes.js';
+import { poolForTemplate } from '../pool/plan.js';
+import type { VmRecord } from '../domain/vm.js';
 import { PoolService } from '../pool/service.js';
 import { SnapshotStore } from '../snapshot/store.js';
 import { Store } from '../store/store.js';
@@ -290,7 +292,16 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         // A recording holds its VM awake while it runs, as a viewer does.
         const recDeps = { lookup: control.lookup, secret: desk.secret, recordings, dial: async (id: string) => { const s = await desk.dial(id); const release = c.manager.hold(id); s.once('close', release); return s; } };
         // The E2B SDKs' API (REST under /e2b, envd under /e2b/sandbox): src/e2b/.
-        const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, desktop: computer, persist: new E2bRows(c.store.database), log: (msg, data) => logger.info(data, msg) });
+        // A sandbox whose template has a warm pool with a ready member is claimed from it (no network options:
+        // a pool's members have the default policy); otherwise it boots.
+        const e2bClaim = async (input: { fromSnapshot?: string; profile?: string; network?: unknown }, tenant: string): Promise<VmRecord | null> => {
+          if (input.network !== undefined) return null;
+          const pool = poolForTemplate(pools.list(), input);
+          if (!pool) return null;
+          const r = await pools.claim(pool, { tenant });
+          return r.hit ? r.vm : await r.ready;
+        };
+        const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, desktop: computer, persist: new E2bRows(c.store.database), claim: e2bClaim, log: (msg, data) => logger.info(data, msg) });
         const modules: ApiRouteModule[] = [e2b.routes, (p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager), () => sessions.routes, () => poolRoutes(pools)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         // API use of a VM (anything under /v1/vms/:id/…, every change to it) is activity for the idler.

@@ -118,3 +118,14 @@ export function toPoolView(p: PoolRecord, members: readonly PoolMember[]): PoolV
     claims: p.claims, misses: p.misses, refillMs: p.refillMs, createdAt: p.createdAt,
   };
 }
+
+/**
+ * The pool a create of this template can claim from instead of booting (the E2B create, src/e2b/rest.ts): one of
+ * that snapshot, or of that profile (default desktop), with a ready member now; null: none. Pure.
+ */
+export function poolForTemplate(pools: readonly PoolView[], t: { fromSnapshot?: string | undefined; profile?: string | undefined }): string | null {
+  const wanted = (p: PoolView): boolean => t.fromSnapshot !== undefined
+    ? 'snapshot' in p.template && p.template.snapshot === t.fromSnapshot
+    : 'profile' in p.template && p.template.profile === (t.profile ?? 'desktop');
+  return pools.find((p) => p.ready > 0 && wanted(p))?.name ?? null;
+}

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isHangarError } from '../../src/errors.js';
-import { machineIdFrom, normalizePool, pickMember, refillCount, toPoolView, type PoolMember, type RefillInput } from '../../src/pool/plan.js';
+import { machineIdFrom, normalizePool, pickMember, poolForTemplate, refillCount, toPoolView, type PoolMember, type PoolView, type RefillInput } from '../../src/pool/plan.js';
 
 const base: RefillInput = { size: 3, ready: 0, filling: 0, parallel: { max: 1, inFlight: 0 }, budget: { maxMiB: null, usedMiB: 0, memberMiB: 512 } };
 
@@ -41,4 +41,14 @@ test('machine-ids are 32 hex digits from the bytes given; the view counts member
   const v = toPoolView({ name: 'p', template: { profile: 'desktop' }, snapshotId: 's', size: 3, createdAt: 't', claims: 4, misses: 1, refillMs: 900 },
     [{ vmId: 'a', pool: 'p', state: 'ready', since: '1' }, { vmId: 'b', pool: 'p', state: 'filling', since: '2' }, { vmId: 'c', pool: 'q', state: 'ready', since: '3' }]);
   assert.deepEqual([v.ready, v.filling, v.claims, v.misses, v.refillMs], [1, 1, 4, 1, 900]);
+});
+
+test('a create claims from the pool of its template that has a ready member, else boots', () => {
+  const view = (name: string, template: PoolView['template'], ready: number): PoolView => ({ name, template, snapshot: null, size: 2, ready, filling: 0, claims: 0, misses: 0, refillMs: null, createdAt: '' });
+  const pools = [view('empty-desk', { profile: 'desktop' }, 0), view('desk', { profile: 'desktop' }, 1), view('snap', { snapshot: 'snap-0123abcd' }, 2), view('web', { profile: 'browser' }, 0)];
+  assert.equal(poolForTemplate(pools, {}), 'desk', 'the default profile is desktop; an empty pool is skipped');
+  assert.equal(poolForTemplate(pools, { profile: 'desktop' }), 'desk');
+  assert.equal(poolForTemplate(pools, { fromSnapshot: 'snap-0123abcd' }), 'snap');
+  assert.equal(poolForTemplate(pools, { fromSnapshot: 'snap-ffffffff' }), null);
+  assert.equal(poolForTemplate(pools, { profile: 'browser' }), null, 'no ready member: boot');
 });
