@@ -49,7 +49,7 @@ describe('snapshots through the controller', { skip, concurrency: false }, () =>
   };
 
   test('CLI snapshot create/ls/rm; clones via POST /v1/vms; GET /v1/vms shows each at its own address; hibernate and resume by API', async () => {
-    assert.ok(live.c.loops.some((l) => l.name === 'hibernator'), 'the idle policy runs (hibernateAfterS > 0)');
+    assert.ok(live.c.loops.some((l) => l.name === 'idler'), 'the idle policy runs');
     const created = await cli(['snapshot', 'create', '--image', 'desktop', '--json']);
     assert.equal(created.code, 0, created.stderr);
     const snap = JSON.parse(created.stdout) as { id: string; guest: { ip: string }; sizes: Record<string, number> };
