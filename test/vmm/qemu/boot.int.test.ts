@@ -16,6 +16,7 @@ import type { MachineSpec } from '../../../src/vmm/types.js';
 import { skipUnlessRoot, pidAlive } from '../../support/env.js';
 import { tcpBanner, withTestNetwork } from '../../support/net.js';
 import { findTestImage } from './test-image.js';
+import { VOLUME_SLOTS } from '../../../src/volume/input.js';
 
 const found = await findTestImage();
 const skip = skipUnlessRoot()
@@ -71,7 +72,7 @@ test('QemuDriver boots the desktop image: ready, reachable, pause/resume, adopt,
       const consoleText = await readFile(spec.consoleLogPath, 'utf8');
       const cmdline = consoleText.split('\n').find((l) => l.includes('Command line:')) ?? '';
       assert.match(cmdline, /virtio_mmio\.device=\S+@0x[0-9a-f]+:\d+/, 'QEMU appends virtio_mmio.device=');
-      assert.equal((cmdline.match(/virtio_mmio\.device=/g) ?? []).length, 2, 'one per device (blk + net)');
+      assert.equal((cmdline.match(/virtio_mmio\.device=/g) ?? []).length, 2 + VOLUME_SLOTS, 'one per device (blk + net + the empty volume slots)');
       assert.ok(hit.line.includes(READY_MARKER));
 
       const ping = await run('ping', ['-c', '1', '-W', '3', plan.ip], { netns: net.vmNetns, allowFailure: true });
