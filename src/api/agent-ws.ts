@@ -17,7 +17,8 @@
 //   {"type":"started", "proc", "pid"} (text), then output as binary messages whose first byte is the stream (1 stdout,
 //   2 stderr) followed by its bytes, then {"type":"exit", "code", "signal", "timedOut"} and close 1000.
 //   {"type":"error", "code", "message"} and close 1008 (a bad message) or 1011 (the agent failed).
-// The first message must be start or attach (exec/ws). Backpressure: while the socket holds more than 1 MiB
+// The first message must be start or attach (exec/ws); stdin sent before "started" is kept (up to 1 MiB) and
+// written once the process runs (a terminal's first keys are not lost). Backpressure: while the socket holds more than 1 MiB
 // unsent, the process's output is not read (the agent's window closes, the guest process blocks); while the
 // process's stdin is full, the socket is not read. Closing the socket detaches (a foreground process is killed).
 import type { IncomingMessage, Server } from 'node:http';
@@ -100,11 +101,17 @@ function size(v: unknown): { cols: number; rows: number } {
   return { cols: s.cols, rows: s.rows };
 }
 
+/** Stdin kept while a process starts (bytes). */
+const EARLY_STDIN_MAX = 1024 * 1024;
+
 /** Runs one socket: waits for start/attach (unless `first` is given), then pumps both ways. */
 function serve(ws: WebSocket, raw: Duplex, open: (m: Msg) => Promise<ExecHandle>, first: Msg | null, log?: AgentSocketsDeps['log']): void {
   let h: ExecHandle | null = null;
   let starting = false;
   let stdinPaused = false;
+  // Stdin sent while the process is still starting (a terminal's first keys): kept, bounded, written once it runs.
+  const early: Buffer[] = [];
+  let earlyBytes = 0;
   const sendJson = (o: object): void => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(o)); };
   const fail = (e: unknown, code: number): void => {
     const err = toHangarError(e);
@@ -118,6 +125,7 @@ function serve(ws: WebSocket, raw: Duplex, open: (m: Msg) => Promise<ExecHandle>
   raw.on('drain', resumeOut);
   const pump = (handle: ExecHandle): void => {
     h = handle;
+    for (const b of early.splice(0)) writeStdin(b);
     sendJson({ type: 'started', proc: handle.proc, pid: handle.pid });
     let open = 2;
     let exit: object | null = null;
@@ -153,6 +161,12 @@ function serve(ws: WebSocket, raw: Duplex, open: (m: Msg) => Promise<ExecHandle>
     open(m).then(pump, (e: unknown) => fail(e, isInputError(e) ? 1008 : 1011));
   };
   const writeStdin = (b: Buffer): void => {
+    if (!h && starting) {
+      if (earlyBytes + b.length > EARLY_STDIN_MAX) { fail(new HangarError('PAYLOAD_TOO_LARGE', `more than ${EARLY_STDIN_MAX} bytes of stdin before the process started`), 1008); return; }
+      early.push(b);
+      earlyBytes += b.length;
+      return;
+    }
     if (!h?.stdin || h.stdin.writableEnded) return;
     if (!h.stdin.write(b) && !stdinPaused) { stdinPaused = true; ws.pause(); }
   };
@@ -169,7 +183,7 @@ function serve(ws: WebSocket, raw: Duplex, open: (m: Msg) => Promise<ExecHandle>
     }
     const type = m.type ?? (typeof m.attach === 'string' ? 'attach' : undefined);
     if (!h) {
-      if (starting) return; // stdin before started: the client waits for "started"
+      if (starting) { if (type === 'stdin' && typeof m.data === 'string') writeStdin(Buffer.from(m.data, 'utf8')); return; } // kept until it runs
       if (type === 'start' || type === 'attach') { begin(typeof m.attach === 'string' && !m.proc ? { type, proc: m.attach } : m); return; }
       fail(new HangarError('INVALID_ARGUMENT', 'the first message is {"type":"start",…} or {"type":"attach","proc":…}'), 1008);
       return;
