@@ -5,7 +5,6 @@
 // 5 running clones of one snapshot against 5 cold-booted VMs, per VM; and how many desktop VMs of each kind fit in
 // 16 GiB by that PSS. Real QEMU under TCG in namespaces it creates and removes (root). Same guest image as
 // bench/snapshot (test/snapshot/guest-image.ts: the resume agent installed).
-import { readFile } from 'node:fs/promises';
 import { Agents } from '../src/agent/agents.js';
 import { table } from '../src/cli/command.js';
 import { VNC_PORT } from '../src/guest-protocol.js';
@@ -16,6 +15,7 @@ import { QemuDriver } from '../src/vmm/qemu/driver.js';
 import { createTestController, type TestController } from '../test/support/controller.js';
 import { makeTestGuestImage, type TestGuestImage } from '../test/snapshot/guest-image.js';
 import type { BenchFigures, BenchOptions } from './index.js';
+import { memoryKiB, timed, type Mem } from './_vm.js';
 import { median, percentile, round } from './_stats.js';
 
 export const summary = 'Warm pools: claim→ready p50/p99 vs cold boot and plain restore; PSS per clone vs per cold VM; desktops in 16 GiB';
@@ -26,14 +26,6 @@ const FLEET = Number(process.env.HANGAR_BENCH_FLEET ?? 5);
 const POOL_SIZE = 2;
 const HOST_MIB = 16 * 1024;
 
-interface Mem { pss: number; rss: number; shared: number; private: number }
-
-/** smaps_rollup of a process, KiB: PSS shares each page between the processes mapping it. */
-export async function memoryKiB(pid: number): Promise<Mem> {
-  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const f = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-  return { pss: f('Pss'), rss: f('Rss'), shared: f('Shared_Clean') + f('Shared_Dirty'), private: f('Private_Clean') + f('Private_Dirty') };
-}
 
 async function until(cond: () => boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;
@@ -43,14 +35,6 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
   }
 }
 
-async function timed(t: TestController, req: Parameters<TestController['manager']['create']>[0]): Promise<number> {
-  const t0 = performance.now();
-  const { vm, ready } = await t.manager.create(req);
-  await ready;
-  const ms = performance.now() - t0;
-  await t.manager.destroy(vm.id);
-  return ms;
-}
 
 /** N VMs up at once (one after another: the host has 2 cores), their VMMs' memory per VM, then destroyed. */
 async function fleet(t: TestController, req: Parameters<TestController['manager']['create']>[0]): Promise<Mem> {

@@ -3,7 +3,6 @@
 // of 5 running clones against 5 cold-booted VMs. Real QEMU under TCG in namespaces it creates and removes (root).
 // The image used is a copy with the resume agent installed (test/snapshot/guest-image.ts), as images built once
 // the pipeline ships the agent will be; without it a restore is the same minus the clock/entropy sync.
-import { readFile } from 'node:fs/promises';
 import { table } from '../src/cli/command.js';
 import { listImages } from '../src/image/store.js';
 import type { Progress } from '../src/util/progress.js';
@@ -12,6 +11,7 @@ import { QemuDriver } from '../src/vmm/qemu/driver.js';
 import { createTestController, type TestController } from '../test/support/controller.js';
 import { makeTestGuestImage, type TestGuestImage } from '../test/snapshot/guest-image.js';
 import type { BenchFigures, BenchOptions } from './index.js';
+import { memoryKiB, timed } from './_vm.js';
 import { median, round } from './_stats.js';
 
 export const summary = 'Snapshots: clone restore→ready vs cold boot→ready per profile; memory of 5 clones vs 5 cold VMs';
@@ -33,21 +33,7 @@ function recorder(): Progress & { take(): Record<string, number> } {
   };
 }
 
-/** PSS and RSS of a process in KiB (smaps_rollup: PSS shares pages fairly between the processes mapping them). */
-async function memoryKiB(pid: number): Promise<{ pss: number; rss: number }> {
-  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const field = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-  return { pss: field('Pss'), rss: field('Rss') };
-}
 
-async function timed(t: TestController, req: Parameters<TestController['manager']['create']>[0]): Promise<number> {
-  const t0 = performance.now();
-  const { vm, ready } = await t.manager.create(req);
-  await ready;
-  const ms = performance.now() - t0;
-  await t.manager.destroy(vm.id);
-  return ms;
-}
 
 /** N VMs up at once (created one after another: the host has 2 cores), their VMM memory, then destroyed. */
 async function fleetMemory(t: TestController, req: Parameters<TestController['manager']['create']>[0]): Promise<{ pss: number; rss: number }> {

@@ -6,17 +6,10 @@ import { clientFromEnv } from './client.js';
 import { jsonOption, need, table, type CliIO, type Command } from './command.js';
 import { resolveVm, VM_ARG } from './resolve.js';
 import { fmtAge } from './vm-view.js';
+import type { VolumeView } from '../volume/service.js';
 
-export interface VolumeInfo {
-  id: string;
-  name: string;
-  tenant: string;
-  sizeMiB: number;
-  usedBytes: number | null;
-  source: string | null;
-  createdAt: string;
-  attachments: { vm: string; path: string; readOnly: boolean; slot: number }[];
-}
+/** The API's volume view (GET /v1/volumes/:name). */
+export type VolumeInfo = VolumeView;
 
 const VOLUME_ARG = { name: 'NAME', description: 'the volume: its name or id' };
 const enc = encodeURIComponent;
