@@ -60,23 +60,10 @@ export function healthLoop(service: VmService, store: Store, dialer: Dialer, int
   return Object.assign(loop, { health });
 }
 
-/** What the hibernator needs of the manager. */
+/** What idling needs of the manager: who is idle, and hibernation. */
 export interface Hibernatable {
   idleVms(afterS: number, now?: number): VmRecord[];
   hibernate(id: string): Promise<VmRecord>;
-}
-
-/**
- * Hibernates VMs idle for `afterS` seconds (ready, no viewer attached, no API action): their memory goes to disk
- * and their VMM stops; opening a viewer or POST /v1/vms/:id/resume restores them. One VM at a time: saving a
- * guest's memory is I/O the host should not do for every idle VM at once.
- */
-export function hibernator(manager: Hibernatable, store: Store, afterS: number, intervalMs: number, now: () => number = Date.now): Loop {
-  return new Loop('hibernator', intervalMs, async () => {
-    for (const vm of manager.idleVms(afterS, now())) {
-      await manager.hibernate(vm.id).catch((e: unknown) => store.appendEvent(vm.id, 'vm.hibernate_failed', { message: (e as Error).message }));
-    }
-  });
 }
 
 /** What the idler needs of the manager: hibernate, and pause (through the one action dispatch). */
@@ -108,7 +95,7 @@ export function idleRules(vms: readonly Pick<VmRecord, 'id'>[], p: Pick<IdlePoli
 /**
  * Hibernates or pauses each VM idle for its own timeout (no viewer, exec, terminal, CDP, computer-use or API
  * activity: src/vm/activity.ts). Any access wakes it again (viewers, agents and computer use resume a paused VM and
- * restore a hibernated one). One VM at a time, as the hibernator.
+ * restore a hibernated one). One VM at a time: saving a guest's memory is I/O the host should not do for every idle VM at once.
  */
 export function idler(manager: Idleable, store: Store, policy: IdlePolicy, intervalMs: number, now: () => number = Date.now): Loop {
   return new Loop('idler', intervalMs, async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { vmView } from '../../src/api/core-routes.js';
-import { hibernator } from '../../src/api/workers.js';
+import { idler } from '../../src/api/workers.js';
 import { isHangarError } from '../../src/errors.js';
 import { listHangarTaps } from '../../src/net/host.js';
 import { RESUMED_MARKER } from '../../src/vmm/qemu/agent.js';
@@ -100,7 +100,7 @@ describe('hibernation on QEMU (TCG)', { skip, concurrency: false }, () => {
     const later = Date.now() + 3_600_000;
     assert.deepEqual(ctx.t.manager.idleVms(60, later).map((v) => v.id), [a.id], 'a viewer keeps b awake');
     assert.deepEqual(ctx.t.manager.idleVms(3600, Date.now()).map((v) => v.id), [], 'nobody is idle for an hour yet');
-    const loop = hibernator(ctx.t.manager, ctx.t.store, 60, 60_000, () => later);
+    const loop = idler(ctx.t.manager, ctx.t.store, { defaultS: 60, defaultAction: 'hibernate', own: () => new Map() }, 60_000, () => later);
     await loop.tick();
     assert.equal(ctx.t.manager.get(a.id).state, 'stopped');
     assert.ok(ctx.t.manager.get(a.id).hibernation);
