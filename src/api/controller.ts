@@ -311,6 +311,10 @@ export async function startController(config: ControllerConfig, hooks: Controlle
         const bridge = attachVncBridge(c.app.server, desk);
         const cdp = attachCdpBridge(c.app.server, { ...control, authorizeBearer: (h, id) => authorizeBearerForVm(ports, h, id, 'write').vmId, origins: () => publicOrigins(desk).origins, log: c.app.log });
         const sockets = attachAgentSockets(c.app.server, { ctx: ports, agents: () => ports.agents, admitTerminal: terminalAdmission(desk), log: c.app.log });
+        // Before a VM's state is saved, the host's own connections into it end while it runs (src/vm/saved-state.ts).
+        c.manager.setQuiesce(async (id, why) => {
+          await Promise.all([computer.shutdown(id), why === 'hibernate' ? bridge.quiesce(id, 'VM hibernating') : Promise.resolve(0)]);
+        });
         // Viewers of a VM that pauses, stops or goes away are told so at once instead of hanging.
         const off = c.store.onEvent((e) => {
           const to = (e.data as { to?: string }).to;

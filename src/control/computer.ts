@@ -64,6 +64,19 @@ export class ComputerService {
     void p?.then((l) => { if (l.idle) clearTimeout(l.idle); l.conn.close(); }, () => undefined);
   }
 
+  /**
+   * Closes the VM's connection and resolves once its server has closed its end too (at most timeoutMs): before
+   * the VM's state is saved, so a restored guest does not hold a connection to this client.
+   */
+  async shutdown(vmId: string, timeoutMs = 1500): Promise<void> {
+    const p = this.live.get(vmId);
+    this.live.delete(vmId);
+    const l = await p?.catch(() => undefined);
+    if (!l) return;
+    if (l.idle) clearTimeout(l.idle);
+    await l.conn.shutdown(timeoutMs);
+  }
+
   close(): void {
     this.closing = true;
     for (const id of [...this.live.keys()]) this.drop(id);

@@ -77,6 +77,11 @@ export interface VncBridge {
   sessions(): SessionInfo[];
   /** Closes every viewer of a VM (close code 4001), e.g. when it stops or pauses. Returns how many. */
   disconnect(vmId: string, reason?: string): number;
+  /**
+   * As disconnect, and resolves once the VM's desktop server has closed each connection too (at most timeoutMs):
+   * before the VM's state is saved, so a restored guest holds no connection to a viewer that is gone.
+   */
+  quiesce(vmId: string, reason: string, timeoutMs?: number): Promise<number>;
   /** Stops accepting upgrades and closes every session (1001). Call before closing the HTTP server. */
   close(): Promise<void>;
 }
@@ -84,6 +89,8 @@ export interface VncBridge {
 interface Session {
   info(): SessionInfo;
   close(code: number, reason: string): void;
+  /** Closes the viewer and ends the VM side: resolves when the VM has closed its end (or after ms). */
+  endVm(reason: string, ms: number): Promise<void>;
   done: Promise<void>;
   terminate(): void;
 }
@@ -286,6 +293,14 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, viewer: V
       bufferedToViewer: ws.bufferedAmount, bufferedToVm: tcp.writableLength,
     }),
     close: closeViewer,
+    endVm: (reason, ms) => new Promise<void>((res) => {
+      if (tcp.destroyed) { res(); return; }
+      const t = setTimeout(() => { tcp.destroy(); res(); }, ms);
+      tcp.once('close', () => { clearTimeout(t); res(); });
+      closeViewer(CLOSE.VM_GONE, reason);
+      tcp.resume(); // read on to the server's FIN (what arrives now goes nowhere: the viewer is closing)
+      tcp.end();
+    }),
     done,
     terminate: () => { ws.terminate(); tcp.destroy(); },
   };
@@ -390,6 +405,11 @@ export function attachVncBridge(server: Server, deps: DesktopDeps): VncBridge {
     viewers: (vmId) => registry.count(vmId),
     sessions: () => [...sessions.keys()].map((s) => s.info()),
     disconnect: (vmId, reason = 'the VM is no longer running') => disconnect(vmId, reason),
+    quiesce: async (vmId, reason, timeoutMs = 1500) => {
+      const mine = [...sessions].filter(([, id]) => id === vmId).map(([s]) => s);
+      await Promise.all(mine.map((s) => s.endVm(reason, timeoutMs)));
+      return mine.length;
+    },
     close: async () => {
       closing = true;
       offRevoke();

@@ -20,6 +20,7 @@ export type Profile = (typeof PROFILES)[number];
 const DESKTOP_PACKAGES = [
   'iproute2', 'procps', 'busybox', // `ip` for the HANGAR-NET line, ps, `reboot -f`
   'xvfb', 'xfonts-base', 'x11-xserver-utils', // X server without hardware, its fonts, xsetroot for the background
+  'x11-utils', // xwininfo: READY waits until the terminal's window is on the screen
   'twm', 'xterm', 'x11vnc',
   'qemu-guest-agent', // not started by hangar-init: bench/agent starts it to compare hangar-agent with it
 ];

@@ -40,7 +40,7 @@ import type { NetworkPolicy } from '../net/egress/policy.js';
 import type { NetworkPolicyBody } from '../net/egress/schema.js';
 import { reconcile, stopVmmIn, type ReconcileReport } from './reconcile.js';
 import { POOL_TENANT } from '../pool/plan.js';
-import { captureVm, hibernateVm, hibernationBoot, type CapturedVm } from './saved-state.js';
+import { captureVm, hibernateVm, hibernationBoot, type CapturedVm, type SavedStateDeps } from './saved-state.js';
 import type { HostInfo, ImageSource, ImageSummary, VmOwner, VmService } from './service.js';
 
 export type { CapturedVm } from './saved-state.js';
@@ -300,7 +300,14 @@ export class VmManager implements VmService {
   }
 
   private savedStateDeps(): Parameters<typeof hibernateVm>[1] {
-    return { store: this.o.store, live: this.live, network: this.network, log: (m, d) => this.log(m, d) };
+    const q = this.quiesceHook;
+    return { store: this.o.store, live: this.live, network: this.network, log: (m, d) => this.log(m, d), ...(q ? { quiesce: q } : {}) };
+  }
+
+  private quiesceHook: SavedStateDeps['quiesce'];
+  /** What closes the host's own connections into a guest before its state is saved (the controller's viewers and computer use). */
+  setQuiesce(fn: NonNullable<SavedStateDeps['quiesce']>): void {
+    this.quiesceHook = fn;
   }
 
   /** Records a VM's machine spec as changed outside a boot (a clone made independent of its snapshot). */

@@ -30,6 +30,16 @@ export interface SavedStateDeps {
   live: LiveVms;
   network: VmNetwork;
   log(msg: string, data?: Record<string, unknown>): void;
+  /**
+   * Closes the host's own connections into the guest (viewers, computer use) while the guest still runs, so that
+   * its servers see them end. Saved with them open, a restored guest would keep talking to peers that are gone: an
+   * RFB server writing to one waits out its client timeout (x11vnc: 20 s) and answers no one meanwhile. Bounded.
+   */
+  quiesce?(id: string, why: 'hibernate' | 'snapshot'): Promise<void>;
+}
+
+async function quiesce(d: SavedStateDeps, id: string, why: 'hibernate' | 'snapshot'): Promise<void> {
+  await d.quiesce?.(id, why).catch((e: unknown) => d.log('closing host connections before a save failed', { id, error: (e as Error).message }));
 }
 
 /**
@@ -44,6 +54,7 @@ export async function hibernateVm(vm: VmRecord, d: SavedStateDeps): Promise<VmRe
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { mode: 0o700 });
   const t0 = performance.now();
+  if (vm.state === 'ready') await quiesce(d, id, 'hibernate');
   if (vm.state === 'ready') await l.handle.pause();
   let saved;
   try {
@@ -93,6 +104,7 @@ export async function captureVm(vm: VmRecord, dir: string, d: SavedStateDeps): P
   const l = d.live.must(id);
   const spec = specOf(vm);
   const t0 = performance.now();
+  await quiesce(d, id, 'snapshot');
   await l.handle.pause();
   d.store.setState(id, 'paused', {}, { reason: 'snapshot' });
   const tPaused = performance.now();

@@ -27,12 +27,13 @@ describe('computer use on a host desktop', { skip }, () => {
   let dir: string;
   let svc: ComputerService;
   let dials = 0;
+  let lastSocket: net.Socket | null = null;
   const typed = (): string => readFileSync(join(dir, 'typed.txt'), 'utf8');
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hangar-control-'));
     desk = await startDesktop({ width: 800, height: 600, typedFile: join(dir, 'typed.txt') });
     svc = new ComputerService({
-      dial: () => { dials++; return new Promise((res, rej) => { const s = net.connect(desk.port, '127.0.0.1', () => res(s)); s.once('error', rej); }); },
+      dial: () => { dials++; return new Promise((res, rej) => { const s = net.connect(desk.port, '127.0.0.1', () => { lastSocket = s; res(s); }); s.once('error', rej); }); },
       idleMs: 2_000,
     });
   });
@@ -73,5 +74,20 @@ describe('computer use on a host desktop', { skip }, () => {
     assert.deepEqual([pos.x, pos.y], [10, 10]);
     assert.equal(dials, before);
     await waitFor(() => svc.connected().length === 0, 5_000);
+  });
+
+  test('shutdown (before a VM is saved): the server closes its end before it resolves, and the next action reconnects', async () => {
+    await act({ action: 'mouse_move', coordinate: [20, 20] });
+    const sock = lastSocket!;
+    let serverEnded = false;
+    sock.once('end', () => { serverEnded = true; });
+    const t0 = Date.now();
+    await svc.shutdown('vm-1', 5_000);
+    assert.ok(serverEnded, 'x11vnc closed its end (our FIN reached it and it let the client go)');
+    assert.ok(Date.now() - t0 < 5_000, 'not the timeout');
+    assert.deepEqual(svc.connected(), []);
+    const before = dials;
+    await act({ action: 'cursor_position' });
+    assert.equal(dials, before + 1);
   });
 });

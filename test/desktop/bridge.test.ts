@@ -221,6 +221,22 @@ test('a text message closes with 1003; the VM unreachable is 502 and frees the s
   });
 });
 
+test('quiesce(vm) (before the VM is saved): its viewers close with 4001 and it resolves only once the VM side has closed', async () => {
+  const rfb = await fakeRfbServer();
+  await withHarness(rfb, {}, async (h) => {
+    h.addVm('vm-a');
+    const token = (await h.viewer('vm-a')).json.token;
+    const { ws } = mustOpen(await openVnc(h.base, 'vm-a', token));
+    const c = closed(ws);
+    await until(() => h.bridge.viewers('vm-a') === 1 && rfb.open() === 1);
+    assert.equal(await h.bridge.quiesce('vm-b', 'VM hibernating'), 0, 'another VM: nothing to close');
+    assert.equal(rfb.open(), 1);
+    assert.equal(await h.bridge.quiesce('vm-a', 'VM hibernating', 5_000), 1);
+    assert.equal(rfb.open(), 0, 'the VM side saw the connection end before quiesce resolved');
+    assert.deepEqual(await c, { code: CLOSE.VM_GONE, reason: 'VM hibernating' });
+  });
+});
+
 /** Writes a counting byte pattern as fast as the socket accepts it, up to `total`; reports what was accepted. */
 function flood(s: net.Socket, total: number, progress: (n: number) => void): void {
   const chunk = Buffer.alloc(64 * 1024);

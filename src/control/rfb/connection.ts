@@ -28,6 +28,11 @@ export interface RfbConnection {
   readonly closed: boolean;
   onClose(cb: (err?: Error) => void): void;
   close(): void;
+  /**
+   * Ends the connection the polite way: our FIN, then waits (at most timeoutMs) until the server has closed its
+   * end too, so the server has seen the client go. Then closed as close() does.
+   */
+  shutdown(timeoutMs: number): Promise<void>;
 }
 
 /** Connects an RFB client over `stream`; resolves after ServerInit and the first full framebuffer update. */
@@ -106,6 +111,12 @@ export function rfbConnect(stream: Duplex, timeoutMs = 10_000): Promise<RfbConne
       get closed() { return closed; },
       onClose: (cb) => { closers.push(cb); },
       close: () => end(),
+      shutdown: (ms) => new Promise<void>((res) => {
+        if (closed) { res(); return; }
+        const t = setTimeout(() => { end(); res(); }, ms);
+        closers.push(() => { clearTimeout(t); res(); });
+        stream.end();
+      }),
     };
   });
 }
