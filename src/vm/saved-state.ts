@@ -55,6 +55,7 @@ export async function hibernateVm(vm: VmRecord, d: SavedStateDeps): Promise<VmRe
   await mkdir(dir, { mode: 0o700 });
   const t0 = performance.now();
   if (vm.state === 'ready') await quiesce(d, id, 'hibernate');
+  const quiesceMs = Math.round(performance.now() - t0);
   if (vm.state === 'ready') await l.handle.pause();
   let saved;
   try {
@@ -74,7 +75,7 @@ export async function hibernateVm(vm: VmRecord, d: SavedStateDeps): Promise<VmRe
     ...(saved.guestAgent !== undefined ? { guestAgent: saved.guestAgent } : {}),
   };
   const ms = Math.round(performance.now() - t0);
-  d.log('vm hibernated', { id, ms, bytes: Object.values(saved.files).reduce((a, f) => a + f.size, 0) });
+  d.log('vm hibernated', { id, ms, quiesceMs, bytes: Object.values(saved.files).reduce((a, f) => a + f.size, 0) });
   return d.store.setState(id, 'stopped', { pid: null, exit, hibernation }, { hibernated: true, ms });
 }
 
