@@ -5,7 +5,7 @@ import type { Undo } from '../../util/steps.js';
 import type { NetConfig } from '../config.js';
 import { vmSideOf } from '../clone.js';
 import { startNetd, type Netd, type NetdStats } from '../netd/client.js';
-import { applyVmRules, egressEnv, readCounters, removeVmRules } from './nft.js';
+import { applyVmRules, egressEnv, enableBridgeForwarding, readCounters, removeVmRules } from './nft.js';
 import { deniedCounter, groupSet, TABLE, type VmRulesInput } from './plan.js';
 import { run } from '../../util/exec.js';
 import { allowNames, type NetworkPolicy } from './policy.js';
@@ -65,6 +65,9 @@ export async function createEgress(cfg: NetConfig, o: { stateDir: string; netd?:
   const ns = vmSideOf(cfg);
   const session = new NftSession(ns);
   const env = egressEnv(cfg);
+  // Bridge mode: the host's namespace forwards for guests on the bridge and the uplink only (netns mode: the VM
+  // namespace forwards, src/net/host.ts).
+  await enableBridgeForwarding(cfg);
   const netd: Netd | null = o.netd === false ? null : await startNetd({ cfg, stateDir: o.stateDir, ...(o.dnsPort ? { dnsPort: o.dnsPort } : {}) });
   const limitTarget = (vm: VmEgressTarget): LimitTarget => ({ netns: ns, ifname: vm.ifname, index: vm.index });
   const rules = (vm: VmEgressTarget, policy: NetworkPolicy, flushDns: boolean): VmRulesInput => ({

@@ -59,11 +59,7 @@ after(async () => {
 });
 
 
-// KNOWN FAILING (2026-12-01): in bridge mode the gateway's DNS answers under the policy, but TCP from the guest to an
-// allowed address does not pass (httpGet times out). Undiagnosed; the controller does not start netd for bridge
-// mode on a real host until this passes (src/api/controller.ts).
-const bridgeTcp = skip || 'bridge-mode TCP egress fails (DNS works): undiagnosed, see the comment above';
-test('bridge mode: the gateway\'s DNS answers under the VM\'s policy; allowlist reaches allowed.test only', { skip: bridgeTcp }, async () => {
+test('bridge mode: the gateway\'s DNS answers under the VM\'s policy; allowlist reaches allowed.test only', { skip }, async () => {
   assert.equal(net.vmNetns, undefined, 'no VM namespace: the bridge is in the host\'s');
   assert.deepEqual(await resolve(g.run, 'allowed.test'), [WORLD.allowed]);
   assert.equal((await httpGet(g.run, 'http://allowed.test/')).ok, true, 'allowed.test');
@@ -74,7 +70,7 @@ test('bridge mode: the gateway\'s DNS answers under the VM\'s policy; allowlist 
   assert.ok(st && st.dns.refused >= 1, 'netd runs in the host\'s namespace and counts the refusal');
 });
 
-test('bridge mode: internet by name, none reaches nothing, the upstream proxy carries TCP', { skip: bridgeTcp }, async () => {
+test('bridge mode: internet by name, none reaches nothing, the upstream proxy carries TCP', { skip }, async () => {
   await policy({ egress: { mode: 'internet' } });
   const r = await httpGet(g.run, 'http://world.test/');
   assert.equal((JSON.parse(r.body) as { peer: string }).peer, WORLD.uplinkAddress);
