@@ -89,9 +89,9 @@ export function bridgeForwardingKeys(cfg: Pick<NetConfig, 'bridge' | 'egress'>):
 /** Turns forwarding on where bridge mode needs it (above); an uplink that does not exist yet is left to the doctor. */
 export async function enableBridgeForwarding(cfg: NetConfig): Promise<void> {
   if (cfg.mode !== 'bridge') return;
-  for (const k of bridgeForwardingKeys(cfg)) {
-    await run('sysctl', ['-q', '-w', `${k}=1`], { netns: vmSideOf(cfg), allowFailure: k !== bridgeForwardingKeys(cfg)[0], timeoutMs: 15_000 });
-  }
+  const [bridge, ...uplink] = bridgeForwardingKeys(cfg);
+  await run('sysctl', ['-q', '-w', `${bridge!}=1`], { netns: vmSideOf(cfg), timeoutMs: 15_000 });
+  for (const k of uplink) await run('sysctl', ['-q', '-w', `${k}=1`], { netns: vmSideOf(cfg), allowFailure: true, timeoutMs: 15_000 });
 }
 
 /** Bridge port isolation: an isolated port's frames reach only non-isolated ports (the bridge itself). */
