@@ -184,9 +184,6 @@ export async function startController(config: ControllerConfig, hooks: Controlle
       // mode the host's namespace (there netd listens on the gateway address only, see netdListenHost).
       name: 'VM egress (netd)',
       run: async (c) => {
-        // Bridge mode on a real host (no host namespace of Hangar's): not yet — its TCP egress fails in
-        // test/net/egress/bridge.int.test.ts (DNS answers, TCP to allowed addresses does not pass).
-        if (net.mode !== 'netns' && !net.hostNetns) return;
         if (hooks.egress === false) return;
         try {
           c.egress = await createEgress(net, { stateDir: config.paths.stateDir });

@@ -23,6 +23,9 @@ export function judgeEgress(x: EgressFacts): Verdict {
   } else if (!x.uplink.exists || !x.uplink.up || !x.uplink.defaultRoute) {
     const what = !x.uplink.exists ? 'does not exist' : !x.uplink.up ? 'is down' : 'has no default route through it';
     out.push(f('DOC_EGRESS_NO_UPLINK', 'error', `The uplink ${x.uplink.name} ${what} in the VM namespace: guests cannot get out.`, `Create or bring up ${x.uplink.name} in the VM namespace with a default route through it.`, [`${x.uplink.name}: exists=${x.uplink.exists} up=${x.uplink.up} default route=${x.uplink.defaultRoute}`]));
+  } else if (x.notForwarding?.length) {
+    const keys = x.notForwarding.map((k) => k.replace(/\//g, '.'));
+    out.push(f('DOC_EGRESS_NO_UPLINK', 'error', `IPv4 forwarding is off where the bridge lives (${keys.join(', ')} = 0): guests' packets are not routed out of ${x.uplink.name}.`, 'Restart the controller (it turns forwarding on for the bridge and the uplink), or set it with sysctl.', keys.map((k) => `${k} = 0`)));
   }
   if (x.uplink.name && !x.nat) out.push(f('DOC_EGRESS_NO_NAT', 'error', `No masquerade rule out of ${x.uplink.name} in table inet hangar: guests' packets leave with private source addresses and no answer comes back.`, 'Restart the controller (it rebuilds its nft table), or check `nft list table inet hangar` in the VM namespace.', ['postrouting: no masquerade']));
   if (!x.netd) out.push(f('DOC_EGRESS_NETD_DOWN', 'error', 'netd (guest DNS and proxy relay) is not running: guests cannot resolve names and proxied connections fail.', 'Check netd.log in the state directory; the controller restarts netd on its own.', ['netd: no answer on its control socket']));

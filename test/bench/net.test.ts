@@ -2,7 +2,7 @@
 // (per-round ratios), which a slow phase of the machine shared by all modes of a round does not move.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pairedCost, roundOrder, spread } from '../../bench/net.js';
+import { pairedCost, roundOrder, spread, transferMbit } from '../../bench/net.js';
 
 test('each round starts with the next mode: over n rounds every mode is first once', () => {
   const modes = ['a', 'b', 'c'];
@@ -19,4 +19,11 @@ test('paired cost: a round where the whole machine was slow does not make a poli
   const cost = pairedCost(rounds, 'allowlist', 'internet');
   assert.ok(Math.abs(cost - 0.01) < 1e-9, String(cost));
   assert.ok(Number.isNaN(pairedCost([{ internet: [1] }], 'allowlist', 'internet')), 'no pairs: no figure');
+});
+
+test('throughput is over the transfer only: the name lookup and handshake before it are not a cost per byte', () => {
+  assert.equal(transferMbit(256 * 2 ** 20, 0.012, 0.512), (256 * 2 ** 20 * 8) / 0.5 / 1e6);
+  assert.equal(transferMbit(0, 0, 1), null, 'nothing transferred');
+  assert.equal(transferMbit(100, 0.5, 0.5), null, 'no transfer time');
+  assert.equal(transferMbit(100, Number.NaN, 1), null, 'curl printed no timing');
 });

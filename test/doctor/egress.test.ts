@@ -20,6 +20,10 @@ test('healthy, or egress none: no findings', () => {
 test('no uplink, a down uplink, no NAT, netd down, dead resolvers', () => {
   assert.deepEqual(codes({ ...healthy, uplink: { name: null, exists: false, up: false, defaultRoute: false } }), ['DOC_EGRESS_NO_UPLINK']);
   assert.match(judgeEgress({ ...healthy, uplink: { ...healthy.uplink, up: false } }).findings[0]!.message, /eth1 is down/);
+  const noFwd = judgeEgress({ ...healthy, notForwarding: ['net/ipv4/conf/hgbr0/forwarding'] }).findings;
+  assert.deepEqual(noFwd.map((x) => x.code), ['DOC_EGRESS_NO_UPLINK'], 'forwarding off (bridge mode on a host that does not route)');
+  assert.match(noFwd[0]!.message, /net\.ipv4\.conf\.hgbr0\.forwarding = 0/);
+  assert.deepEqual(codes({ ...healthy, notForwarding: [] }), codes(healthy), 'forwarding on: nothing');
   assert.deepEqual(codes({ ...healthy, nat: false }), ['DOC_EGRESS_NO_NAT']);
   assert.deepEqual(codes({ ...healthy, netd: null }), ['DOC_EGRESS_NETD_DOWN']);
   assert.deepEqual(codes({ ...healthy, netd: { resolvers: ['192.0.2.53'], upstreamFailures: 3, forwarded: 0 } }), ['DOC_EGRESS_DNS_UPSTREAM']);

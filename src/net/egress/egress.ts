@@ -5,7 +5,7 @@ import type { Undo } from '../../util/steps.js';
 import type { NetConfig } from '../config.js';
 import { vmSideOf } from '../clone.js';
 import { startNetd, type Netd, type NetdStats } from '../netd/client.js';
-import { applyVmRules, egressEnv, readCounters, removeVmRules } from './nft.js';
+import { applyVmRules, bridgeForwardingKeys, egressEnv, enableBridgeForwarding, readCounters, removeVmRules } from './nft.js';
 import { deniedCounter, groupSet, TABLE, type VmRulesInput } from './plan.js';
 import { run } from '../../util/exec.js';
 import { allowNames, type NetworkPolicy } from './policy.js';
@@ -30,6 +30,8 @@ export interface EgressCounters {
 
 export interface EgressEvidence {
   uplink: { name: string | null; exists: boolean; up: boolean; defaultRoute: boolean };
+  /** Where the VM side does not forward IPv4 (sysctl keys at 0): guests' packets go nowhere. Absent: not read. */
+  notForwarding?: string[];
   nat: boolean;
   netd: { resolvers: string[]; upstreamFailures: number; forwarded: number } | null;
   refusedNames: { name: string; reason: string; at: string }[];
@@ -65,6 +67,9 @@ export async function createEgress(cfg: NetConfig, o: { stateDir: string; netd?:
   const ns = vmSideOf(cfg);
   const session = new NftSession(ns);
   const env = egressEnv(cfg);
+  // Bridge mode: the host's namespace forwards for guests on the bridge and the uplink only (netns mode: the VM
+  // namespace forwards, src/net/host.ts).
+  await enableBridgeForwarding(cfg);
   const netd: Netd | null = o.netd === false ? null : await startNetd({ cfg, stateDir: o.stateDir, ...(o.dnsPort ? { dnsPort: o.dnsPort } : {}) });
   const limitTarget = (vm: VmEgressTarget): LimitTarget => ({ netns: ns, ifname: vm.ifname, index: vm.index });
   const rules = (vm: VmEgressTarget, policy: NetworkPolicy, flushDns: boolean): VmRulesInput => ({
@@ -122,7 +127,14 @@ export async function createEgress(cfg: NetConfig, o: { stateDir: string; netd?:
       const post = await run('nft', ['list', 'chain', 'inet', TABLE, 'postrouting'], { netns: ns, allowFailure: true, timeoutMs: 10_000 });
       const st = netd ? await netd.stats().catch(() => null) : null;
       const counters = await readCounters(cfg);
+      const keys = cfg.mode === 'bridge' ? bridgeForwardingKeys(cfg) : ['net/ipv4/ip_forward'];
+      const notForwarding: string[] = [];
+      for (const k of keys) {
+        const r = await run('sysctl', ['-n', k], { netns: ns, allowFailure: true, timeoutMs: 10_000 });
+        if (r.code === 0 && r.stdout.trim() === '0') notForwarding.push(k);
+      }
       return {
+        notForwarding,
         uplink: { name: up, exists: link?.code === 0, up: flags.includes('UP'), defaultRoute },
         nat: post.code === 0 && up !== null && post.stdout.includes(`oifname "${up}"`) && post.stdout.includes('masquerade'),
         netd: st ? { resolvers: st.resolvers, upstreamFailures: st.dns.upstreamFailures, forwarded: st.dns.forwarded } : null,

@@ -76,6 +76,24 @@ export async function setupWalls(cfg: NetConfig, env: EgressEnv = egressEnv(cfg)
   };
 }
 
+/**
+ * Bridge mode: the IPv4 forwarding the guests' egress needs in the host's namespace, per interface (Linux checks
+ * the INPUT device's `conf.<if>.forwarding`): on the bridge (guests' packets out) and the uplink (their replies in),
+ * not the host-wide switch, so the host does not start routing between its other interfaces. Pure: the sysctl keys
+ * (slash form, so an interface name with dots such as a VLAN's stays one component).
+ */
+export function bridgeForwardingKeys(cfg: Pick<NetConfig, 'bridge' | 'egress'>): string[] {
+  return [cfg.bridge, ...(cfg.egress.uplink ? [cfg.egress.uplink] : [])].map((i) => `net/ipv4/conf/${i}/forwarding`);
+}
+
+/** Turns forwarding on where bridge mode needs it (above); an uplink that does not exist yet is left to the doctor. */
+export async function enableBridgeForwarding(cfg: NetConfig): Promise<void> {
+  if (cfg.mode !== 'bridge') return;
+  const [bridge, ...uplink] = bridgeForwardingKeys(cfg);
+  await run('sysctl', ['-q', '-w', `${bridge!}=1`], { netns: vmSideOf(cfg), timeoutMs: 15_000 });
+  for (const k of uplink) await run('sysctl', ['-q', '-w', `${k}=1`], { netns: vmSideOf(cfg), allowFailure: true, timeoutMs: 15_000 });
+}
+
 /** Bridge port isolation: an isolated port's frames reach only non-isolated ports (the bridge itself). */
 export async function isolatePort(ns: string | undefined, ifname: string): Promise<void> {
   const args = ['link', 'set', 'dev', ifname, 'isolated', 'on'];

@@ -15,6 +15,7 @@ import { skipUnlessRoot } from '../../support/env.js';
 import { createTestNetwork, type TestNetwork } from '../../support/net.js';
 import { createFakeGuest, createWorld, UPLINK, WORLD, type FakeGuest, type World } from '../../support/world.js';
 import { httpGet, resolve, tcpOpen } from '../../support/probes.js';
+import { judgeEgress } from '../../../src/doctor/egress.js';
 
 const skip = skipUnlessRoot() || (!(await which('nft')) ? 'nft is needed' : false) || (!(await which('curl')) ? 'curl is needed' : false) || (!(await which('perl')) ? 'perl is needed' : false);
 
@@ -59,11 +60,7 @@ after(async () => {
 });
 
 
-// KNOWN FAILING (2026-12-01): in bridge mode the gateway's DNS answers under the policy, but TCP from the guest to an
-// allowed address does not pass (httpGet times out). Undiagnosed; the controller does not start netd for bridge
-// mode on a real host until this passes (src/api/controller.ts).
-const bridgeTcp = skip || 'bridge-mode TCP egress fails (DNS works): undiagnosed, see the comment above';
-test('bridge mode: the gateway\'s DNS answers under the VM\'s policy; allowlist reaches allowed.test only', { skip: bridgeTcp }, async () => {
+test('bridge mode: the gateway\'s DNS answers under the VM\'s policy; allowlist reaches allowed.test only', { skip }, async () => {
   assert.equal(net.vmNetns, undefined, 'no VM namespace: the bridge is in the host\'s');
   assert.deepEqual(await resolve(g.run, 'allowed.test'), [WORLD.allowed]);
   assert.equal((await httpGet(g.run, 'http://allowed.test/')).ok, true, 'allowed.test');
@@ -74,7 +71,7 @@ test('bridge mode: the gateway\'s DNS answers under the VM\'s policy; allowlist 
   assert.ok(st && st.dns.refused >= 1, 'netd runs in the host\'s namespace and counts the refusal');
 });
 
-test('bridge mode: internet by name, none reaches nothing, the upstream proxy carries TCP', { skip: bridgeTcp }, async () => {
+test('bridge mode: internet by name, none reaches nothing, the upstream proxy carries TCP', { skip }, async () => {
   await policy({ egress: { mode: 'internet' } });
   const r = await httpGet(g.run, 'http://world.test/');
   assert.equal((JSON.parse(r.body) as { peer: string }).peer, WORLD.uplinkAddress);
@@ -93,4 +90,22 @@ test('bridge mode: the host\'s own services stay reachable on its uplink; netd\'
   assert.equal(await fromWorld(['timeout', '2', 'bash', '--norc', '-c', `exec 3<>/dev/tcp/${WORLD.uplinkAddress}/2222`]), 0, 'Hangar does not wall the host\'s own services');
   await run('ip', ['-n', world.netns, 'route', 'replace', net.cfg.cidr, 'via', WORLD.uplinkAddress], { timeoutMs: 5000 });
   assert.notEqual(await fromWorld(['timeout', '2', 'bash', '--norc', '-c', `exec 3<>/dev/tcp/${net.cfg.gateway}/53`]), 0, 'the gateway\'s DNS is for VMs only');
+});
+
+test('bridge mode: forwarding is on for the bridge and the uplink only; when it is off the evidence (and the doctor) names it', { skip }, async () => {
+  const sysctl = async (k: string, v?: string): Promise<string> => (await run('sysctl', v === undefined ? ['-n', k] : ['-q', '-w', `${k}=${v}`], { netns: net.hostNetns, timeoutMs: 5000 })).stdout.trim();
+  assert.equal(await sysctl(`net/ipv4/conf/${net.cfg.bridge}/forwarding`), '1');
+  assert.equal(await sysctl(`net/ipv4/conf/${UPLINK}/forwarding`), '1');
+  assert.equal(await sysctl('net/ipv4/ip_forward'), '0', 'the host-wide switch is left alone');
+  assert.deepEqual((await egress.evidence(IP)).notForwarding, []);
+  await sysctl(`net/ipv4/conf/${net.cfg.bridge}/forwarding`, '0');
+  try {
+    const ev = await egress.evidence(IP);
+    assert.deepEqual(ev.notForwarding, [`net/ipv4/conf/${net.cfg.bridge}/forwarding`]);
+    const v = judgeEgress({ ...ev, vm: { id: 'vm-1', ip: IP, policy: normalisePolicy({ egress: { mode: 'internet' } }) } });
+    assert.equal(v.findings[0]?.code, 'DOC_EGRESS_NO_UPLINK', JSON.stringify(v.findings));
+    assert.match(v.findings[0]!.message, /forwarding is off/);
+  } finally {
+    await sysctl(`net/ipv4/conf/${net.cfg.bridge}/forwarding`, '1');
+  }
 });
