@@ -11,21 +11,12 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { resolvePaths } from '../../src/config.js';
-import { resolveImage } from '../../src/image/store.js';
 import { skipUnlessRoot } from '../support/env.js';
-import { imageSkipReason } from '../support/controller.js';
+import { agentImageReason, imageSkipReason } from '../support/controller.js';
 import { collect } from '../support/agent-binary.js';
 import { startLiveController, type LiveController } from '../support/live-controller.js';
 
 process.env.HANGAR_IMAGES_DIR ??= resolvePaths().imagesDir;
-async function agentImageReason(): Promise<string | false> {
-  try {
-    const i = await resolveImage('desktop');
-    return i.manifest.inputs.rootfs.agentSources?.length ? false : `image ${i.id} predates hangar-agent: rebuild it with 'hangar image build'`;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
 const skip = skipUnlessRoot() || (await imageSkipReason()) || (await agentImageReason()) || false;
 
 describe('hangar-agent in a booted guest', { skip, concurrency: false }, () => {

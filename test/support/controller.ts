@@ -30,6 +30,16 @@ export async function imageSkipReason(profile = 'desktop'): Promise<string | nul
     : `no ${profile} image in the image cache: build one with 'hangar image build --profile ${profile}' (scripts/test.sh does)`;
 }
 
+/** Why the newest desktop image cannot serve agent tests (it has no hangar-agent, or there is none), or false. */
+export async function agentImageReason(): Promise<string | false> {
+  try {
+    const i = await resolveImage('desktop');
+    return i.manifest.inputs.rootfs.agentSources?.length ? false : `image ${i.id} predates hangar-agent: rebuild it with 'hangar image build'`;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 export async function createTestController(opts: { net?: TestNetworkOptions; manager?: Partial<ManagerOptions> } = {}): Promise<TestController> {
   const stateDir = mkdtempSync(join(tmpdir(), 'hangar-ctl-'));
   const net = await createTestNetwork(opts.net);

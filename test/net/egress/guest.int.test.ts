@@ -11,27 +11,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolvePaths } from '../../../src/config.js';
-import { resolveImage } from '../../../src/image/store.js';
 import { applyVmRules } from '../../../src/net/egress/nft.js';
 import { normalisePolicy, type NetworkPolicyInput } from '../../../src/net/egress/policy.js';
 import { NftSession } from '../../../src/net/egress/session.js';
 import { run } from '../../../src/util/exec.js';
 import { collect } from '../../support/agent-binary.js';
-import { imageSkipReason } from '../../support/controller.js';
+import { agentImageReason, imageSkipReason } from '../../support/controller.js';
 import { skipUnlessRoot } from '../../support/env.js';
 import { startLiveController, type LiveController } from '../../support/live-controller.js';
 import { httpGet, pingable, resolve, tcpOpen, udpSend } from '../../support/probes.js';
 import { createFakeGuest, createWorld, UPLINK, WORLD, type FakeGuest, type Runner, type World } from '../../support/world.js';
 
 process.env.HANGAR_IMAGES_DIR ??= resolvePaths().imagesDir;
-async function agentImageReason(): Promise<string | false> {
-  try {
-    const i = await resolveImage('desktop');
-    return i.manifest.inputs.rootfs.agentSources?.length ? false : `image ${i.id} predates hangar-agent: rebuild it with 'hangar image build'`;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
 const skip = skipUnlessRoot() || (await imageSkipReason()) || (await agentImageReason()) || false;
 const hp = WORLD.httpProxy;
 const PROXY = `http://${hp.user}:${hp.pass}@${hp.address}:${hp.port}`;
