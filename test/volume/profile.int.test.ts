@@ -74,6 +74,11 @@ describe('a browser-profile volume: log in once', { skip, concurrency: false }, 
       await new Promise((r) => setTimeout(r, 1000));
     }
   };
+  /** What the guest says about its Chromium (printed when a step fails). */
+  const diag = async (vm: string): Promise<void> => {
+    const out = await sh(vm, `for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = chromium ] && { echo "$p: $(tr '\\0' '|' <$p/cmdline | cut -c1-600)"; }; done; echo ---; tail -n 40 /run/hangar/chromium.log; echo ---; dmesg | tail -n 15; free -m`).catch((e: unknown) => String(e));
+    console.log(out.split('\n').map((l) => `# ${l}`).join('\n'));
+  };
   /** Playwright through Hangar's CDP endpoint, once the guest's Chromium answers. */
   const cdp = async (vm: string) => {
     const deadline = Date.now() + 240_000;
@@ -128,6 +133,9 @@ describe('a browser-profile volume: log in once', { skip, concurrency: false }, 
       await Promise.all([page.waitForURL(SERVICE), page.click('#go')]);
       assert.equal(await page.textContent('#who'), 'alice');
       await page.close();
+    } catch (e) {
+      await diag(a);
+      throw e;
     } finally {
       await browser.close(); // the connection, not the guest's browser
     }
@@ -165,6 +173,9 @@ describe('a browser-profile volume: log in once', { skip, concurrency: false }, 
       assert.equal(await page.title(), 'welcome', 'logged in without logging in again');
       assert.equal(await page.textContent('#who'), 'alice');
       await page.close();
+    } catch (e) {
+      await diag(b);
+      throw e;
     } finally {
       await browser.close();
     }
