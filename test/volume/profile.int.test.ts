@@ -4,7 +4,8 @@
 // a web service in the test's world namespace (test/volume/login-server.ts: a form that sets a persistent cookie).
 // A is destroyed (its volumes are unmounted first: Chromium stops gracefully and writes its cookies). A NEW VM B,
 // booted without it, gets the volume by a live attach (what a claim from a warm pool does): Chromium is restarted on
-// it, and opening the service shows the user logged in without a second login. Two browser boots in all.
+// it, and opening the service shows the user logged in without a second login. Two browser boots in all (the
+// browser profile: its memory; with the desktop's 512 MiB Chromium's renderers cannot reserve their code range).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -116,7 +117,7 @@ describe('a browser-profile volume: log in once', { skip, concurrency: false }, 
     const v = await api<{ id: string }>('POST', '/v1/volumes', { name: 'profile', sizeMiB: 256 });
     assert.equal(v.status, 201, JSON.stringify(v.body));
     const r = await api<{ id: string }>('POST', '/v1/vms?wait=true', {
-      image: 'browser', name: 'prof-a', volumes: [{ name: 'profile', path: PROFILE }], network: { egress: { mode: 'internet' } },
+      profile: 'browser', name: 'prof-a', volumes: [{ name: 'profile', path: PROFILE }], network: { egress: { mode: 'internet' } },
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     a = r.body.id;
@@ -146,7 +147,7 @@ describe('a browser-profile volume: log in once', { skip, concurrency: false }, 
     assert.ok(a, 'VM A ran');
     assert.equal((await api('DELETE', `/v1/vms/${a}`)).status, 204);
     assert.deepEqual((await api<{ attachments: unknown[] }>('GET', '/v1/volumes/profile')).body.attachments, [], 'the volume is free');
-    const r = await api<{ id: string }>('POST', '/v1/vms?wait=true', { image: 'browser', name: 'prof-b', network: { egress: { mode: 'internet' } } });
+    const r = await api<{ id: string }>('POST', '/v1/vms?wait=true', { profile: 'browser', name: 'prof-b', network: { egress: { mode: 'internet' } } });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     b = r.body.id;
     const bootId = await sh(b, 'cat /proc/sys/kernel/random/boot_id');
