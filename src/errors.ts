@@ -110,6 +110,7 @@ export const ERRORS = {
   SNAPSHOT_FAILED: { http: 500, summary: 'Taking or restoring a snapshot failed' },
   SNAPSHOT_IN_USE: { http: 409, summary: 'VMs still depend on the snapshot (force=convert or force=destroy them first)' },
   SNAPSHOT_FIXED: { http: 400, summary: 'The snapshot fixes this option: a clone cannot have another value' },
+  SNAPSHOT_VOLUME_ATTACHED: { http: 409, summary: 'The VM has a volume attached: a golden snapshot would hold its mounted filesystem (detach it first)' },
 
   // ---- volume
   VOLUME_NOT_FOUND: { http: 404, summary: 'No such volume' },

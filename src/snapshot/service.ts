@@ -147,6 +147,13 @@ export class SnapshotService {
   private async fromVm(vmRef: string, kind: 'vm' | 'image'): Promise<StoredSnapshot> {
     const t0 = performance.now();
     const vm = this.vms.get(vmRef);
+    // Refused, not made correct: every clone would restore a guest with the volume's ext4 mounted (its page cache and
+    // journal state in the snapshot's RAM) over a slot holding another file or none, and two clones would write one
+    // filesystem. A volume is given to each clone at create or claim instead.
+    const attached = (vm.spec?.volumes ?? []).flatMap((v) => (v ? [v.file] : []));
+    if (attached.length) {
+      throw new HangarError('SNAPSHOT_VOLUME_ATTACHED', `VM ${vm.id} has ${attached.length === 1 ? 'a volume' : `${attached.length} volumes`} attached: detach before a golden snapshot (clones take volumes at create or claim)`, { id: vm.id, files: attached });
+    }
     const image = await this.images.resolve(vm.imageId).catch(() => null);
     const id = this.store.newId();
     const staging = await this.store.stage(id);

@@ -89,9 +89,17 @@ export function planSlotResize(slot: number, sizeBytes: number): QmpStep[] {
 
 /**
  * The guest side, one script run by the agent as root with its arguments as positional parameters (never spliced
- * into the text): $1 the slot's serial, $2 the mount point, $3 "ro" or "rw", $4 the action (mount, umount, grow).
- * It waits (up to 10 s) for the disk to show its capacity, is idempotent (mounted already: nothing to do), and
+ * into the text): $1 the slot's serial, $2 the mount point, $3 "ro" or "rw", $4 the action (mount, umount, release,
+ * grow). It waits (up to 10 s) for the disk to show its capacity, is idempotent (mounted already: nothing to do), and
  * prints the device it used.
+ *
+ * Chromium (browser images) is started by the guest init before any volume can be mounted. When the mount point is
+ * its user data dir (`--user-data-dir`, else `$HOME/.config/chromium`), above it or inside it, the script stops the
+ * browser process gracefully (SIGTERM: it writes its cookies and closes its files), mounts, removes the profile's
+ * Singleton* lock files (left by the VM that held the volume last; one VM at a time has it), starts the same argv
+ * with the same environment as the same user again, and waits (up to 30 s) for its DevTools port to listen: the
+ * Chromium the user meets runs on the volume from its start. umount stops it the same way (an open profile would
+ * make the unmount fail) and starts it again on the image's directory; release (a VM being destroyed) does not.
  */
 export const GUEST_SCRIPT = `set -eu
 serial="$1"; at="$2"; mode="$3"; action="$4"
@@ -101,19 +109,87 @@ while [ $i -lt 100 ]; do
   for d in /sys/block/vd*; do
     if [ "$(cat "$d/serial" 2>/dev/null)" = "$serial" ] && [ "$(cat "$d/size")" != 0 ]; then dev="/dev/\${d##*/}"; fi
   done
-  if [ -n "$dev" ] || [ "$action" = umount ]; then break; fi
+  if [ -n "$dev" ] || [ "$action" = umount ] || [ "$action" = release ]; then break; fi
   i=$((i+1)); sleep 0.1
 done
 mounted() { grep -q " $at ext4 " /proc/mounts; }
+saved=/run/hangar-volume-chromium.$$
+browser=""
+find_browser() {
+  browser=""
+  for p in /proc/[0-9]*; do
+    read -r comm 2>/dev/null <"$p/comm" || continue
+    [ "$comm" = chromium ] || continue
+    args=$(tr '\\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+    case "$args" in *--type=*|"") continue ;; esac
+    udd=$(tr '\\0' '\\n' <"$p/cmdline" | sed -n 's/^--user-data-dir=//p' | tail -n 1)
+    if [ -z "$udd" ]; then
+      home=$(tr '\\0' '\\n' <"$p/environ" | sed -n 's/^HOME=//p' | tail -n 1)
+      [ -n "$home" ] || continue
+      udd="$home/.config/chromium"
+    fi
+    case "$udd/" in "$at"/*) browser=\${p#/proc/} ;; esac
+    case "$at/" in "$udd"/*) browser=\${p#/proc/} ;; esac
+    [ -n "$browser" ] && return 0
+  done
+  return 0
+}
+any_chromium() {
+  for p in /proc/[0-9]*; do
+    read -r comm 2>/dev/null <"$p/comm" && [ "$comm" = chromium ] || continue
+    read -r st 2>/dev/null <"$p/stat" || continue
+    case "$st" in *") Z "*) continue ;; esac
+    return 0
+  done
+  return 1
+}
+stop_browser() {
+  find_browser
+  [ -n "$browser" ] || return 0
+  uid=$(sed -n 's/^Uid:[[:space:]]*\\([0-9]*\\).*/\\1/p' "/proc/$browser/status")
+  { printf 'env\\0-i\\0'; cat "/proc/$browser/environ"; cat "/proc/$browser/cmdline"; } >"$saved"
+  echo "$uid" >"$saved.uid"
+  kill -TERM "$browser" 2>/dev/null || true
+  j=0
+  while any_chromium && [ $j -lt 150 ]; do j=$((j+1)); sleep 0.1; done
+  for p in /proc/[0-9]*; do read -r comm 2>/dev/null <"$p/comm" && [ "$comm" = chromium ] && { kill -KILL "\${p#/proc/}" 2>/dev/null || true; }; done
+  j=0
+  while any_chromium && [ $j -lt 50 ]; do j=$((j+1)); sleep 0.1; done
+  return 0
+}
+start_browser() {
+  [ -s "$saved" ] || return 0
+  uid=$(cat "$saved.uid")
+  xargs -0 -a "$saved" setsid -f setpriv --reuid="$uid" --regid="$uid" --init-groups </dev/null >>/run/hangar/chromium.log 2>&1
+  port=$(tr '\\0' '\\n' <"$saved" | sed -n 's/^--remote-debugging-port=//p' | tail -n 1)
+  rm -f "$saved" "$saved.uid"
+  [ -n "$port" ] || return 0
+  hex=$(printf '%04X' "$port")
+  j=0
+  while [ $j -lt 300 ]; do
+    grep -q "^ *[0-9]*: [0-9A-F]*:$hex [0-9A-F]*:0000 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0
+    j=$((j+1)); sleep 0.1
+  done
+  echo "chromium did not listen on $port again within 30 s" >&2
+}
 case "$action" in
   mount)
     [ -n "$dev" ] || { echo "no disk with serial $serial" >&2; exit 3; }
     if mounted; then echo "$dev"; exit 0; fi
+    stop_browser
     mkdir -p "$at"
-    mount -t ext4 -o "$mode,noatime" "$dev" "$at"
+    if ! mount -t ext4 -o "$mode,noatime" "$dev" "$at"; then start_browser; exit 32; fi
+    if [ -s "$saved" ] && [ "$mode" = rw ]; then
+      for l in "$at" "$at/.config/chromium" "$at/chromium"; do rm -f "$l/SingletonLock" "$l/SingletonSocket" "$l/SingletonCookie"; done
+    fi
+    start_browser
     echo "$dev" ;;
-  umount)
-    if mounted; then sync; umount "$at"; fi ;;
+  umount|release)
+    if mounted; then
+      stop_browser
+      sync; umount "$at"
+      [ "$action" = release ] || start_browser
+    fi ;;
   grow)
     [ -n "$dev" ] || { echo "no disk with serial $serial" >&2; exit 3; }
     resize2fs "$dev" >&2
@@ -121,7 +197,7 @@ case "$action" in
 esac
 `;
 
-export type GuestAction = 'mount' | 'umount' | 'grow';
+export type GuestAction = 'mount' | 'umount' | 'release' | 'grow';
 
 /** The agent's exec request for one guest action. */
 export function guestArgv(slot: number, path: string, readOnly: boolean, action: GuestAction): string[] {

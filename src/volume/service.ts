@@ -224,6 +224,19 @@ export class VolumeService {
     }
   }
 
+  /**
+   * Before a ready VM is destroyed: unmounts its volumes in the guest (best effort, bounded), so what the guest
+   * holds in memory reaches them (Chromium, stopped gracefully, writes its cookies). Never fails the destroy.
+   */
+  async release(vmRef: string): Promise<void> {
+    const vm = this.d.vm(vmRef);
+    if (!vm || vm.state !== 'ready' || vm.hibernation) return;
+    for (const a of this.d.volumes.attachmentsOfVm(vm.id)) {
+      await this.guestRun(vm.id, guestArgv(a.slot, a.path, a.readOnly, 'release'), 30_000, 5_000)
+        .catch((e: unknown) => this.d.log?.('volume not released before destroy', { id: a.volumeId, vm: vm.id, err: (e as Error).message }));
+    }
+  }
+
   private mustVm(ref: string, tenant?: string): VmRecord {
     const vm = this.d.vm(ref);
     if (!vm || (tenant !== undefined && (vm.tenantId ?? 'default') !== tenant)) throw new HangarError('VM_NOT_FOUND', `no VM ${ref}`, { id: ref });
@@ -277,12 +290,13 @@ export class VolumeService {
   }
 
   private async guest(a: AttachmentRecord, action: GuestAction): Promise<string> {
-    return this.guestRun(a.vmId, guestArgv(a.slot, a.path, a.readOnly, action), 60_000);
+    // A mount or umount may restart the guest's Chromium and wait for it (GUEST_SCRIPT): up to ~50 s under TCG.
+    return this.guestRun(a.vmId, guestArgv(a.slot, a.path, a.readOnly, action), 120_000);
   }
 
   /** Runs argv as root in the guest; its stdout, or VOLUME_ATTACH_FAILED with its stderr. */
-  private async guestRun(vmId: string, argv: string[], timeoutMs: number): Promise<string> {
-    const s = await this.d.agents.session(vmId, { timeoutMs: 30_000 });
+  private async guestRun(vmId: string, argv: string[], timeoutMs: number, sessionTimeoutMs = 30_000): Promise<string> {
+    const s = await this.d.agents.session(vmId, { timeoutMs: sessionTimeoutMs });
     const h = await s.exec({ argv, user: 'root', timeoutMs });
     const [out, err, exit] = await Promise.all([collect(h.stdout), collect(h.stderr), h.exit]);
     if (exit.code !== 0) throw new HangarError('VOLUME_ATTACH_FAILED', `in VM ${vmId}: ${argv[0] === '/bin/sh' ? argv.at(-1) : argv[0]} failed: ${err.trim() || `exit ${String(exit.code ?? exit.signal)}`}`, { vm: vmId, exit, stderr: err.slice(-2000) });

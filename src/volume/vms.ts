@@ -9,7 +9,7 @@ import type { VolumeService } from './service.js';
 
 export interface SessionDeps {
   inner: VmService;
-  volumes: Pick<VolumeService, 'precheck' | 'reserve' | 'ensure'>;
+  volumes: Pick<VolumeService, 'precheck' | 'reserve' | 'ensure' | 'release'>;
   setIdle(vmId: string, idle: Partial<IdleSettings>): void;
   log?(msg: string, data?: Record<string, unknown>): void;
 }
@@ -52,7 +52,11 @@ export class SessionVms implements VmService {
   action(idOrName: string, action: LifecycleAction): Promise<VmRecord> { return this.d.inner.action(idOrName, action); }
   act(idOrName: string, action: LifecycleAction): Promise<{ vm: VmRecord; ready: Promise<VmRecord> }> { return this.d.inner.act(idOrName, action); }
   hibernate(idOrName: string): Promise<VmRecord> { return this.d.inner.hibernate(idOrName); }
-  destroy(idOrName: string): Promise<void> { return this.d.inner.destroy(idOrName); }
+  /** Unmounts the VM's volumes in the guest first (best effort: see VolumeService.release), then destroys it. */
+  async destroy(idOrName: string): Promise<void> {
+    await this.d.volumes.release(idOrName);
+    return this.d.inner.destroy(idOrName);
+  }
   consolePath(idOrName: string): string { return this.d.inner.consolePath(idOrName); }
   host(): ReturnType<VmService['host']> { return this.d.inner.host(); }
   images(): ReturnType<VmService['images']> { return this.d.inner.images(); }

@@ -104,3 +104,23 @@ test('force=convert gives each dependant its own kernel first; force=destroy des
     s.cleanup();
   }
 });
+
+test('a golden snapshot of a VM with a volume attached is refused (SNAPSHOT_VOLUME_ATTACHED): nothing is captured or staged', async () => {
+  const s = await setup();
+  try {
+    const log: string[] = [];
+    const vm = clone('vm-v', join(s.dir, 'vms', 'vm-v'), '/images/desktop/vmlinux', { snapshotId: null });
+    vm.spec = { ...vm.spec!, volumes: [null, { file: '/state/volumes/vol-1.ext4', readOnly: false }] };
+    const sub = { ...subject([vm], log), captureVm: () => { log.push('capture'); return Promise.reject(new Error('not here')); } };
+    const svc = new SnapshotService(sub, s.store, { resolve: () => Promise.reject(new Error('no image')) });
+    await assert.rejects(svc.create({ vm: 'vm-v' }), (e: unknown) => isHangarError(e, 'SNAPSHOT_VOLUME_ATTACHED') && (e.details as { files: string[] }).files[0] === '/state/volumes/vol-1.ext4');
+    assert.deepEqual(log, [], 'nothing captured');
+    assert.deepEqual((await s.store.list()).map((x) => x.manifest.id), [s.id], 'no new snapshot');
+    // Detached (its slots empty again): the snapshot is taken (here the fake capture fails after the check).
+    vm.spec = { ...vm.spec, volumes: [null, null] };
+    await assert.rejects(svc.create({ vm: 'vm-v' }), /not here/);
+    assert.deepEqual(log, ['capture']);
+  } finally {
+    s.cleanup();
+  }
+});

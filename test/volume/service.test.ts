@@ -147,3 +147,24 @@ test('resize: grows offline when unattached, online in a ready VM, never shrinks
     w.cleanup();
   }
 });
+
+test('release before a destroy: each volume of a ready VM is unmounted in the guest (release, no restart); a failure or a stopped VM changes nothing', async () => {
+  const w = world();
+  try {
+    await w.svc.create('default', { name: 'data', sizeMiB: 64 });
+    await w.svc.create('default', { name: 'profile', sizeMiB: 64 });
+    w.addVm('vm-a');
+    await w.svc.release('vm-a');
+    assert.equal(w.guest.length, 0, 'not ready: nothing runs in the guest');
+    w.boot('vm-a');
+    await w.svc.attach('vm-a', { name: 'data', path: '/data' });
+    await w.svc.attach('vm-a', { name: 'profile', path: '/home/hangar/.config/chromium' });
+    w.guest.length = 0;
+    await w.svc.release('vm-a');
+    assert.deepEqual(w.guest.map((g) => g.argv.slice(-3)), [['/data', 'rw', 'release'], ['/home/hangar/.config/chromium', 'rw', 'release']]);
+    assert.equal(w.store.volumes.attachmentsOfVm('vm-a').length, 2, 'the records go with the VM, not here');
+    await w.svc.release('vm-gone');
+  } finally {
+    w.cleanup();
+  }
+});

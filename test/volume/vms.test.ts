@@ -1,5 +1,6 @@
 // The VM service with volumes: a create's volumes are checked before the VM exists, recorded right after it, and
-// mounted before `ready` answers; a volume lost in between destroys the new VM; idle settings are recorded.
+// mounted before `ready` answers; a volume lost in between destroys the new VM; idle settings are recorded; a destroy
+// releases the VM's volumes in the guest first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { VmRecord } from '../../src/domain/vm.js';
@@ -20,6 +21,7 @@ function fakes(opts: { precheck?: HangarError; reserve?: HangarError } = {}) {
       precheck: () => { calls.push('precheck'); if (opts.precheck) throw opts.precheck; },
       reserve: () => { calls.push('reserve'); if (opts.reserve) throw opts.reserve; return []; },
       ensure: async (id) => { calls.push(`ensure ${id}`); },
+      release: async (id) => { calls.push(`release ${id}`); },
     },
     setIdle: (id, idle) => { calls.push(`idle ${id} ${JSON.stringify(idle)}`); },
   });
@@ -47,4 +49,10 @@ test('ensures of one VM run one at a time', async () => {
   const { vms, calls } = fakes();
   await Promise.all([vms.ensure('vm-1'), vms.ensure('vm-1')]);
   assert.deepEqual(calls, ['ensure vm-1', 'ensure vm-1']);
+});
+
+test("destroy unmounts the VM's volumes in the guest before the VM goes", async () => {
+  const { vms, calls } = fakes();
+  await vms.destroy('vm-1');
+  assert.deepEqual(calls, ['release vm-1', 'destroy vm-1']);
 });
