@@ -8,23 +8,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolvePaths } from '../../src/config.js';
-import { resolveImage } from '../../src/image/store.js';
 import { skipUnlessRoot } from '../support/env.js';
-import { imageSkipReason } from '../support/controller.js';
+import { agentImageReason, imageSkipReason } from '../support/controller.js';
 import { collect } from '../support/agent-binary.js';
 import { removeLeftoverClones } from '../snapshot/cleanup.js';
 import { mustOpen, openVnc } from '../desktop/harness.js';
 import { startLiveController, type LiveController } from '../support/live-controller.js';
 
 process.env.HANGAR_IMAGES_DIR ??= resolvePaths().imagesDir;
-async function agentImageReason(): Promise<string | false> {
-  try {
-    const i = await resolveImage('desktop');
-    return i.manifest.inputs.rootfs.agentSources?.length ? false : `image ${i.id} predates hangar-agent: rebuild it with 'hangar image build'`;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
 const skip = skipUnlessRoot() || (await imageSkipReason()) || (await agentImageReason()) || false;
 
 interface View { id: string; name: string; state: string; network: { ip: string } | null }
