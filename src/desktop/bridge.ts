@@ -4,7 +4,8 @@
 // viewer: the VM is dialled only after all checks passed.
 //
 // Data path: one WebSocket binary message per read from the VM (up to limits.vmReadBufferBytes; ws writes header +
-// chunk with writev, no copy), one TCP write per message towards the VM. Flow control both ways: the VM socket
+// chunk with writev, no copy; the reads of one event-loop turn leave in one writev: the viewer's socket is corked from
+// the turn's first read until setImmediate), one TCP write per message towards the VM. Flow control both ways: the VM socket
 // pauses while the viewer's socket holds more than highWaterBytes, and the viewer's socket pauses while the VM
 // socket's write buffer is full. No compression (RFB encodings are already compact, and deflate costs latency).
 //
@@ -209,12 +210,15 @@ function splice(ws: WebSocket, raw: Duplex, tcp: Duplex, vmId: string, viewer: V
     if (!vmPaused) { vmPaused = true; tcp.pause(); } // nothing more to forward
   };
 
-  // VM → viewer
+  // VM → viewer. Reads that come in one turn of the event loop are written with one writev (corked until then).
+  let corked = false;
+  const uncork = (): void => { corked = false; raw.uncork(); };
   tcp.on('data', (chunk: Buffer) => {
     if (ws.readyState !== WebSocket.OPEN) return;
     last = Date.now();
     toViewer += chunk.length;
     recorder?.write(chunk);
+    if (!corked) { corked = true; raw.cork(); setImmediate(uncork); }
     ws.send(chunk, SEND);
     if (!vmPaused && ws.bufferedAmount > limits.highWaterBytes && raw.writableNeedDrain) {
       vmPaused = true;

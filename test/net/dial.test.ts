@@ -1,6 +1,7 @@
 // The direct dialer (src/net/dial.ts) on the host loopback: with readBufferBytes the connection reads into its own
 // large buffer and still behaves as a stream: every byte in order, pause() stops reading (backpressure), resume()
-// restarts it, 'end' arrives, and a chunk handed out stays valid after the next read reuses the buffer.
+// restarts it, 'end' arrives, a chunk handed out stays valid after later reads, and reads are not copied (views of
+// a shared slab).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -83,6 +84,36 @@ test('large reads: what the server says first is kept until someone listens (an 
     });
     s.destroy();
     assert.deepEqual(got, ['RFB 003.008\n', 'after']);
+  } finally {
+    await new Promise((r) => srv.close(r));
+  }
+});
+
+test('large reads are not copied: small reads are views of one shared slab, each keeping its own bytes', { timeout: 10_000 }, async () => {
+  // The server writes 40 small messages one by one, each after the client saw the previous (one read each).
+  const srv = net.createServer((s) => {
+    s.on('error', () => undefined);
+    let i = 0;
+    const next = (): void => { if (i < 40) s.write(`m${String(i++).padStart(3, '0')};`); else s.end(); };
+    s.on('data', next);
+    next();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const s = await createDialer({}).connect('127.0.0.1', (srv.address() as net.AddressInfo).port, { readBufferBytes: 64 * 1024 });
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      s.on('data', (d: Buffer) => { chunks.push(d); s.write('k'); });
+      s.once('end', resolve);
+      s.once('error', reject);
+    });
+    s.destroy();
+    assert.equal(Buffer.concat(chunks).toString(), Array.from({ length: 40 }, (_, i) => `m${String(i).padStart(3, '0')};`).join(''));
+    const slabs = new Set(chunks.map((c) => c.buffer));
+    assert.ok(chunks.length >= 10, `one read per message or so (${chunks.length})`);
+    assert.ok(slabs.size < chunks.length / 4, `chunks share slabs (${slabs.size} for ${chunks.length} chunks): no copy per read`);
+    // A copy would be a buffer of its own or a slice of Node's 8 KiB pool; a view's memory is the read slab.
+    for (const c of chunks) assert.ok(c.buffer.byteLength >= 64 * 1024, `a view of the read buffer (${c.buffer.byteLength})`);
   } finally {
     await new Promise((r) => srv.close(r));
   }
