@@ -19,6 +19,8 @@ export interface ComputerDeps {
   /** After input, a screenshot waits until the screen has been quiet this long (at most settleMaxMs). */
   settleQuietMs?: number;
   settleMaxMs?: number;
+  /** A screenshot this soon after the connection opened waits for the server's first poll (default 1500 ms). */
+  freshMs?: number;
 }
 
 export type ActionResult = Record<string, unknown> & { action: string };
@@ -29,6 +31,8 @@ interface Live {
   lastInputAt: number;
   idle: NodeJS.Timeout | null;
   release: () => void;
+  /** When the connection was opened: its first frame may be the server's stale copy (see screenshot()). */
+  openedAt: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -90,7 +94,7 @@ export class ComputerService {
       const release = this.deps.hold?.(vmId) ?? ((): void => undefined);
       try {
         const conn = await rfbConnect(await this.deps.dial(vmId), this.deps.connectTimeoutMs ?? 15_000);
-        const l: Live = { conn, buttons: 0, lastInputAt: 0, idle: null, release };
+        const l: Live = { conn, buttons: 0, lastInputAt: 0, idle: null, release, openedAt: Date.now() };
         conn.onClose(() => {
           release();
           if (this.live.get(vmId) === p) this.live.delete(vmId);
@@ -155,6 +159,11 @@ export class ComputerService {
 
   private async screenshot(l: Live, o: ShotOptions): Promise<Record<string, unknown>> {
     const c = l.conn;
+    // A fresh connection: x11vnc does not poll the screen while no viewer is connected, so the first frame is the
+    // screen as of its last poll and what changed since comes with its first poll (~1 s under TCG, bench/desktop's
+    // notes). Wait for that update (at most freshMs after connecting), then for the screen to be quiet.
+    const fresh = (this.deps.freshMs ?? 1500) - (Date.now() - l.openedAt);
+    if (fresh > 0 && (await c.nextUpdate(fresh))) await c.settle(this.deps.settleQuietMs ?? 80, this.deps.settleMaxMs ?? 1500);
     // Input just sent: give the screen a moment to show it (updates stop arriving), never long.
     const recent = Date.now() - l.lastInputAt < (this.deps.settleMaxMs ?? 1500);
     await c.settle(recent ? this.deps.settleQuietMs ?? 80 : 0, recent ? this.deps.settleMaxMs ?? 1500 : 500);
