@@ -5,7 +5,8 @@
 // the policy from the start, and the policy is enforced, probed from inside the sandbox through commands.run toward
 // the test world (test/support/world.ts, joined to this test's VM namespace as the uplink; nothing leaves the
 // namespaces this file creates): allowInternetAccess false reaches nothing, allowOut reaches only what it names,
-// denyOut blocks what it names. Its own file (not sdk.int's VM): the world must be the controller's uplink.
+// denyOut blocks what it names; setTimeout and auto-pause at the timeout (hibernation), resumed by connect. Its
+// own file (not sdk.int's VM): the world must be the controller's uplink.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -143,6 +144,21 @@ describe('e2b Sandbox.create: a warm pool, and network options enforced (real VM
     assert.equal((await httpGet(gd, 'http://world.test/')).ok, true, 'denyOut: the rest of the internet');
     assert.equal(await tcpOpen(gd, WORLD.other, 80, 1), false, 'denyOut: the denied address');
     assert.deepEqual(await pool().then((p) => [p.claims, p.misses]), [1, 0], 'neither touched the pool');
+  });
+
+  test('setTimeout, then lifecycle onTimeout "pause": the sandbox hibernates at its timeout; connect resumes it with its state', async () => {
+    await poolReady(1);
+    const { sbx } = await create({ lifecycle: { onTimeout: 'pause' } });
+    await sbx.commands.run('echo before-timeout > /dev/shm/e2b-auto');
+    await sbx.setTimeout(2_000);
+    const end = Date.now() + 180_000;
+    while ((await Sandbox.getInfo(sbx.sandboxId, opts)).state !== 'paused') {
+      if (Date.now() > end) throw new Error('not paused at its timeout');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const back = await Sandbox.connect(sbx.sandboxId, opts);
+    assert.equal((await back.getInfo()).state, 'running');
+    assert.equal((await back.commands.run('cat /dev/shm/e2b-auto')).stdout, 'before-timeout\n');
   });
 
   test('kill: the sandboxes go', async () => {
