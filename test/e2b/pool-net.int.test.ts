@@ -75,7 +75,9 @@ describe('e2b Sandbox.create: a warm pool, and network options enforced (real VM
     process.env.HANGAR_CACHE_DIR = cacheDir; // the snapshot goes under <cache>/snapshots
     live = await startLiveController({
       net: { cidr: '10.236.0.0/28', overrides: { egress: { uplink: UPLINK, resolvers: [WORLD.dns] } } },
-      config: { hibernateAfterS: 0 },
+      // Headroom for QEMU over guest RAM under TCG, as sdk.int's: a hibernation save (the auto-pause) exceeds the
+      // default 256 MiB and the VM's cgroup OOM-kills QEMU.
+      config: { hibernateAfterS: 0, vmm: { resources: { overheadMiB: 1024 } } },
     });
     world = await createWorld(live.net.cfg);
     opts = { apiKey: live.c.token, apiUrl: `${live.c.url}/e2b`, sandboxUrl: `${live.c.url}/e2b/sandbox`, requestTimeoutMs: 240_000 };
