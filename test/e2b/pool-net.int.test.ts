@@ -75,8 +75,8 @@ describe('e2b Sandbox.create: a warm pool, and network options enforced (real VM
     process.env.HANGAR_CACHE_DIR = cacheDir; // the snapshot goes under <cache>/snapshots
     live = await startLiveController({
       net: { cidr: '10.236.0.0/28', overrides: { egress: { uplink: UPLINK, resolvers: [WORLD.dns] } } },
-      // Headroom for QEMU over guest RAM under TCG, as sdk.int's: a hibernation save (the auto-pause) exceeds the
-      // default 256 MiB and the VM's cgroup OOM-kills QEMU.
+      // Headroom for QEMU over guest RAM under TCG, as sdk.int's (a hibernation save, the auto-pause, can exceed
+      // the default 256 MiB; the VM's cgroup then OOM-kills QEMU).
       config: { hibernateAfterS: 0, vmm: { resources: { overheadMiB: 1024 } } },
     });
     world = await createWorld(live.net.cfg);
@@ -170,9 +170,10 @@ describe('e2b Sandbox.create: a warm pool, and network options enforced (real VM
     resumed = back;
   });
 
-  // In this file's one run with it (other helpers' tests on the same 2 cores), the first command after that restore
-  // was SandboxNotFoundError (the guest agent unreachable): the restored-VM trouble the lead is fixing in src/vm and
-  // the guest init (sdk.int's pause → resume sees it as a missing RFB banner).
+  // In each of this file's three runs, the first command after that restore was SandboxNotFoundError (the envd
+  // call got the guest agent unavailable), with no OOM kill in dmesg, while sdk.int's pause → resume (the same
+  // hibernate and connect, after a longer session) passes: the restored-VM trouble the lead is fixing in src/vm
+  // and the guest init, or close to it.
   test('the resumed sandbox kept its state', { todo: 'agent after a hibernation restore (src/vm, guest init)' }, async () => {
     assert.equal((await resumed!.commands.run('cat /dev/shm/e2b-auto')).stdout, 'before-timeout\n');
   });
