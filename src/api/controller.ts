@@ -298,7 +298,7 @@ export async function startController(config: ControllerConfig, hooks: Controlle
           const r = await pools.claim(pool, { tenant });
           return r.hit ? r.vm : await r.ready;
         };
-        const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, desktop: computer, persist: new E2bRows(c.store.database), claim: e2bClaim, log: (msg, data) => logger.info(data, msg) });
+        const e2b = createE2b({ limits: config.limits, readyTimeoutMs: config.readyTimeoutMs, desktop: computer, persist: new E2bRows(c.store.database), claim: e2bClaim, publicOrigin: () => [...publicOrigins(desk).origins][0], log: (msg, data) => logger.info(data, msg) });
         const modules: ApiRouteModule[] = [e2b.routes, (p) => desktopRoutes(p, desk), (p) => terminalRoutes(p, desk), agentRoutes, (p) => controlRoutes(p, control), (p) => recordingRoutes(p, recDeps), (p) => doctorRoutes(c.manager, () => p.agents), () => networkRoutes(c.manager), () => sessions.routes, () => poolRoutes(pools)];
         c.app = await buildServer(ports, { loggerInstance: logger as never, limits: config.limits, streams: config.streams, extraRoutes: (p) => modules.flatMap((m) => m(p)) });
         // API use of a VM (anything under /v1/vms/:id/…, every change to it) is activity for the idler.

@@ -1,8 +1,9 @@
 // @e2b/desktop drives its sandbox with shell commands (Xvfb and startxfce4 at create, xdotool for input, scrot for
 // screenshots, xrandr for the screen size, x11vnc/noVNC for the stream). Hangar's desktop already runs its X server
 // and VNC, and Hangar's computer use (src/control/) does input and screenshots over RFB with no guest tool: those
-// exact commands are answered natively here instead of running in the guest. Pure: desktopCommand recognises the
-// SDK's command lines (anything else runs in the guest as usual); runDesktop executes one over computer use.
+// exact commands are answered natively here instead of running in the guest (the stream's password is kept for
+// the stream URL, src/e2b/stream.ts). Pure: desktopCommand recognises the SDK's command lines (anything else runs
+// in the guest as usual); runDesktop executes one over computer use.
 import { Readable } from 'node:stream';
 import type { AgentSession } from '../agent/port.js';
 import { parseAction, type Action } from '../control/actions.js';
@@ -11,11 +12,14 @@ import { GUEST_USER } from '../image/plan.js';
 export type DesktopCommand =
   | { kind: 'ok'; stdout?: string; code?: number }
   | { kind: 'action'; body: Record<string, unknown>; out?: 'cursor' | 'screen' }
-  | { kind: 'screenshot'; path: string };
+  | { kind: 'screenshot'; path: string }
+  | { kind: 'stream-key'; key: string };
 
 /** What answers the actions: Hangar's computer use (src/control/computer.ts's ComputerService). */
 export interface DesktopPort {
   run(vmId: string, action: Action): Promise<Record<string, unknown>>;
+  /** The stream's auth key the SDK set (stream.start({ requireAuth: true })): src/e2b/stream.ts checks it. */
+  streamKey?(vmId: string, key: string): void;
 }
 
 /** A shell word as the SDK's quoteString wrote it ('…' with '"'"' for a quote), unquoted. Pure. */
@@ -34,6 +38,9 @@ export function desktopCommand(cmd: string): DesktopCommand | null {
   if (cmd.startsWith('pgrep -x xfce4-session ')) return { kind: 'ok' };
   // The stream: Hangar's own VNC server serves the display (its viewer: POST /v1/vms/:id/viewer); never stop it.
   if (cmd === 'pgrep -x x11vnc') return { kind: 'ok', code: 1 };
+  // The stream's password (requireAuth): kept for the stream URL's check (src/e2b/stream.ts), never written.
+  if (cmd === 'mkdir -p ~/.vnc') return { kind: 'ok' };
+  if ((m = /^x11vnc -storepasswd ([A-Za-z0-9]{1,128}) ~\/\.vnc\/passwd$/.exec(cmd))) return { kind: 'stream-key', key: m[1]! };
   if (cmd.startsWith('x11vnc -bg -display ') || cmd === 'pkill x11vnc' || cmd.startsWith('cd /opt/noVNC/utils && ./novnc_proxy ')) return { kind: 'ok' };
   if ((m = /^netstat -tuln \| grep ":(\d+) "$/.exec(cmd))) return { kind: 'ok', stdout: `tcp 0 0 0.0.0.0:${m[1]!} 0.0.0.0:* LISTEN\n` };
   if ((m = /^scrot --pointer (\/[^\s;&|`$]+)$/.exec(cmd))) return { kind: 'screenshot', path: m[1]! };
@@ -59,6 +66,10 @@ export interface DesktopResult { stdout: string; code: number }
 /** Runs a recognised command: input and screenshots through computer use, a screenshot written where scrot would. */
 export async function runDesktop(c: DesktopCommand, vmId: string, port: DesktopPort, session: () => Promise<AgentSession>, user: string | undefined): Promise<DesktopResult> {
   if (c.kind === 'ok') return { stdout: c.stdout ?? '', code: c.code ?? 0 };
+  if (c.kind === 'stream-key') {
+    port.streamKey?.(vmId, c.key);
+    return { stdout: '', code: 0 };
+  }
   if (c.kind === 'screenshot') {
     const r = await port.run(vmId, parseAction({ action: 'screenshot', format: 'png' }));
     const data = Buffer.from(((r.image ?? {}) as { data?: string }).data ?? '', 'base64');

@@ -23,6 +23,7 @@ const DESKTOP_PACKAGES = [
   'x11-utils', // xwininfo: READY waits until the terminal's window is on the screen
   'twm', 'xterm', 'x11vnc',
   'qemu-guest-agent', // not started by hangar-init: bench/agent starts it to compare hangar-agent with it
+  'xdg-utils', // xdg-open for @e2b/desktop's open() (shell scripts, 75 kB, no dependencies; a browser image's chromium handles URLs)
 ];
 const PROFILE_PACKAGES: Record<Profile, readonly string[]> = {
   desktop: DESKTOP_PACKAGES,

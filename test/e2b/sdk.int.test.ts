@@ -2,14 +2,18 @@
 // E2B_API_URL / E2B_SANDBOX_URL / E2B_API_KEY point it at Hangar. Sandbox.create of the desktop profile, commands
 // (run, streamed output, CommandExitError, background + kill, stdin, list, connect), a PTY, files (text, a 10 MiB
 // binary round trip, list, exists, info, makeDir, rename, remove, watchDir), @e2b/desktop's input, cursor, screen
-// size and screenshot on the same sandbox (computer use), pause → resume with a process and a
+// size and screenshot on the same sandbox (computer use), open() through xdg-open, the stream URL in Chromium
+// (src/e2b/stream.ts), pause → resume with a process and a
 // tmpfs file kept, a wrong API key refused, another tenant not seeing the sandbox, kill. One boot for the file.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import { chromium } from 'playwright-core';
 import { AuthenticationError, CommandExitError, NotFoundError, Sandbox } from 'e2b';
 import { Sandbox as Desktop } from '@e2b/desktop';
 import { resolvePaths } from '../../src/config.js';
@@ -17,6 +21,8 @@ import { newApiKey } from '../../src/tenancy/keys.js';
 import { skipUnlessRoot } from '../support/env.js';
 import { imageSkipReason } from '../support/controller.js';
 import { startLiveController, type LiveController } from '../support/live-controller.js';
+import { CHROMIUM, CHROMIUM_ARGS, notBlank, openViewer, skipUnlessChromium, waitNotBlank, waitState } from '../support/viewer.js';
+import { run } from '../../src/util/exec.js';
 
 process.env.HANGAR_IMAGES_DIR ??= resolvePaths().imagesDir;
 const skip = skipUnlessRoot() || (await imageSkipReason()) || false;
@@ -128,6 +134,56 @@ describe('the e2b SDK against Hangar (one real VM)', { skip, concurrency: false 
     await assert.rejects(Sandbox.getInfo(sbx.sandboxId, { ...opts, apiKey: otherKey }), NotFoundError);
     await assert.rejects(Sandbox.connect(sbx.sandboxId, { ...opts, apiKey: otherKey }), NotFoundError);
     await assert.rejects(Sandbox.list({ ...opts, apiKey: 'hgk_not_a_key' }).nextItems(), AuthenticationError);
+  });
+
+  test('@e2b/desktop open(): xdg-open in the guest hands a URL to the default browser', async () => {
+    // The desktop image has no browser (the browser image's chromium is its x-www-browser): a stand-in records the call.
+    const rec = 'printf "%s\\n" "$@" > /tmp/e2b-opened';
+    await sbx.commands.run(`printf '%s\\n' '#!/bin/sh' '${rec}' > /usr/local/bin/www-browser && chmod 755 /usr/local/bin/www-browser && ln -sf www-browser /usr/local/bin/x-www-browser && rm -f /tmp/e2b-opened`, { user: 'root' });
+    assert.equal((await sbx.commands.run('command -v xdg-open')).stdout.trim(), '/usr/bin/xdg-open', 'the image has xdg-utils');
+    const d = await Desktop.connect(sbx.sandboxId, opts);
+    await d.open('http://example.test/opened-by-the-sdk');
+    let opened = '';
+    for (const end = Date.now() + 30_000; opened === '' && Date.now() < end;) {
+      opened = (await sbx.commands.run('cat /tmp/e2b-opened 2>/dev/null || true')).stdout;
+      if (opened === '') await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(opened, 'http://example.test/opened-by-the-sdk\n');
+  });
+
+  test('@e2b/desktop stream: the SDK\'s own URL (https://6080-<id>.<domain>/vnc.html, through a TLS proxy) opens Hangar\'s viewer in Chromium, showing the desktop', { skip: skipUnlessChromium() }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hangar-e2bstream-'));
+    const [certFile, keyFile] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+    // A TLS terminator in front of the controller, as a deployment's wildcard-certificate proxy: bytes relayed, Host kept.
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=e2b.localhost', '-keyout', keyFile, '-out', certFile], { timeoutMs: 30_000 });
+    const upstream = Number(new URL(live.c.url).port);
+    const proxy = createTlsServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (s) => {
+      const up = connect(upstream, '127.0.0.1');
+      s.pipe(up).pipe(s);
+      up.on('error', () => s.destroy());
+      s.on('error', () => up.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const profile = join(dir, 'profile');
+    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, ignoreHTTPSErrors: true, viewport: { width: 1100, height: 860 } });
+    const b = { context, console: [] as string[], close: async () => { await context.close(); } };
+    try {
+      const d = await Desktop.connect(sbx.sandboxId, { ...opts, domain: `e2b.localhost:${(proxy.address() as AddressInfo).port}` });
+      await d.stream.start({ requireAuth: true });
+      const url = d.stream.getUrl({ authKey: d.stream.getAuthKey() });
+      assert.match(url, new RegExp(`^https://6080-${sbx.sandboxId}\\.e2b\\.localhost:\\d+/vnc\\.html\\?`));
+      const refused = await context.newPage();
+      assert.equal((await refused.goto(d.stream.getUrl()))?.status(), 401, 'without the key: no viewer');
+      const page = await openViewer(b, url);
+      assert.match(page.url(), new RegExp(`^http://[^/]+/view/${sbx.sandboxId}\\?token=`), 'redirected to a fresh Hangar viewer');
+      await waitState(page, 'connected', 60_000);
+      const stats = await waitNotBlank(page, 60_000);
+      assert.ok(notBlank(stats), `${JSON.stringify(stats)}; console: ${b.console.join(' | ')}`);
+    } finally {
+      await b.close().catch(() => undefined);
+      await new Promise((r) => proxy.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('@e2b/desktop on the same sandbox: mouse, keyboard, cursor, screen size and screenshots through computer use', async () => {
