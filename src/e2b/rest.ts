@@ -167,10 +167,13 @@ export function e2bRestRoutes(ctx: ApiContext, d: E2bRestDeps): ApiRoute[] {
         const r = req as Req<{ sandboxID: string }, { timeout?: number } | undefined>;
         const { vm, fields } = sandbox(req, r.params.sandboxID);
         const wasPaused = sandboxState(vm) === 'paused';
-        const up = await resume(vm);
         const t = r.body?.timeout;
-        const endAt = t !== undefined ? Date.now() + timeoutSeconds(t) * 1000 : wasPaused || fields.endAt <= Date.now() ? Date.now() + timeoutSeconds(undefined) * 1000 : fields.endAt;
-        const f = d.state.update(vm.id, { endAt })!;
+        const endAtFrom = (now: number): number => (t !== undefined ? now + timeoutSeconds(t) * 1000 : wasPaused || fields.endAt <= now ? now + timeoutSeconds(undefined) * 1000 : fields.endAt);
+        // The new timeout holds from before the restore: once the guest runs on (mid-restore) the sandbox is running,
+        // and with its old, past end the timeout loop would pause it again the moment it is ready.
+        d.state.update(vm.id, { endAt: endAtFrom(Date.now()) + readyMs });
+        const up = await resume(vm);
+        const f = d.state.update(vm.id, { endAt: endAtFrom(Date.now()) })!;
         return reply.code(wasPaused ? 201 : 200).send(sandboxCreated(up, f));
       }),
     })),

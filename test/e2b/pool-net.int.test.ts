@@ -74,7 +74,9 @@ describe('e2b Sandbox.create: a warm pool, and network options enforced (real VM
     cacheDir = mkdtempSync(join(tmpdir(), 'hangar-e2bpool-'));
     process.env.HANGAR_CACHE_DIR = cacheDir; // the snapshot goes under <cache>/snapshots
     live = await startLiveController({
-      net: { cidr: '10.236.0.0/28', overrides: { egress: { uplink: UPLINK, resolvers: [WORLD.dns] } } },
+      // The default policy is the internet, as E2B's is (Hangar's own default is none): what a create without
+      // network options, and so a claimed pool member, runs with.
+      net: { cidr: '10.236.0.0/28', overrides: { egress: { uplink: UPLINK, resolvers: [WORLD.dns], default: { egress: { mode: 'internet' } } } } },
       // Headroom for QEMU over guest RAM under TCG, as sdk.int's (a hibernation save, the auto-pause, can exceed
       // the default 256 MiB; the VM's cgroup then OOM-kills QEMU).
       config: { hibernateAfterS: 0, vmm: { resources: { overheadMiB: 1024 } } },
@@ -110,10 +112,8 @@ describe('e2b Sandbox.create: a warm pool, and network options enforced (real VM
     claimed = sbx;
   });
 
-  // Found by this file: a claimed member reaches nothing with the default policy (name lookups through the gateway
-  // fail, and so does TCP to the world server's address), while a plain clone of the same snapshot with the
-  // internet policy reaches both (the denyOut test below). Not the E2B layer's: the pool's members' network.
-  test('a claimed member reaches the world with the default policy', { todo: 'egress of claimed pool members (src/pool, src/net)' }, async () => {
+  // The controller's default policy (here the internet) is what a member was made with and runs under once claimed.
+  test('a claimed member reaches the world with the default policy', async () => {
     const g = inside(claimed!);
     const web = await httpGet(g, `http://${WORLD.web}/`);
     assert.equal(web.ok, true, `by address: ${web.body} ${web.stderr}`);
@@ -170,11 +170,10 @@ describe('e2b Sandbox.create: a warm pool, and network options enforced (real VM
     resumed = back;
   });
 
-  // In each of this file's three runs, the first command after that restore was SandboxNotFoundError (the envd
-  // call got the guest agent unavailable), with no OOM kill in dmesg, while sdk.int's pause → resume (the same
-  // hibernate and connect, after a longer session) passes: the restored-VM trouble the lead is fixing in src/vm
-  // and the guest init, or close to it.
-  test('the resumed sandbox kept its state', { todo: 'agent after a hibernation restore (src/vm, guest init)' }, async () => {
+  // Found by this file: the first command after that restore failed (SandboxNotFoundError: the agent was gone),
+  // because the timeout loop paused the sandbox again as it came up (its old end had passed); connect now sets the
+  // new end before it restores (test/e2b/rest.test.ts).
+  test('the resumed sandbox kept its state', async () => {
     assert.equal((await resumed!.commands.run('cat /dev/shm/e2b-auto')).stdout, 'before-timeout\n');
   });
 

@@ -119,3 +119,18 @@ test('/openapi.json lists every E2B REST route and validates; envd (/e2b/sandbox
   detach();
   await h.app.close();
 });
+
+test('connect of a sandbox paused at its timeout: the new timeout holds from before the restore (the timeout loop cannot pause it again as it comes up)', async () => {
+  const h = await harness();
+  const id = (await h.app.inject({ method: 'POST', url: '/e2b/v2/sandboxes', headers: auth, payload: { timeout: 30, autoPause: true } })).json<{ sandboxID: string }>().sandboxID;
+  assert.equal((await h.app.inject({ method: 'POST', url: `/e2b/sandboxes/${id}/pause`, headers: auth, payload: {} })).statusCode, 204);
+  h.e2b.state.update(id, { endAt: Date.now() - 1000 }); // it timed out while paused
+  const act = h.ctx.vms.act.bind(h.ctx.vms);
+  let endAtDuringRestore = 0;
+  h.ctx.vms.act = async (vmId, a) => { endAtDuringRestore = h.e2b.state.get(vmId)!.endAt; return act(vmId, a); };
+  assert.equal((await h.app.inject({ method: 'POST', url: `/e2b/v2/sandboxes/${id}/connect`, headers: auth, payload: {} })).statusCode, 201);
+  assert.ok(endAtDuringRestore > Date.now(), 'not due while it restores');
+  const after = h.e2b.state.get(id)!.endAt;
+  assert.ok(after > Date.now() && after <= Date.now() + 301_000, `then the default timeout from now: ${after - Date.now()} ms`);
+  await h.app.close();
+});
