@@ -1,7 +1,7 @@
 // Volumes in real guests (QEMU under TCG, the real controller): a volume attached at create is mounted in VM A and
 // written; a second writer is refused; a controller restart keeps the volume and its attachment; after A is
 // destroyed, a clone B (restored from a golden snapshot, so running before the volume is given to it) gets the
-// volume attached without a reboot and reads A's file; idle (its own 2 s timeout) B hibernates and computer use
+// volume attached without a reboot and reads A's file; idle (its own 2 s timeout) B hibernates and opening its viewer
 // wakes it with a typed line, a tmpfs file and the volume intact; it grows online, is copied, detached and removed.
 // Two boots (A cold, the snapshot's VM), one restore and one hibernation in all.
 import { after, before, describe, test } from 'node:test';
@@ -15,6 +15,7 @@ import { imageSkipReason } from '../support/controller.js';
 import { collect } from '../support/agent-binary.js';
 import { startLiveController, type LiveController } from '../support/live-controller.js';
 import { rfbConnect } from '../snapshot/rfb-client.js';
+import { mustOpen, openVnc } from '../desktop/harness.js';
 
 // The golden snapshot goes to a temporary cache (below); images stay where they are.
 process.env.HANGAR_IMAGES_DIR ??= resolvePaths().imagesDir;
@@ -107,7 +108,7 @@ describe('volumes in booted guests', { skip, concurrency: false }, () => {
     assert.equal(other.body.error.code, 'VOLUME_IN_USE');
   });
 
-  test('idle (its own short timeout) → hibernated; computer use wakes it: the typed line, the tmpfs file and the volume are intact', async () => {
+  test('idle (its own short timeout) → hibernated; opening the viewer wakes it: the typed line, the tmpfs file and the volume are intact', async () => {
     await sh(b, `echo ${mark}-ram > /tmp/ram-marker`);
     // A line typed in the xterm over RFB (the manager's dial: a touch, no hold), Return not pressed yet.
     const rfb = await rfbConnect(await live.c.manager.dialVm(b, 5900, { timeoutMs: 10_000 }));
@@ -127,10 +128,18 @@ describe('volumes in booted guests', { skip, concurrency: false }, () => {
     }
     assert.ok(hib, 'the idle VM hibernated');
     await api('PATCH', `/v1/vms/${b}/idle`, { idleTimeoutS: 0 });
-    // Computer use dials the desktop as a viewer does: the VM is restored, then Return runs the line typed before.
+    // Opening the viewer (the controller's VNC bridge) wakes it: the VM is restored and the desktop answers.
+    const { body: tok } = await api<{ token: string }>('POST', `/v1/vms/${b}/viewer`);
+    const { ws, reader } = mustOpen(await openVnc(live.c.url, b, tok.token));
+    try {
+      assert.equal((await reader.read(12, 120_000)).toString('latin1'), 'RFB 003.008\n');
+    } finally {
+      ws.close();
+    }
+    assert.equal((await api<{ state: string; hibernated: boolean }>('GET', `/v1/vms/${b}`)).body.hibernated, false);
+    // Then Return (computer use) runs the line typed before the hibernation.
     const key = await api<unknown>('POST', `/v1/vms/${b}/computer`, { action: 'key', text: 'Return' });
     assert.equal(key.status, 200, JSON.stringify(key.body));
-    assert.equal((await api<{ state: string; hibernated: boolean }>('GET', `/v1/vms/${b}`)).body.hibernated, false);
     let typed = '';
     for (let i = 0; i < 20 && !typed; i++) {
       typed = await sh(b, 'cat /tmp/typed-marker 2>/dev/null || true');
