@@ -182,7 +182,7 @@ export const NO_VNC_HOOK: GuestHook = {
   script: `# Test fault (hangar doctor matrix): the VNC server does not run.
 for ((n = 0; n < 600; n++)); do
   for p in /proc/[0-9]*; do
-    read -r comm <"$p/comm" 2>/dev/null || continue
+    read -r comm 2>/dev/null <"$p/comm" || continue # stderr first: a process gone since the glob must say nothing
     if [ "$comm" = x11vnc ]; then
       kill -9 "\${p#/proc/}"
       echo "test-fault: x11vnc pid \${p#/proc/} killed"
