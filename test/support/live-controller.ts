@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadControllerConfig, type ControllerConfigInput } from '../../src/api/config.js';
 import { startController, type Controller, type ControllerHooks } from '../../src/api/controller.js';
+import assert from 'node:assert/strict';
+import { collect } from './agent-binary.js';
 import { createTestNetwork, type TestNetwork, type TestNetworkOptions } from './net.js';
 
 export interface LiveController {
@@ -60,4 +62,21 @@ export async function startLiveController(opts: { net?: TestNetworkOptions; conf
     },
   };
   return live;
+}
+
+/** One JSON call to the live controller's API with its admin token: the status and the parsed body (null for 204). */
+export async function liveApi<T>(live: LiveController, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const r = await fetch(live.c.url + path, {
+    method, headers: { authorization: `Bearer ${live.c.token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: r.status, body: (r.status === 204 ? null : await r.json()) as T };
+}
+
+/** A shell line in a live VM's guest as root, through its agent: its stdout (trimmed), its exit code asserted 0. */
+export async function guestSh(live: LiveController, vm: string, cmd: string): Promise<string> {
+  const s = await live.c.agents.session(vm, { timeoutMs: 60_000 });
+  const h = await s.exec({ cmd, user: 'root' });
+  const [out, err, exit] = await Promise.all([collect(h.stdout), collect(h.stderr), h.exit]);
+  assert.equal(exit.code, 0, `${cmd}: ${err.toString()}`);
+  return out.toString().trim();
 }

@@ -14,8 +14,7 @@ import { chromium } from 'playwright-core';
 import { run } from '../../src/util/exec.js';
 import { skipUnlessRoot } from '../support/env.js';
 import { imageSkipReason } from '../support/controller.js';
-import { collect } from '../support/agent-binary.js';
-import { startLiveController, type LiveController } from '../support/live-controller.js';
+import { guestSh, liveApi, startLiveController, type LiveController } from '../support/live-controller.js';
 import { createWorld, UPLINK, WORLD, type World } from '../support/world.js';
 
 const skip = skipUnlessRoot() || (await imageSkipReason('browser')) || false;
@@ -28,19 +27,8 @@ describe('a browser-profile volume: log in once', { skip, concurrency: false }, 
   let login: ChildProcess | undefined;
   let a = '';
   let b = '';
-  const api = async <T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> => {
-    const r = await fetch(live.c.url + path, {
-      method, headers: { authorization: `Bearer ${live.c.token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: r.status, body: (r.status === 204 ? null : await r.json()) as T };
-  };
-  const sh = async (vm: string, cmd: string): Promise<string> => {
-    const s = await live.c.agents.session(vm, { timeoutMs: 60_000 });
-    const h = await s.exec({ cmd, user: 'root' });
-    const [out, err, exit] = await Promise.all([collect(h.stdout), collect(h.stderr), h.exit]);
-    assert.equal(exit.code, 0, `${cmd}: ${err.toString()}`);
-    return out.toString().trim();
-  };
+  const api = <T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> => liveApi<T>(live, method, path, body);
+  const sh = (vm: string, cmd: string): Promise<string> => guestSh(live, vm, cmd);
   const stats = async (): Promise<{ logins: number; authed: number; forms: number }> => {
     const r = await run('ip', ['netns', 'exec', world!.netns, 'curl', '-sS', '--noproxy', '*', '-m', '5', `${SERVICE}stats`], { timeoutMs: 10_000 });
     return JSON.parse(r.stdout) as { logins: number; authed: number; forms: number };

@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { resolvePaths } from '../../src/config.js';
 import { skipUnlessRoot } from '../support/env.js';
 import { imageSkipReason } from '../support/controller.js';
-import { collect } from '../support/agent-binary.js';
-import { startLiveController, type LiveController } from '../support/live-controller.js';
+import { guestSh, liveApi, startLiveController, type LiveController } from '../support/live-controller.js';
 import { rfbConnect } from '../snapshot/rfb-client.js';
 import { mustOpen, openVnc } from '../desktop/harness.js';
 
@@ -29,20 +28,9 @@ describe('volumes in booted guests', { skip, concurrency: false }, () => {
   let a = '';
   let b = '';
   const mark = `v${Date.now().toString(36)}`;
-  const api = async <T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> => {
-    const r = await fetch(live.c.url + path, {
-      method, headers: { authorization: `Bearer ${live.c.token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: r.status, body: (r.status === 204 ? null : await r.json()) as T };
-  };
+  const api = <T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> => liveApi<T>(live, method, path, body);
   /** A shell line in the guest as root: its stdout, and its exit code asserted 0. */
-  const sh = async (vm: string, cmd: string): Promise<string> => {
-    const s = await live.c.agents.session(vm, { timeoutMs: 60_000 });
-    const h = await s.exec({ cmd, user: 'root' });
-    const [out, err, exit] = await Promise.all([collect(h.stdout), collect(h.stderr), h.exit]);
-    assert.equal(exit.code, 0, `${cmd}: ${err.toString()}`);
-    return out.toString().trim();
-  };
+  const sh = (vm: string, cmd: string): Promise<string> => guestSh(live, vm, cmd);
 
   before(async () => {
     cacheDir = mkdtempSync(join(tmpdir(), 'hangar-volcache-'));
