@@ -54,9 +54,12 @@ export async function hibernateVm(vm: VmRecord, d: SavedStateDeps): Promise<VmRe
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { mode: 0o700 });
   const t0 = performance.now();
-  if (vm.state === 'ready') await quiesce(d, id, 'hibernate');
-  const quiesceMs = Math.round(performance.now() - t0);
-  if (vm.state === 'ready') await l.handle.pause();
+  let quiesceMs = 0;
+  if (vm.state === 'ready') {
+    await quiesce(d, id, 'hibernate');
+    quiesceMs = Math.round(performance.now() - t0);
+    await l.handle.pause();
+  }
   let saved;
   try {
     saved = await l.handle.saveState(dir);
