@@ -88,6 +88,34 @@ export function planSlotResize(slot: number, sizeBytes: number): QmpStep[] {
 }
 
 /**
+ * Closes a guest Chromium the way its own "quit" does: CDP `Browser.close` on its DevTools port (bash, $1 the port;
+ * exit 0 once sent and Chromium has closed the connection, non-zero if it could not be asked). Measured (host Chromium 156,
+ * a cookie set then the browser stopped at once): after a SIGTERM the cookie was on disk in 2 of 15 tries (the
+ * network service commits its cookie store every 30 s and a SIGTERM does not wait for it), after Browser.close in
+ * 12 of 12 (this script's in 9). One text frame over a raw WebSocket
+ * (bash's /dev/tcp; a client frame must be masked: the all-zero mask leaves the payload as it is). Bounded: 5 s per
+ * read, 10 s for Chromium to go.
+ */
+export const CDP_CLOSE_SCRIPT = String.raw`port=$1
+exec 3<>/dev/tcp/127.0.0.1/$port || exit 1
+printf 'GET /json/version HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n' "$port" >&3
+ws=""
+while IFS= read -r -t 5 line <&3; do
+  case "$line" in *webSocketDebuggerUrl*) ws=$(printf %s "$line" | sed -n 's|.*"ws://[^/"]*\(/[^"]*\)".*|\1|p'); break ;; esac
+done
+exec 3<&-
+[ -n "$ws" ] || exit 2
+exec 3<>/dev/tcp/127.0.0.1/$port || exit 1
+printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: aGFuZ2FyLWNsb3NlLWtleQ==\r\nSec-WebSocket-Version: 13\r\n\r\n' "$ws" "$port" >&3
+IFS= read -r -t 5 status <&3 || exit 3
+case "$status" in *' 101 '*) ;; *) exit 3 ;; esac
+msg='{"id":1,"method":"Browser.close"}'
+printf "\\x81\\x$(printf %02x $((128 + ${'$'}{#msg})))\\x00\\x00\\x00\\x00%s" "$msg" >&3
+timeout 10 cat <&3 >/dev/null
+exit 0
+`;
+
+/**
  * The guest side, one script run by the agent as root with its arguments as positional parameters (never spliced
  * into the text): $1 the slot's serial, $2 the mount point, $3 "ro" or "rw", $4 the action (mount, umount, release,
  * grow). It waits (up to 10 s) for the disk to show its capacity, is idempotent (mounted already: nothing to do), and
@@ -95,14 +123,15 @@ export function planSlotResize(slot: number, sizeBytes: number): QmpStep[] {
  *
  * Chromium (browser images) is started by the guest init before any volume can be mounted. When the mount point is
  * its user data dir (`--user-data-dir`, else `$HOME/.config/chromium`), above it or inside it, the script stops the
- * browser process gracefully (SIGTERM: it writes its cookies and closes its files), mounts, removes the profile's
+ * browser process cleanly (CDP_CLOSE_SCRIPT, $5, when it has a DevTools port; else, or if it is still there 20 s on,
+ * SIGTERM; 10 s later SIGKILL; how it went is appended to /run/hangar/chromium.log), mounts, removes the profile's
  * Singleton* lock files (left by the VM that held the volume last; one VM at a time has it), starts the same argv
  * with the same environment as the same user again, and waits (up to 30 s) for its DevTools port to listen: the
  * Chromium the user meets runs on the volume from its start. umount stops it the same way (an open profile would
  * make the unmount fail) and starts it again on the image's directory; release (a VM being destroyed) does not.
  */
 export const GUEST_SCRIPT = `set -eu
-serial="$1"; at="$2"; mode="$3"; action="$4"
+serial="$1"; at="$2"; mode="$3"; action="$4"; cdp_close="\${5:-}"
 dev=""
 i=0
 while [ $i -lt 100 ]; do
@@ -149,12 +178,25 @@ stop_browser() {
   uid=$(sed -n 's/^Uid:[[:space:]]*\\([0-9]*\\).*/\\1/p' "/proc/$browser/status")
   { printf 'env\\0-i\\0'; cat "/proc/$browser/environ"; cat "/proc/$browser/cmdline"; } >"$saved"
   echo "$uid" >"$saved.uid"
-  kill -TERM "$browser" 2>/dev/null || true
-  j=0
-  while any_chromium && [ $j -lt 150 ]; do j=$((j+1)); sleep 0.1; done
-  for p in /proc/[0-9]*; do read -r comm 2>/dev/null <"$p/comm" && [ "$comm" = chromium ] && { kill -KILL "\${p#/proc/}" 2>/dev/null || true; }; done
-  j=0
-  while any_chromium && [ $j -lt 50 ]; do j=$((j+1)); sleep 0.1; done
+  port=$(tr '\\0' '\\n' <"/proc/$browser/cmdline" | sed -n 's/^--remote-debugging-port=//p' | tail -n 1)
+  how=""
+  if [ -n "$port" ] && [ -n "$cdp_close" ] && bash --norc -c "$cdp_close" cdp-close "$port" 2>/dev/null; then
+    how=cdp; j=0
+    while any_chromium && [ $j -lt 200 ]; do j=$((j+1)); sleep 0.1; done
+  fi
+  if any_chromium; then
+    how="\${how:+$how, then }SIGTERM"
+    kill -TERM "$browser" 2>/dev/null || true
+    j=0
+    while any_chromium && [ $j -lt 100 ]; do j=$((j+1)); sleep 0.1; done
+  fi
+  if any_chromium; then
+    how="$how, then SIGKILL"
+    for p in /proc/[0-9]*; do read -r comm 2>/dev/null <"$p/comm" && [ "$comm" = chromium ] && { kill -KILL "\${p#/proc/}" 2>/dev/null || true; }; done
+    j=0
+    while any_chromium && [ $j -lt 50 ]; do j=$((j+1)); sleep 0.1; done
+  fi
+  echo "hangar-volume: chromium $browser stopped ($how) for $action of $at" >>/run/hangar/chromium.log 2>/dev/null || true
   return 0
 }
 start_browser() {
@@ -201,5 +243,5 @@ export type GuestAction = 'mount' | 'umount' | 'release' | 'grow';
 
 /** The agent's exec request for one guest action. */
 export function guestArgv(slot: number, path: string, readOnly: boolean, action: GuestAction): string[] {
-  return ['/bin/sh', '-c', GUEST_SCRIPT, 'hangar-volume', slotSerial(slot), path, readOnly ? 'ro' : 'rw', action];
+  return ['/bin/sh', '-c', GUEST_SCRIPT, 'hangar-volume', slotSerial(slot), path, readOnly ? 'ro' : 'rw', action, CDP_CLOSE_SCRIPT];
 }

@@ -232,7 +232,7 @@ export class VolumeService {
     const vm = this.d.vm(vmRef);
     if (!vm || vm.state !== 'ready' || vm.hibernation) return;
     for (const a of this.d.volumes.attachmentsOfVm(vm.id)) {
-      await this.guestRun(vm.id, guestArgv(a.slot, a.path, a.readOnly, 'release'), 30_000, 5_000)
+      await this.guestRun(vm.id, guestArgv(a.slot, a.path, a.readOnly, 'release'), 60_000, 5_000)
         .catch((e: unknown) => this.d.log?.('volume not released before destroy', { id: a.volumeId, vm: vm.id, err: (e as Error).message }));
     }
   }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isHangarError } from '../../src/errors.js';
 import { VOLUME_SLOTS, validGuestPath, validMounts, validSize, validVolumeName } from '../../src/volume/input.js';
-import { guestArgv, planCopy, planCreate, planGrow, planSwapIn, planSwapOut, slotSerial } from '../../src/volume/plan.js';
+import { CDP_CLOSE_SCRIPT, guestArgv, planCopy, planCreate, planGrow, planSwapIn, planSwapOut, slotSerial } from '../../src/volume/plan.js';
 import { QEMU_VOLUME_SLOTS } from '../../src/vmm/qemu/argv.js';
 
 test('a new volume: a sparse file of the size limit, then ext4 owned by the desktop user, all argv', () => {
@@ -34,7 +34,7 @@ test('the guest script gets its values as positional arguments, never spliced in
   const argv = guestArgv(0, '/home/hangar/my data', true, 'mount');
   assert.equal(argv[0], '/bin/sh');
   assert.ok(!argv[2]!.includes('/home/hangar'));
-  assert.deepEqual(argv.slice(3), ['hangar-volume', slotSerial(0), '/home/hangar/my data', 'ro', 'mount']);
+  assert.deepEqual(argv.slice(3), ['hangar-volume', slotSerial(0), '/home/hangar/my data', 'ro', 'mount', CDP_CLOSE_SCRIPT]);
 });
 
 test('validation: names, sizes and guest paths', () => {
