@@ -4,7 +4,8 @@
 // a web service in the test's world namespace (test/volume/login-server.ts: a form that sets a persistent cookie).
 // A is destroyed (its volumes are unmounted first: Chromium is closed over CDP, so it writes its cookies). A NEW VM B,
 // booted without it, gets the volume by a live attach (what a claim from a warm pool does): Chromium is restarted on
-// it, and opening the service shows the user logged in without a second login. Two browser boots in all (the
+// it, and opening the service shows the user logged in without a second login. Detaching it from B closes Chromium over
+// CDP and starts it again on the image's directory. Two browser boots in all (the
 // browser profile: its memory; with the desktop's 512 MiB Chromium's renderers cannot reserve their code range).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -154,7 +155,6 @@ describe('a browser-profile volume: log in once', { skip, concurrency: false }, 
     assert.equal(at.status, 201, JSON.stringify(at.body));
     const pid = await onVolume(b);
     assert.notEqual(`pid=${pid}`, before.split(' ')[0], 'a new Chromium process');
-    assert.match(await sh(b, 'cat /run/hangar/chromium.log'), new RegExp(`hangar-volume: chromium \\d+ stopped \\(cdp\\) for mount of ${PROFILE}`), 'the running Chromium was closed over CDP, not signalled');
     assert.equal(await sh(b, 'cat /proc/sys/kernel/random/boot_id'), bootId, 'no reboot');
     const was = await stats();
     const browser = await cdp(b);
@@ -174,5 +174,21 @@ describe('a browser-profile volume: log in once', { skip, concurrency: false }, 
     const now = await stats();
     assert.equal(now.logins, 1, 'still the one login');
     assert.equal(now.authed, was.authed + 1, "the service saw B's browser with A's session cookie");
+  });
+
+  test('detach from B: Chromium is closed over CDP (not signalled), the volume unmounted, Chromium started again on the image\'s directory', { timeout: 300_000 }, async () => {
+    assert.ok(b, 'VM B ran');
+    const t0 = performance.now();
+    const r = await api('DELETE', `/v1/vms/${b}/volumes/profile`);
+    console.log(`# detach of a profile volume (close Chromium + unmount + start it again): ${(performance.now() - t0).toFixed(0)} ms`);
+    assert.equal(r.status, 204, JSON.stringify(r.body));
+    assert.equal(await sh(b, `grep -c " ${PROFILE} " /proc/mounts || true`), '0', 'unmounted');
+    assert.match(await sh(b, 'cat /run/hangar/chromium.log'), new RegExp(`hangar-volume: chromium \\d+ stopped \\(cdp\\) for umount of ${PROFILE}`), 'closed over CDP');
+    const deadline = Date.now() + 180_000;
+    let s = '';
+    while (!/^pid=\d+ on=[1-9]\d* off=0$/.test(s = await browserFiles(b))) { // on: the image's device again
+      if (Date.now() > deadline) throw new Error(`Chromium did not start again on the image's profile: ${s}`);
+      await new Promise((res) => setTimeout(res, 1000));
+    }
   });
 });
