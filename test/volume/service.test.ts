@@ -31,7 +31,7 @@ function world(opts: { failMount?: boolean; diskQuota?: number } = {}) {
   const session = (vm: string): AgentSession => ({
     exec: async (req: ExecRequest) => {
       guest.push({ vm, argv: req.argv! });
-      const fail = opts.failMount && req.argv!.at(-1) === 'mount';
+      const fail = opts.failMount && req.argv![7] === 'mount';
       return { proc: 'p', pid: 1, stdout: Readable.from([Buffer.from(fail ? '' : '/dev/vdb\n')]), stderr: Readable.from([Buffer.from(fail ? 'mount: wrong fs type' : '')]), stdin: null, exit: Promise.resolve({ code: fail ? 32 : 0, signal: null, timedOut: false }), signal: async () => {}, resize: async () => {}, detach: () => {} };
     },
   }) as unknown as AgentSession;
@@ -83,7 +83,7 @@ test('attach to a running VM: recorded, swapped in through QMP, mounted by the a
     assert.equal(a.slot, 0);
     assert.deepEqual(w.qmp.map((q) => q.cmd), ['query-named-block-nodes', 'blockdev-add', 'blockdev-reopen', 'block_resize', 'blockdev-del']);
     assert.deepEqual(w.qmp[3]!.args, { 'node-name': 'vol0', size: 64 * 1024 * 1024 });
-    assert.deepEqual(w.guest.map((g) => g.argv.slice(-3)), [['/data', 'rw', 'mount']]);
+    assert.deepEqual(w.guest.map((g) => g.argv.slice(5, 8)), [['/data', 'rw', 'mount']]);
     assert.deepEqual(w.store.getVm('vm-a')!.spec!.volumes, [{ file: v.file, readOnly: false }, null], 'a restore reopens it');
     // Idempotent: a second ensure (a ready event after a restore) swaps nothing and mounts again (a no-op in the guest).
     w.qmp.length = 0;
@@ -95,7 +95,7 @@ test('attach to a running VM: recorded, swapped in through QMP, mounted by the a
     await assert.rejects(w.svc.attach('vm-b', { name: 'data', path: '/data' }), (e: unknown) => isHangarError(e, 'VOLUME_IN_USE'));
     assert.throws(() => w.svc.precheck('default', [{ name: 'data', path: '/x' }]), (e: unknown) => isHangarError(e, 'VOLUME_IN_USE'));
     await w.svc.detach('vm-a', 'data');
-    assert.deepEqual(w.guest.at(-1)!.argv.slice(-3), ['/data', 'rw', 'umount']);
+    assert.deepEqual(w.guest.at(-1)!.argv.slice(5, 8), ['/data', 'rw', 'umount']);
     assert.equal(w.slots.get('vm-a/0')!.file, null, 'the slot is empty again');
     assert.deepEqual(w.store.getVm('vm-a')!.spec!.volumes, [null, null]);
     await w.svc.attach('vm-b', { name: 'data', path: '/data' });
@@ -134,7 +134,7 @@ test('resize: grows offline when unattached, online in a ready VM, never shrinks
     await w.svc.resize('default', 'data', 128);
     assert.deepEqual(w.host.map((s) => s.cmd), ['truncate']);
     assert.deepEqual(w.qmp.map((q) => [q.cmd, q.args]), [['block_resize', { 'node-name': 'vol0', size: 128 * 1024 * 1024 }]]);
-    assert.equal(w.guest.at(-1)!.argv.at(-1), 'grow');
+    assert.equal(w.guest.at(-1)!.argv[7], 'grow');
     const copy = await w.svc.snapshot('default', 'data', { name: 'copy' });
     assert.equal(copy.source, v.id);
     assert.equal(copy.sizeMiB, 128);
@@ -161,7 +161,7 @@ test('release before a destroy: each volume of a ready VM is unmounted in the gu
     await w.svc.attach('vm-a', { name: 'profile', path: '/home/hangar/.config/chromium' });
     w.guest.length = 0;
     await w.svc.release('vm-a');
-    assert.deepEqual(w.guest.map((g) => g.argv.slice(-3)), [['/data', 'rw', 'release'], ['/home/hangar/.config/chromium', 'rw', 'release']]);
+    assert.deepEqual(w.guest.map((g) => g.argv.slice(5, 8)), [['/data', 'rw', 'release'], ['/home/hangar/.config/chromium', 'rw', 'release']]);
     assert.equal(w.store.volumes.attachmentsOfVm('vm-a').length, 2, 'the records go with the VM, not here');
     await w.svc.release('vm-gone');
   } finally {
