@@ -33,6 +33,7 @@ export class ByteQueue {
 
   /** The next n bytes without consuming them (n ≤ length). */
   peek(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
     const first = this.chunks[0]!;
     if (first.length - this.head >= n) return first.subarray(this.head, this.head + n);
     const out = Buffer.allocUnsafe(n);
@@ -155,6 +156,12 @@ const SUPPORTED_SECURITY_NONE = 1;
 /** Largest text accepted in ServerCutText or a failure reason (a server cannot make us buffer more). */
 const MAX_TEXT = 1 << 20;
 const MAX_NAME = 4096;
+/**
+ * The largest screen the host allocates a framebuffer for (the guest is untrusted: ServerInit and DesktopSize give
+ * up to 65535 × 65535, 16 GiB): each side at most 8192, at most 8192 × 4320 pixels (135 MiB).
+ */
+export const MAX_SIDE = 8192;
+export const MAX_PIXELS = 8192 * 4320;
 
 /**
  * The client side of RFB 3.8 (3.7 and 3.3 servers too), security type None only (Hangar's guests have no VNC
@@ -188,6 +195,12 @@ export class RfbClientProtocol {
       this.phase = 'failed';
       throw e;
     }
+  }
+
+  /** A screen size the host allocates for, or VM_UNREACHABLE. */
+  private screenSize(width: number, height: number): { width: number; height: number } {
+    if (width < 1 || height < 1 || width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS) this.fail(`a screen of ${width}x${height} (at most ${MAX_SIDE} a side, ${MAX_PIXELS} pixels)`, { width, height });
+    return { width, height };
   }
 
   private fail(message: string, details: Record<string, unknown> = {}): never {
@@ -252,7 +265,7 @@ export class RfbClientProtocol {
         const b = q.take(24);
         const nameLen = b.readUInt32BE(20);
         if (nameLen > MAX_NAME) this.fail('desktop name too long', { nameLen });
-        this.pendingInit = { width: b.readUInt16BE(0), height: b.readUInt16BE(2), nameLen };
+        this.pendingInit = { ...this.screenSize(b.readUInt16BE(0), b.readUInt16BE(2)), nameLen };
         this.phase = 'init-name';
         return true;
       }
@@ -322,6 +335,8 @@ export class RfbClientProtocol {
     const fb = this.fb!;
     switch (r.enc) {
       case ENCODING.RAW: {
+        // Nothing outside the screen: a rectangle's bytes are buffered until complete, so its size is bounded first.
+        if (r.x + r.w > fb.width || r.y + r.h > fb.height) this.fail('a rectangle outside the screen', { ...r, width: fb.width, height: fb.height });
         const n = r.w * r.h * 4;
         if (q.length < n) return false;
         fb.putRaw(r.x, r.y, r.w, r.h, q.take(n));
@@ -334,6 +349,7 @@ export class RfbClientProtocol {
         break;
       }
       case ENCODING.DESKTOP_SIZE:
+        this.screenSize(r.w, r.h);
         this.fb = new Framebuffer(r.w, r.h);
         if (this.init) this.init = { ...this.init, width: r.w, height: r.h };
         this.ev.resize?.(r.w, r.h);

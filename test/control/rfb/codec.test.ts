@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ByteQueue, RfbClientProtocol, clientCutText, keyEvent, pointerEvent, setEncodings, updateRequest, ENCODING } from '../../../src/control/rfb/codec.js';
+import { ByteQueue, MAX_SIDE, RfbClientProtocol, clientCutText, keyEvent, pointerEvent, setEncodings, updateRequest, ENCODING } from '../../../src/control/rfb/codec.js';
 import { Framebuffer, crop, scale, encodeImage } from '../../../src/control/rfb/framebuffer.js';
 import { PNG } from 'pngjs';
 import { ROOT } from '../../support/env.js';
@@ -102,6 +102,26 @@ test('refusals: not RFB, no security None, a server that refuses, an encoding no
   assert.throws(() => run([server(update(rect(0, 0, 1, 1, 7)))]), (e: Error & { code?: string }) => e.code === 'VM_UNREACHABLE' && /encoding 7/.test(e.message));
 });
 
+test('the guest is untrusted: a screen too large (ServerInit or DesktopSize) or a Raw rectangle outside it is refused before anything is allocated or buffered; an empty desktop name is fine', () => {
+  const withInit = (w: number, h: number, name = 't'): Buffer => {
+    const init = Buffer.alloc(24);
+    init.writeUInt16BE(w, 0); init.writeUInt16BE(h, 2); init.writeUInt32BE(Buffer.byteLength(name), 20);
+    return Buffer.concat([Buffer.from(RFB_BANNER), Buffer.from([1, 1]), Buffer.alloc(4), init, Buffer.from(name)]);
+  };
+  const refused = (b: Buffer, re: RegExp): void => assert.throws(() => run([b]), (e: Error & { code?: string }) => e.code === 'VM_UNREACHABLE' && re.test(e.message));
+  refused(withInit(65535, 65535), /screen of 65535x65535/);
+  refused(withInit(8193, 16), /screen of 8193x16/);
+  refused(withInit(8192, 8192), /screen of 8192x8192/);
+  refused(withInit(0, 10), /screen of 0x10/);
+  refused(server(update(rect(0, 0, 65535, 65535, ENCODING.DESKTOP_SIZE))), /screen of 65535x65535/);
+  // The 8x4 screen of server(): a Raw rectangle past its edge, which would otherwise wait for 16 GiB of pixels.
+  refused(server(update(rect(0, 0, 65535, 65535, ENCODING.RAW))), /outside the screen/);
+  refused(server(update(rect(7, 0, 2, 1, ENCODING.RAW, Buffer.concat([px(2, 1, 2, 3)])))), /outside the screen/);
+  const ok = run([withInit(MAX_SIDE, 4320, '')]);
+  assert.equal(ok.ready, 1, 'the largest screen and an empty name');
+  assert.equal(ok.p.init!.name, '');
+});
+
 test('client messages, byte for byte', () => {
   assert.deepEqual([...keyEvent(true, 0xff0d)], [4, 1, 0, 0, 0, 0, 0xff, 0x0d]);
   assert.deepEqual([...keyEvent(false, 0x0100017e)], [4, 0, 0, 0, 0x01, 0x00, 0x01, 0x7e]);
@@ -119,6 +139,7 @@ test('ByteQueue: peek and take across chunks', () => {
   assert.equal(q.take(4).toString(), 'bcde');
   assert.equal(q.length, 1);
   assert.equal(q.take(1).toString(), 'f');
+  assert.equal(q.take(0).length, 0, 'nothing from an empty queue');
 });
 
 test('crop, scale and the encoders', () => {
