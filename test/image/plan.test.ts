@@ -111,9 +111,10 @@ test('guest templates take the markers from guest-protocol.ts; unknown placehold
   assert.ok(/x11vnc[^\n]*-rfbport 5900/.test(init));
   assert.ok(/Xvfb[^\n]*-nolisten tcp/.test(init));
   assert.ok(!/passwd|chpasswd/.test(init));
-  // twm places windows itself and never grabs the server (a grab freezes what VNC viewers see).
+  // twm places windows itself and never grabs the server, not even to move a window (a grab freezes what VNC viewers
+  // see, and x11vnc with them: bench/desktop-safety).
   const twmrc = guestFiles.find((f) => f.name === 'twmrc')!.content;
-  assert.ok(/^RandomPlacement$/m.test(twmrc) && /^NoGrabServer$/m.test(twmrc));
+  assert.ok(/^RandomPlacement$/m.test(twmrc) && /^NoGrabServer$/m.test(twmrc) && /^OpaqueMove$/m.test(twmrc));
   assert.ok(init.includes('twm -f /etc/hangar/twmrc'));
   // The fragment asks for what the recipe needs for both VMMs.
   const frag = fragments.map((f) => f.content).join('\n');
