@@ -129,7 +129,8 @@ export class RfbServerProtocol {
       }
       case 3: { // FramebufferUpdateRequest
         if (q.length < 10) return false;
-        this.ev.updateRequest?.(q.take(10)[1] !== 0);
+        const incremental = q.take(10)[1] !== 0; // taken first: ?.() would skip evaluating its argument
+        this.ev.updateRequest?.(incremental);
         return true;
       }
       case 4: // KeyEvent

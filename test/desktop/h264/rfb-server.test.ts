@@ -36,6 +36,14 @@ test('client messages: encodings noted, requests counted, key/pointer/clipboard 
   assert.deepEqual(s.cut, [clientCutText('hi')]);
 });
 
+test('without an updateRequest listener the requests are still consumed (no loop on the same message)', () => {
+  const sent: Buffer[] = [];
+  const input: Buffer[] = [];
+  const p = new RfbServerProtocol({ send: (b) => sent.push(b), input: (m) => input.push(m) }, { width: 64, height: 48, name: 'vm' });
+  p.push(Buffer.concat([handshake, updateRequest(true, 0, 0, 64, 48), keyEvent(true, 1)]));
+  assert.deepEqual(input, [keyEvent(true, 1)]);
+});
+
 test('refused: other versions, other security types, unknown messages, too many encodings, huge or extended clipboards', () => {
   assert.throws(() => server().p.push(Buffer.from('RFB 004.000\n')), /only RFB 3.7 and 3.8/);
   assert.throws(() => server().p.push(Buffer.concat([Buffer.from('RFB 003.008\n'), Buffer.from([2])])), /was not offered/);
