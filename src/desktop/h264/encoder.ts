@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { HangarError } from '../../errors.js';
 import { FlvDemuxer, type EncodedFrame } from './flv.js';
 
-export const FFMPEG = process.env.HANGAR_FFMPEG ?? '/usr/bin/ffmpeg';
+export const FFMPEG = '/usr/bin/ffmpeg'; // Debian's ffmpeg package (a prototype: no setting for it)
 
 export interface EncoderSettings {
   width: number;
