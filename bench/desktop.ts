@@ -13,49 +13,32 @@
 // flags ('image': as the image starts it) on the same boot (to try flags without an image build); the first set
 // is the hangar_* figures, the others try1_*, try2_*…. Progress on stderr; --json prints the figures only.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
-import { loadControllerConfig } from '../src/api/config.js';
-import { startController, type Controller } from '../src/api/controller.js';
 import { table } from '../src/cli/command.js';
 import { novncDir } from '../src/desktop/static.js';
 import { VNC_PORT } from '../src/guest-protocol.js';
 import type { NetConfig } from '../src/net/config.js';
-import { normalizeCreate } from '../src/vm/input.js';
 import { imageSkipReason } from '../test/support/controller.js';
-import { createTestNetwork } from '../test/support/net.js';
 import { launchBrowser, skipUnlessChromium, type Browser } from '../test/support/viewer.js';
 import type { BenchFigures, BenchOptions } from './index.js';
-import { percentile, round } from './_stats.js';
+import { round } from './_stats.js';
 import { PAGE_PROBE, STOCK_PAGE } from './_desktop-page.js';
+import { MOVER, SCROLLER, childMain, countFrames, descendantsCpu, keyToPixel, openHangarViewer, runInHostNetns, selfCpu, sleep, startBenchDesktop, type Animation, type BenchDesktop } from './_desktop-measure.js';
 
 export const summary = 'Desktop in Chromium: key-to-pixel p50/p99, fps, kbps and CPU, Hangar stack vs stock x11vnc+websockify+noVNC';
 
 const KEYS = Number(process.env.HANGAR_BENCH_KEYS ?? 60);
 const ANIMATE_MS = Number(process.env.HANGAR_BENCH_ANIMATE_MS ?? 10_000);
 const STOCK_PORT = 5901;
-/** The scrolling xterm: its geometry and the canvas region (framebuffer pixels) counted for frames. */
-const SCROLLER = { geometry: '80x20+660+420', region: { x: 670, y: 440, w: 460, h: 250 } };
-/** A small xterm that moves itself across the lower right of the screen, and the region counted for it. */
-const MOVER = {
-  geometry: '40x8+600+420',
-  loop: 'i=0; while :; do printf "\\033[3;%d;%dt" $((500 + (i % 60) * 8)) $((380 + (i % 20) * 6)); i=$((i + 1)); sleep 0.03; done',
-  region: { x: 480, y: 360, w: 800, h: 440 },
-};
-/** A word for sh -c: single-quoted. */
-const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-const TICK_MS = 1000 / 100; // /proc/*/stat times are in USER_HZ (100) ticks
-
 let quiet = false;
 const say = (msg: string): void => { if (!quiet) process.stderr.write(`desktop: ${msg}\n`); };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-interface Box { x: number; y: number; w: number; h: number }
 interface Side {
   key_to_pixel_p50_ms: number;
   key_to_pixel_p99_ms: number;
@@ -71,85 +54,23 @@ interface Side {
   move_kbps?: number;
 }
 
-// ---------------------------------------------------------------- CPU of processes (this process's descendants)
-
-function procTable(): Map<number, { ppid: number; comm: string; ticks: number }> {
-  const out = new Map<number, { ppid: number; comm: string; ticks: number }>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const close = s.lastIndexOf(')');
-      const comm = s.slice(s.indexOf('(') + 1, close);
-      const f = s.slice(close + 2).split(' ');
-      out.set(Number(d), { ppid: Number(f[1]), comm, ticks: Number(f[11]) + Number(f[12]) });
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
-/** CPU ms so far of this process's descendants, by kind (chromium, websockify, qemu). */
-function descendantsCpu(): Record<'chromium' | 'websockify' | 'qemu', number> {
-  const t = procTable();
-  const mine = new Set<number>([process.pid]);
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [pid, p] of t) if (!mine.has(pid) && mine.has(p.ppid)) { mine.add(pid); grew = true; }
-  }
-  const sum = { chromium: 0, websockify: 0, qemu: 0 };
-  for (const pid of mine) {
-    const p = t.get(pid);
-    if (!p || pid === process.pid) continue;
-    const kind = /chrom/i.test(p.comm) ? 'chromium' : /websockify|python/i.test(p.comm) ? 'websockify' : /qemu/i.test(p.comm) ? 'qemu' : null;
-    if (kind) sum[kind] += p.ticks * TICK_MS;
-  }
-  return sum;
-}
-
-const selfCpu = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const cpuKinds = { chromium: /chrom/i, websockify: /websockify|python/i, qemu: /qemu/i };
 
 // ---------------------------------------------------------------- one stack, one page
 
-type Animation = 'scroll' | 'move';
-
 async function measure(name: string, page: Page, proxyCpu: () => number, animate: (kind: Animation) => Promise<() => Promise<void>>): Promise<Side> {
-  await page.waitForFunction('window.__bench && window.__bench.ready()', undefined, { timeout: 60_000 });
-  await sleep(1500);
-  // Focus the terminal (twm: focus follows the pointer): move the remote pointer into the xterm at +40+40.
-  const box = await page.locator('#screen canvas').boundingBox();
-  if (!box) throw new Error(`${name}: no canvas`);
-  const size = await page.evaluate('({ w: document.querySelector("#screen canvas").width, h: document.querySelector("#screen canvas").height })') as { w: number; h: number };
-  await page.mouse.move(box.x + (300 / size.w) * box.width, box.y + (200 / size.h) * box.height);
-  await page.mouse.click(box.x + (300 / size.w) * box.width, box.y + (200 / size.h) * box.height);
-  await sleep(800);
-  // Calibrate: which pixels the echo of 'x' changes (the cursor cell and the next), then delete it again.
-  let cell: Box | null = null;
-  for (let i = 0; i < 5 && !cell; i++) {
-    cell = await page.evaluate('window.__bench.bbox("x", 1500)') as Box | null;
-    if (cell) await page.evaluate('window.__bench.bbox("BackSpace", 1500)');
-  }
-  if (!cell) throw new Error(`${name}: typing into the terminal changes nothing on the canvas`);
-  const r: Box = { x: Math.max(0, cell.x - 8), y: Math.max(0, cell.y - 4), w: cell.w + 16, h: cell.h + 8 };
-  say(`${name}: cursor cell ${JSON.stringify(cell)}; ${KEYS} keys`);
-  const samples: number[] = [];
-  let missed = 0;
-  for (let i = 0; i < KEYS; i++) {
-    const ms = await page.evaluate(`window.__bench.key(${JSON.stringify(i % 2 === 0 ? 'x' : 'BackSpace')}, ${JSON.stringify(r)}, 3000)`) as number;
-    if (ms < 0) missed++; else samples.push(ms);
-    await sleep(250); // the echo's last update (cursor) lands before the next key's snapshot
-  }
-  say(`${name}: key-to-pixel p50 ${round(percentile(samples, 50), 1)} ms, p99 ${round(percentile(samples, 99), 1)} ms (${missed} missed)`);
+  const k = await keyToPixel(name, page, KEYS, say);
   const stop = await animate('scroll');
   try {
     await sleep(2000);
-    const c0 = descendantsCpu();
+    const c0 = descendantsCpu(cpuKinds);
     const p0 = proxyCpu();
-    const f = await page.evaluate(`window.__bench.frames(${JSON.stringify(SCROLLER.region)}, ${ANIMATE_MS})`) as { changed: number; rafs: number; ms: number; bytes: number };
-    const c1 = descendantsCpu();
+    const f = await countFrames(page, SCROLLER.region, ANIMATE_MS);
+    const c1 = descendantsCpu(cpuKinds);
     const p1 = proxyCpu();
     const pct = (ms: number): number => round((100 * ms) / f.ms, 1);
     const side: Side = {
-      key_to_pixel_p50_ms: round(percentile(samples, 50), 1), key_to_pixel_p99_ms: round(percentile(samples, 99), 1), keys_missed: missed,
+      key_to_pixel_p50_ms: k.p50, key_to_pixel_p99_ms: k.p99, keys_missed: k.missed,
       fps: round((1000 * f.changed) / f.ms, 1), kbps: round((f.bytes * 8) / f.ms, 1), kbit_per_frame: f.changed ? round((f.bytes * 8) / 1000 / f.changed, 2) : 0,
       proxy_cpu_pct: pct(p1 - p0), chromium_cpu_pct: pct(c1.chromium - c0.chromium), guest_cpu_pct: pct(c1.qemu - c0.qemu),
     };
@@ -158,7 +79,7 @@ async function measure(name: string, page: Page, proxyCpu: () => number, animate
     const stopMove = await animate('move');
     try {
       await sleep(2000);
-      const m = await page.evaluate(`window.__bench.frames(${JSON.stringify(MOVER.region)}, ${ANIMATE_MS})`) as { changed: number; ms: number; bytes: number };
+      const m = await countFrames(page, MOVER.region, ANIMATE_MS);
       side.move_fps = round((1000 * m.changed) / m.ms, 1);
       side.move_kbps = round((m.bytes * 8) / m.ms, 1);
     } finally {
@@ -194,41 +115,15 @@ async function waitTcp(port: number, timeoutMs = 15_000): Promise<void> {
   }
 }
 
-async function child(netCfg: NetConfig, hostNetns: string): Promise<BenchFigures> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'hangar-bench-desktop-'));
+async function child(netCfg: NetConfig, hostNetns: string, q: boolean): Promise<BenchFigures> {
+  quiet = q;
   const web = mkdtempSync(join(tmpdir(), 'hangar-bench-novnc-'));
-  let c: Controller | undefined;
+  let d: BenchDesktop | undefined;
   let browser: Browser | undefined;
   const children: ReturnType<typeof spawn>[] = [];
   try {
-    const env = { ...process.env, HANGAR_STATE_DIR: stateDir };
-    const cfg = loadControllerConfig({
-      env,
-      overrides: {
-        listen: { host: '127.0.0.1', port: 0 },
-        net: { mode: netCfg.mode, bridge: netCfg.bridge, cidr: netCfg.cidr, hostNetns, ...(netCfg.netns ? { netns: netCfg.netns } : {}) },
-        readyTimeoutMs: 180_000,
-      },
-    });
-    c = await startController(cfg, { logLevel: 'warn', logStream: process.stderr });
-    const ctl = c;
-    say('booting a desktop VM');
-    const vm = await (await ctl.manager.create(normalizeCreate({ profile: 'desktop' }))).ready;
-    const ip = vm.net?.ip;
-    if (!ip) throw new Error('the VM has no address');
-    const agent = await ctl.agents.session(vm.id, { timeoutMs: 120_000 });
-    const bg = async (cmd: string, user?: string): Promise<void> => {
-      const h = await agent.exec({ cmd, background: true, ...(user ? { user } : {}), env: { DISPLAY: ':0' } });
-      h.detach();
-    };
-    const sh = async (cmd: string): Promise<{ code: number | null; out: string }> => {
-      const h = await agent.exec({ argv: ['bash', '-c', cmd], env: { DISPLAY: ':0' } });
-      const chunks: Buffer[] = [];
-      h.stdout.on('data', (d: Buffer) => chunks.push(d));
-      h.stderr.resume();
-      const st = await h.exit;
-      return { code: st.code, out: Buffer.concat(chunks).toString() };
-    };
+    d = await startBenchDesktop(netCfg, hostNetns, 'desktop', say);
+    const { ip, bg, sh, animate } = d;
     // Hangar's x11vnc as the image starts it ('image'), or one restarted with each set of flags to try.
     const variants = (process.env.HANGAR_BENCH_X11VNC_FLAGS ?? 'image').split('|').map((v) => v.trim()).filter(Boolean);
     // 'image' only first: once replaced, the image's own x11vnc is gone (a later 'image' would measure the last set).
@@ -253,28 +148,11 @@ async function child(netCfg: NetConfig, hostNetns: string): Promise<BenchFigures
     children.push(ws);
     await waitTcp(wsPort);
 
-    // Hangar's viewer URL, as `hangar vm open` gets it.
-    const res = await fetch(`${ctl.url}/v1/vms/${vm.id}/viewer`, { method: 'POST', headers: { authorization: `Bearer ${ctl.token}`, 'content-type': 'application/json' }, body: '{}' });
-    const { url } = await res.json() as { url: string };
+    const url = await d.viewerUrl();
 
     browser = await launchBrowser();
     const b = browser;
     await b.context.addInitScript({ content: PAGE_PROBE });
-    let seq = 0;
-    const animate = async (kind: Animation): Promise<() => Promise<void>> => {
-      const tag = `${kind}-${++seq}`;
-      await bg(kind === 'scroll'
-        ? `exec xterm -title ${tag} -geometry ${SCROLLER.geometry} -e sh -c 'while :; do seq 1 100000000; done'`
-        // The window moves itself (xterm's window operations: CSI 3;x;y t), as xdotool would move it.
-        : `exec xterm -xrm 'XTerm*allowWindowOps: true' -title ${tag} -geometry ${MOVER.geometry} -e sh -c ${shq(MOVER.loop)}`);
-      let stopped = false;
-      return async () => {
-        if (stopped) return;
-        stopped = true;
-        await bg(`pkill -f -- '-title ${tag} '`);
-        await sleep(1500);
-      };
-    };
     const figures: BenchFigures = { keys: KEYS, animate_ms: ANIMATE_MS, hangar_x11vnc_flags: variants[0]! };
     const sides: Record<'hangar' | 'stock', Side> = {} as Record<'hangar' | 'stock', Side>;
 
@@ -283,13 +161,7 @@ async function child(netCfg: NetConfig, hostNetns: string): Promise<BenchFigures
       await useVariant(flags);
       say(`Hangar: controller bridge + viewer page (x11vnc: ${flags})`);
       const hp = await b.context.newPage();
-      hp.on('console', (m) => { if (m.type() === 'error') say(`page: ${m.text()}`); });
-      await hp.goto(url.startsWith('http') ? url : `${ctl.url}${url}`, { waitUntil: 'load' });
-      await hp.waitForSelector('#status[data-state="connected"]', { timeout: 60_000 });
-      await hp.waitForSelector('body[data-control="yes"]', { timeout: 15_000 }).catch(async () => {
-        await hp.click('#control');
-        await hp.waitForSelector('body[data-control="yes"]', { timeout: 15_000 });
-      });
+      await openHangarViewer(hp, url, say);
       tries.push(await measure(`hangar[${i}]`, hp, selfCpu, animate));
       await hp.close();
     }
@@ -305,7 +177,7 @@ async function child(netCfg: NetConfig, hostNetns: string): Promise<BenchFigures
     sp.on('console', (m) => { if (m.type() === 'error') say(`page: ${m.text()}`); });
     await sp.goto(`http://127.0.0.1:${wsPort}/stock.html`, { waitUntil: 'load' });
     await sp.waitForSelector('#status[data-state="connected"]', { timeout: 60_000 });
-    const wsCpu = (): number => descendantsCpu().websockify;
+    const wsCpu = (): number => descendantsCpu(cpuKinds).websockify;
     sides.stock = await measure('stock', sp, wsCpu, animate);
     await sp.close();
 
@@ -320,11 +192,7 @@ async function child(netCfg: NetConfig, hostNetns: string): Promise<BenchFigures
   } finally {
     await browser?.close();
     for (const ch of children) ch.kill('SIGKILL');
-    if (c) {
-      await c.manager.destroyAll().catch(() => undefined);
-      await c.close().catch(() => undefined);
-    }
-    rmSync(stateDir, { recursive: true, force: true });
+    await d?.close();
     rmSync(web, { recursive: true, force: true });
   }
 }
@@ -352,27 +220,9 @@ export async function run({ json }: BenchOptions): Promise<BenchFigures> {
     if (!json) process.stdout.write(`skipped: ${skip}\n`);
     return { skipped: skip };
   }
-  const tnet = await createTestNetwork({ cidr: '10.219.0.0/29' });
-  try {
-    const kid = spawn('ip', ['netns', 'exec', tnet.hostNetns, process.execPath, '--enable-source-maps', fileURLToPath(import.meta.url), '--child', JSON.stringify({ net: tnet.cfg, hostNetns: tnet.hostNetns, quiet: json })], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    kid.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    const [code] = await once(kid, 'exit') as [number | null];
-    const line = out.split('\n').find((l) => l.startsWith('FIGURES '));
-    if (code !== 0 || !line) throw new Error(`the bench's namespace half failed (exit ${code})`);
-    const figures = JSON.parse(line.slice('FIGURES '.length)) as BenchFigures;
-    if (!json) printTable(figures);
-    return figures;
-  } finally {
-    await tnet.destroy();
-  }
+  const figures = await runInHostNetns(fileURLToPath(import.meta.url), '10.219.0.0/29', json);
+  if (!json) printTable(figures);
+  return figures;
 }
 
-if (process.argv[2] === '--child') {
-  const arg = JSON.parse(process.argv[3]!) as { net: NetConfig; hostNetns: string; quiet: boolean };
-  quiet = arg.quiet;
-  child(arg.net, arg.hostNetns).then(
-    (f) => { process.stdout.write(`FIGURES ${JSON.stringify(f)}\n`); process.exit(0); },
-    (e: unknown) => { console.error(e); process.exit(1); },
-  );
-}
+childMain(child);
