@@ -88,13 +88,13 @@ export function planSlotResize(slot: number, sizeBytes: number): QmpStep[] {
 }
 
 /**
- * Closes a guest Chromium the way its own "quit" does: CDP `Browser.close` on its DevTools port (bash, $1 the port;
- * exit 0 once sent and Chromium has closed the connection, non-zero if it could not be asked). Measured (host Chromium 156,
- * a cookie set then the browser stopped at once): after a SIGTERM the cookie was on disk in 2 of 15 tries (the
- * network service commits its cookie store every 30 s and a SIGTERM does not wait for it), after Browser.close in
- * 12 of 12 (this script's in 9). One text frame over a raw WebSocket
- * (bash's /dev/tcp; a client frame must be masked: the all-zero mask leaves the payload as it is). Bounded: 5 s per
- * read, 10 s for Chromium to go.
+ * Closes a guest Chromium the way its own Quit does: CDP `Browser.close` on its DevTools port (bash; $1 the port;
+ * exit 0 once sent and Chromium has closed the connection, non-zero if it could not be asked). Measured (host
+ * Chromium 156, a cookie set, then the browser stopped at once): after a SIGTERM the cookie was on disk in 2 of 15
+ * tries (the network service commits its cookie store every 30 s, and a SIGTERM does not wait for it), after
+ * Browser.close in 12 of 12 (9 of them through this script). One text frame over a raw WebSocket (bash's
+ * /dev/tcp; a client frame must be masked: the all-zero mask leaves the payload as it is). Bounded: 5 s per read,
+ * 10 s for Chromium to go.
  */
 export const CDP_CLOSE_SCRIPT = String.raw`port=$1
 exec 3<>/dev/tcp/127.0.0.1/$port || exit 1
